@@ -16,7 +16,7 @@ class Controls:
     """Held links (src, dest) and paused services. Release and resume are
     idempotent, so an admin "release everything" needs no bookkeeping."""
 
-    __slots__ = ("_held", "_paused", "version")
+    __slots__ = ("_held", "_paused", "active", "version")
 
     def __init__(self) -> None:
         self._held: set[Link] = set()
@@ -24,24 +24,29 @@ class Controls:
         # Bumped on every release/resume; queues compare it to know when to
         # look again at the messages they parked.
         self.version = 0
+        # A plain attribute, not a property: FaultModel.on_send reads it on
+        # its fast path for every message.
+        self.active = False
 
     def hold(self, src: str, dest: str) -> None:
         self._held.add((src, dest))
+        self.active = True
 
     def release(self, src: str, dest: str) -> None:
         self._held.discard((src, dest))
-        self.version += 1
+        self._changed()
 
     def pause(self, service: str) -> None:
         self._paused.add(service)
+        self.active = True
 
     def resume(self, service: str) -> None:
         self._paused.discard(service)
-        self.version += 1
+        self._changed()
 
-    @property
-    def active(self) -> bool:
-        return bool(self._held) or bool(self._paused)
+    def _changed(self) -> None:
+        self.version += 1
+        self.active = bool(self._held) or bool(self._paused)
 
     def is_held(self, link: Link) -> bool:
         return link in self._held

@@ -43,6 +43,7 @@ class FaultModel:
         self.rng = rng
         self.controls = Controls()
         self._table = RuleTable(profile.rules)
+        self._has_rules = bool(profile.rules)
         # Latest delivery time handed out per link (FIFO) and overall: while
         # now_s is past the overall horizon, no link can need FIFO clamping,
         # which is what lets the no-rules path skip the per-link lookup.
@@ -51,6 +52,7 @@ class FaultModel:
         self._bio_last_s = _NEG_INF
         self._kinds = dict.fromkeys(KINDS, 0)
         self._seen = self._delayed = self._held = self._reordered = self._bios = 0
+        self._fast_passed = 0  # kept apart from _kinds: a dict update costs on the fast path
 
     # -- messages ---------------------------------------------------------
 
@@ -58,9 +60,9 @@ class FaultModel:
         """Verdict for one message sent now. Call exactly once per message,
         in send order: FIFO and the rng stream depend on that order."""
         self._seen += 1
-        if now_s >= self._horizon_s and not self._table and not self.controls.active:
-            self._kinds[PASS] += 1
-            return Verdict(now_s, False, PASS)
+        if now_s >= self._horizon_s and not self._has_rules and not self.controls.active:
+            self._fast_passed += 1
+            return Verdict(now_s, False, "pass")
         return self._judge(src, dest, msg_type, now_s)
 
     def _judge(self, src: str, dest: str, msg_type: str, now_s: float) -> Verdict:
@@ -92,10 +94,12 @@ class FaultModel:
         return deliver_at_s
 
     def _kind_of(self, src: str, dest: str, delayed: bool) -> str:
-        if self.controls.is_paused(dest):
-            return PAUSED
-        if self.controls.is_held((src, dest)):
-            return HOLD
+        controls = self.controls
+        if controls.active:
+            if controls.is_paused(dest):
+                return PAUSED
+            if controls.is_held((src, dest)):
+                return HOLD
         return DELAY if delayed else PASS
 
     # -- run-time changes (the admin API and scripted schedules) ------------
@@ -104,6 +108,7 @@ class FaultModel:
         """Replace the rules. Messages already judged keep their verdicts;
         links stay FIFO across the change."""
         self._table = RuleTable(tuple(rules))
+        self._has_rules = bool(self._table.rules)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -144,7 +149,7 @@ class FaultModel:
             held=self._held,
             reordered=self._reordered,
             bios=self._bios,
-            kinds=dict(self._kinds),
+            kinds={**self._kinds, PASS: self._kinds[PASS] + self._fast_passed},
             rules=len(self._table.rules),
             held_links=len(self.controls.held_links()),
             paused_services=len(self.controls.paused_services()),

