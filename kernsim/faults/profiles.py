@@ -36,6 +36,13 @@ class Profile:
     device_reorder: bool = False
     description: str = ""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name: must be a non-empty string, got {self.name!r}")
+        # Accept any iterable of rules but store a tuple, so profiles stay
+        # hashable and compare equal however they were built.
+        object.__setattr__(self, "rules", tuple(self.rules))
+
     def bio_latency_s(self, direction: str, rng: random.Random) -> float:
         """Completion latency of one bio; `direction` is "read" or "write"."""
         if direction == "read":

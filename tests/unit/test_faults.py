@@ -317,6 +317,13 @@ def test_profile_shapes_match_their_names() -> None:
     assert load_profile("slow-disk").bio_read.kind == "pareto"
 
 
+def test_profile_stores_rules_as_a_tuple_and_needs_a_name() -> None:
+    rule = Rule(latency=Latency.constant(0.1))
+    assert Profile("p", rules=[rule]) == Profile("p", rules=(rule,))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="name: must be a non-empty string, got ''"):
+        Profile("")
+
+
 def test_load_by_path_and_env_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "mine.toml").write_text('[bio_read]\nkind = "constant"\ndelay_s = 0.25\n')
     assert load_profile(tmp_path / "mine.toml").bio_read == Latency.constant(0.25)
