@@ -1,0 +1,195 @@
+"""The envelope every message travels in, and its wire form.
+
+On the wire an envelope is a msgpack map with one-letter keys (`WIRE_KEYS`):
+they are part of the contract in PROTOCOL.md and must never be renamed
+without a protocol version bump. `Envelope.from_wire` trusts nothing: it is
+the first code to touch bytes a peer chose, so every field is type- and
+range-checked and every failure is a `MalformedMessage` naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ErrorCode, MalformedMessage, ProtocolError, error_from_code, is_definite
+
+__all__ = [
+    "ERROR_TYPE",
+    "MAX_ERROR_TEXT_CHARS",
+    "MAX_MSG_ID",
+    "MAX_NAME_CHARS",
+    "MAX_TYPE_CHARS",
+    "OK_SUFFIX",
+    "WIRE_KEYS",
+    "Envelope",
+    "error_from_reply",
+    "reply_error",
+    "reply_for_exception",
+    "reply_ok",
+]
+
+# Limits keep a hostile or buggy peer from making us hold or log huge names.
+MAX_NAME_CHARS = 64
+MAX_TYPE_CHARS = 64
+MAX_ERROR_TEXT_CHARS = 1024
+# Signed 64-bit, so that peers in languages without unsigned ints can hold it.
+MAX_MSG_ID = 2**63 - 1
+
+OK_SUFFIX = "_ok"
+ERROR_TYPE = "error"
+
+WIRE_KEYS: Mapping[str, str] = {
+    "src": "s",
+    "dest": "d",
+    "msg_id": "i",
+    "in_reply_to": "r",
+    "type": "t",
+    "body": "b",
+}
+_REQUIRED_KEYS = frozenset({"s", "d", "i", "t", "b"})
+_ALLOWED_KEYS = _REQUIRED_KEYS | {"r"}
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message: who sends it, to whom, its id, what it answers, its type and body.
+
+    `body` is a plain dict for cheap construction from the wire; treat it as
+    read-only once the envelope is built.
+    """
+
+    src: str
+    dest: str
+    msg_id: int
+    in_reply_to: int | None
+    type: str
+    body: dict[str, Any]
+
+    @property
+    def is_reply(self) -> bool:
+        return self.in_reply_to is not None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The msgpack-ready map; `r` is left out of requests to save bytes."""
+        wire: dict[str, Any] = {
+            "s": self.src,
+            "d": self.dest,
+            "i": self.msg_id,
+            "t": self.type,
+            "b": self.body,
+        }
+        if self.in_reply_to is not None:
+            wire["r"] = self.in_reply_to
+        return wire
+
+    @classmethod
+    def from_wire(cls, obj: object) -> Envelope:
+        """Validate a decoded frame and build the envelope, or raise MalformedMessage."""
+        if type(obj) is not dict:
+            raise MalformedMessage(f"envelope must be a map, got {_kind(obj)}")
+        keys = obj.keys()
+        if keys != _REQUIRED_KEYS and keys != _ALLOWED_KEYS:
+            _raise_bad_keys(obj)
+        reply_to = obj.get("r")
+        return cls(
+            src=_name(obj["s"], "src", MAX_NAME_CHARS),
+            dest=_name(obj["d"], "dest", MAX_NAME_CHARS),
+            msg_id=_msg_id(obj["i"], "msg_id"),
+            in_reply_to=None if reply_to is None else _msg_id(reply_to, "in_reply_to"),
+            type=_name(obj["t"], "type", MAX_TYPE_CHARS),
+            body=_body(obj["b"]),
+        )
+
+
+def _raise_bad_keys(obj: dict[Any, Any]) -> None:
+    missing = sorted(_REQUIRED_KEYS - obj.keys())
+    if missing:
+        raise MalformedMessage(f"envelope is missing key(s) {missing}")
+    extra = sorted(repr(k) for k in obj.keys() - _ALLOWED_KEYS)
+    raise MalformedMessage(f"envelope has unknown key(s) {', '.join(extra)}")
+
+
+def _kind(value: object) -> str:
+    """Name a wire value's type for an error text, without echoing the value."""
+    return type(value).__name__
+
+
+def _name(value: object, field: str, limit: int) -> str:
+    if type(value) is not str:
+        raise MalformedMessage(f"{field} must be a string, got {_kind(value)}")
+    if not value:
+        raise MalformedMessage(f"{field} must not be empty")
+    if len(value) > limit:
+        raise MalformedMessage(f"{field} is {len(value)} chars long, limit {limit}")
+    return value
+
+
+def _msg_id(value: object, field: str) -> int:
+    # `type() is int` on purpose: bool is an int subclass, and True is no id.
+    if type(value) is not int:
+        raise MalformedMessage(f"{field} must be an integer, got {_kind(value)}")
+    if not 0 <= value <= MAX_MSG_ID:
+        raise MalformedMessage(f"{field} {value} is outside 0..{MAX_MSG_ID}")
+    return value
+
+
+def _body(value: object) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise MalformedMessage(f"body must be a map, got {_kind(value)}")
+    for key in value:
+        # The decoder's strict_map_key still lets bin keys through.
+        if type(key) is not str:
+            raise MalformedMessage(f"body keys must be strings, got {_kind(key)}")
+    return value
+
+
+def reply_ok(req: Envelope, body: dict[str, Any], *, msg_id: int = 0) -> Envelope:
+    """The success reply to `req`: type `<type>_ok`, addressed back to its sender.
+
+    Replies are matched by `in_reply_to` alone, so their own `msg_id` only
+    serves traces: pass the sender's next id when it numbers replies too.
+    """
+    return Envelope(
+        src=req.dest,
+        dest=req.src,
+        msg_id=msg_id,
+        in_reply_to=req.msg_id,
+        type=req.type + OK_SUFFIX,
+        body=body,
+    )
+
+
+def reply_error(
+    req: Envelope, code: int, text: str, *, msg_id: int = 0, errno: int | None = None
+) -> Envelope:
+    """The `error` reply to `req`; `definite` is taken from the error table."""
+    body: dict[str, Any] = {
+        "code": int(code),
+        "text": text[:MAX_ERROR_TEXT_CHARS],
+        "definite": is_definite(code),
+    }
+    if errno is not None:
+        body["errno"] = errno
+    return Envelope(
+        src=req.dest,
+        dest=req.src,
+        msg_id=msg_id,
+        in_reply_to=req.msg_id,
+        type=ERROR_TYPE,
+        body=body,
+    )
+
+
+def reply_for_exception(req: Envelope, exc: ProtocolError, *, msg_id: int = 0) -> Envelope:
+    """The `error` reply that reports `exc` back to the sender of `req`."""
+    errno = getattr(exc, "errno", None)
+    return reply_error(req, exc.code, exc.text, msg_id=msg_id, errno=errno)
+
+
+def error_from_reply(reply: Envelope) -> ProtocolError:
+    """Turn a validated `error` reply back into the exception it reports."""
+    body = reply.body
+    code = body.get("code", ErrorCode.CRASH)
+    return error_from_code(code, str(body.get("text", "")), errno=body.get("errno"))
