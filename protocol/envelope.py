@@ -28,6 +28,7 @@ __all__ = [
     "reply_error",
     "reply_for_exception",
     "reply_ok",
+    "salvage_request",
 ]
 
 # Limits keep a hostile or buggy peer from making us hold or log huge names.
@@ -193,3 +194,24 @@ def error_from_reply(reply: Envelope) -> ProtocolError:
     body = reply.body
     code = body.get("code", ErrorCode.CRASH)
     return error_from_code(code, str(body.get("text", "")), errno=body.get("errno"))
+
+
+def salvage_request(obj: object) -> Envelope | None:
+    """After from_wire failed: the request to address an error reply to, if any.
+
+    Returns None when the sender or msg_id cannot be read (the receiver can
+    only close and log) and when the message claims to be a reply, because
+    answering a bad reply with an error could start an endless exchange.
+    """
+    if type(obj) is not dict or obj.get("r") is not None:
+        return None
+    try:
+        src = _name(obj.get("s"), "src", MAX_NAME_CHARS)
+        dest = _name(obj.get("d"), "dest", MAX_NAME_CHARS)
+        msg_id = _msg_id(obj.get("i"), "msg_id")
+    except MalformedMessage:
+        return None
+    kind = obj.get("t")
+    if not (isinstance(kind, str) and 0 < len(kind) <= MAX_TYPE_CHARS):
+        kind = "unknown"
+    return Envelope(src, dest, msg_id, None, kind, {})
