@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import ErrorCode, MalformedMessage, ProtocolError, error_from_code, is_definite
 
@@ -88,28 +88,54 @@ class Envelope:
     @classmethod
     def from_wire(cls, obj: object) -> Envelope:
         """Validate a decoded frame and build the envelope, or raise MalformedMessage."""
-        if type(obj) is not dict:
-            raise MalformedMessage(f"envelope must be a map, got {_kind(obj)}")
-        keys = obj.keys()
-        if keys != _REQUIRED_KEYS and keys != _ALLOWED_KEYS:
-            _raise_bad_keys(obj)
+        if type(obj) is not dict or obj.keys() not in _KEY_SETS:
+            _raise_bad_shape(obj)
+        src, dest, msg_id, type_, body = obj["s"], obj["d"], obj["i"], obj["t"], obj["b"]
         reply_to = obj.get("r")
-        return cls(
-            src=_name(obj["s"], "src", MAX_NAME_CHARS),
-            dest=_name(obj["d"], "dest", MAX_NAME_CHARS),
-            msg_id=_msg_id(obj["i"], "msg_id"),
-            in_reply_to=None if reply_to is None else _msg_id(reply_to, "in_reply_to"),
-            type=_name(obj["t"], "type", MAX_TYPE_CHARS),
-            body=_body(obj["b"]),
-        )
+        # One combined test for the valid case, which is the hot path; the
+        # per-field helpers run only to find what is wrong and say so.
+        # `type() is` on purpose: bool is an int subclass, and True is no id.
+        if not (
+            type(src) is str
+            and 0 < len(src) <= MAX_NAME_CHARS
+            and type(dest) is str
+            and 0 < len(dest) <= MAX_NAME_CHARS
+            and type(type_) is str
+            and 0 < len(type_) <= MAX_TYPE_CHARS
+            and type(msg_id) is int
+            and 0 <= msg_id <= MAX_MSG_ID
+            and (reply_to is None or (type(reply_to) is int and 0 <= reply_to <= MAX_MSG_ID))
+            and type(body) is dict
+        ):
+            _raise_bad_field(obj)
+        for key in body:
+            # The decoder's strict_map_key still lets bin keys through.
+            if type(key) is not str:
+                raise MalformedMessage(f"body keys must be strings, got {_kind(key)}")
+        return cls(src, dest, msg_id, reply_to, type_, body)
 
 
-def _raise_bad_keys(obj: dict[Any, Any]) -> None:
+_KEY_SETS = (_REQUIRED_KEYS, _ALLOWED_KEYS)
+
+
+def _raise_bad_shape(obj: object) -> NoReturn:
+    if type(obj) is not dict:
+        raise MalformedMessage(f"envelope must be a map, got {_kind(obj)}")
     missing = sorted(_REQUIRED_KEYS - obj.keys())
     if missing:
         raise MalformedMessage(f"envelope is missing key(s) {missing}")
     extra = sorted(repr(k) for k in obj.keys() - _ALLOWED_KEYS)
     raise MalformedMessage(f"envelope has unknown key(s) {', '.join(extra)}")
+
+
+def _raise_bad_field(obj: dict[str, Any]) -> NoReturn:
+    _name(obj["s"], "src", MAX_NAME_CHARS)
+    _name(obj["d"], "dest", MAX_NAME_CHARS)
+    _msg_id(obj["i"], "msg_id")
+    if obj.get("r") is not None:
+        _msg_id(obj["r"], "in_reply_to")
+    _name(obj["t"], "type", MAX_TYPE_CHARS)
+    raise MalformedMessage(f"body must be a map, got {_kind(obj['b'])}")
 
 
 def _kind(value: object) -> str:
@@ -128,21 +154,10 @@ def _name(value: object, field: str, limit: int) -> str:
 
 
 def _msg_id(value: object, field: str) -> int:
-    # `type() is int` on purpose: bool is an int subclass, and True is no id.
     if type(value) is not int:
         raise MalformedMessage(f"{field} must be an integer, got {_kind(value)}")
     if not 0 <= value <= MAX_MSG_ID:
         raise MalformedMessage(f"{field} {value} is outside 0..{MAX_MSG_ID}")
-    return value
-
-
-def _body(value: object) -> dict[str, Any]:
-    if type(value) is not dict:
-        raise MalformedMessage(f"body must be a map, got {_kind(value)}")
-    for key in value:
-        # The decoder's strict_map_key still lets bin keys through.
-        if type(key) is not str:
-            raise MalformedMessage(f"body keys must be strings, got {_kind(key)}")
     return value
 
 

@@ -56,7 +56,8 @@ def encode_frame(obj: Any, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> bytes:
     Objects msgpack cannot pack raise msgpack's own TypeError: that is a bug
     in the sender, not a protocol failure to report to a peer.
     """
-    payload: bytes = msgpack.packb(obj, use_bin_type=True, datetime=False)
+    # msgpack >= 1.0 defaults: bin type for bytes, no datetime conversion.
+    payload: bytes = msgpack.packb(obj)
     if len(payload) > max_frame_bytes:
         raise FrameTooLarge(f"frame payload of {len(payload)} bytes, limit {max_frame_bytes}")
     return _HEADER.pack(len(payload)) + payload

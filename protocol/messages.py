@@ -128,34 +128,52 @@ class MessageSchema:
 ERROR_FIELDS: Final = parse_fields("code:int", "text:str", "definite:bool", "errno:int?")
 
 
-def _check_body(body: dict[str, Any], fields: tuple[Field, ...], what: str) -> None:
+# A field as the validation loop wants it: name, exact type for the simple
+# kinds (None otherwise), checker for the rest, optional flag, kind. Built
+# once per schema, because attribute and enum lookups per field add up.
+_Check = tuple[str, type | None, Callable[[Any], bool], bool, Kind]
+_EXACT_TYPES: Mapping[Kind, type] = {Kind.INT: int, Kind.STR: str, Kind.BOOL: bool}
+
+
+def _compile(fields: tuple[Field, ...]) -> tuple[_Check, ...]:
+    return tuple(
+        (f.name, _EXACT_TYPES.get(f.kind), _CHECKS[f.kind], f.optional, f.kind) for f in fields
+    )
+
+
+def _check_body(body: dict[str, Any], checks: tuple[_Check, ...], what: str) -> None:
     present = 0
-    for field in fields:
-        if field.name in body:
-            present += 1
-        value = body.get(field.name)
+    for name, exact, check, optional, kind in checks:
+        value = body.get(name)
         if value is None:
-            if field.optional:
+            if name in body:
+                present += 1
+            if optional:
                 continue
-            raise MalformedMessage(f"{what}: required field {field.name!r} is missing or nil")
-        if not _CHECKS[field.kind](value):
+            raise MalformedMessage(f"{what}: required field {name!r} is missing or nil")
+        present += 1
+        if type(value) is not exact and (exact is not None or not check(value)):
             raise MalformedMessage(
-                f"{what}: field {field.name!r} must be {field.kind.value}, "
-                f"got {type(value).__name__}"
+                f"{what}: field {name!r} must be {kind.value}, got {type(value).__name__}"
             )
     if present != len(body):
-        known = {f.name for f in fields}
+        known = {c[0] for c in checks}
         unknown = sorted(k for k in body if k not in known)
         raise MalformedMessage(f"{what}: unknown field(s) {unknown}")
+
+
+_ERROR_CHECKS: Final = _compile(ERROR_FIELDS)
 
 
 class Registry:
     """The message types one endpoint understands, keyed by request type."""
 
-    __slots__ = ("_schemas",)
+    __slots__ = ("_checks", "_schemas")
 
     def __init__(self, schemas: Iterable[MessageSchema] = ()) -> None:
         self._schemas: dict[str, MessageSchema] = {}
+        # Per type: compiled checks of the request and of the reply body.
+        self._checks: dict[str, tuple[tuple[_Check, ...], tuple[_Check, ...]]] = {}
         for schema in schemas:
             self.register(schema)
 
@@ -164,6 +182,7 @@ class Registry:
         if schema.type in self._schemas:
             raise ValueError(f"message type {schema.type!r} is already registered")
         self._schemas[schema.type] = schema
+        self._checks[schema.type] = (_compile(schema.fields), _compile(schema.reply_fields))
         return schema
 
     def __contains__(self, type_: object) -> bool:
@@ -187,7 +206,7 @@ class Registry:
         if env.in_reply_to is not None:
             raise MalformedMessage(f"{env.type}: a request must not carry in_reply_to")
         schema = self.schema(env.type)
-        _check_body(env.body, schema.fields, env.type)
+        _check_body(env.body, self._checks[env.type][0], env.type)
         return schema
 
     def validate_reply(self, env: Envelope) -> MessageSchema | None:
@@ -195,12 +214,12 @@ class Registry:
         if env.in_reply_to is None:
             raise MalformedMessage(f"{env.type}: a reply must carry in_reply_to")
         if env.type == ERROR_TYPE:
-            _check_body(env.body, ERROR_FIELDS, ERROR_TYPE)
+            _check_body(env.body, _ERROR_CHECKS, ERROR_TYPE)
             return None
         if not env.type.endswith(OK_SUFFIX):
             raise UnknownMessageType(f"{env.type!r} is neither an _ok reply nor an error")
         schema = self.schema(env.type.removesuffix(OK_SUFFIX))
-        _check_body(env.body, schema.reply_fields, env.type)
+        _check_body(env.body, self._checks[schema.type][1], env.type)
         return schema
 
 
