@@ -1,0 +1,5 @@
+import sys
+
+from kernsim.cli import main
+
+sys.exit(main())

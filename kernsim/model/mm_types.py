@@ -1,0 +1,92 @@
+"""Models include/linux/mm_types.h and friends (2.6.30): struct page, ptes, swap entries.
+
+Plain data, no behaviour: the primitives that change these objects live in the
+modules named after the kernel files that change them.
+
+Simplifications on purpose (listed in docs/MODEL.md):
+- one swap device (type 0), so a swp_entry_t is just its offset;
+- anon pages only, no fork: an anon page is mapped by at most one pte, so its
+  reverse map is one (task, address) pair instead of an anon_vma chain;
+- one zone, one node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PAGE_SIZE = 4096
+SWAP_CLUSTER_MAX = 32
+PAGEVEC_SIZE = 14
+#: include/linux/swap.h (2.6.30): swap_map[] is unsigned short.
+SWAP_MAP_MAX = 0x7FFF
+SWAP_MAP_BAD = 0x8000
+#: 2.6.31 encoding (mm: modify swap_map and add SWAP_HAS_CACHE flag).
+SWAP_HAS_CACHE = 0x8000
+SWAP_COUNT_MASK = 0x7FFF
+SWAP_MAP_MAX_31 = 0x7FFE
+
+#: mm/swapfile.c SWAP_MAP / SWAP_CACHE arguments of the 2.6.31 swap_entry_free().
+SWAP_MAP = 1
+SWAP_CACHE = 2
+
+EEXIST = 17
+ENOENT = 2
+ENOMEM = 12
+
+#: Return values of try_to_unmap() (include/linux/rmap.h).
+SWAP_SUCCESS = 0
+SWAP_AGAIN = 1
+SWAP_FAIL = 2
+
+
+@dataclass(slots=True)
+class Page:
+    """struct page, the fields the leak depends on.
+
+    ``count`` is page_count(): one reference per present pte, one for the swap
+    cache, one while isolated from the LRU, one per find_get_page() caller, one
+    per pagevec slot, one per mmu_gather slot.  ``mapcount`` is page_mapcount()
+    (the kernel stores it minus one in _mapcount).
+    """
+
+    pfn: int
+    count: int = 1
+    mapcount: int = 0
+    # Page flags (PG_*), one attribute each so that a trace reads like the source.
+    locked: bool = False
+    writeback: bool = False
+    swapcache: bool = False
+    uptodate: bool = False
+    dirty: bool = False
+    referenced: bool = False
+    reclaim: bool = False
+    lru: bool = False
+    active: bool = False
+    swapbacked: bool = False
+    anon: bool = False
+    #: page_private(): the swp_entry_t while PG_swapcache is set.
+    private: int = 0
+    #: Reverse map of an anon page: the one (task, address) mapping it.
+    rmap: tuple[int, int] | None = None
+
+
+@dataclass(slots=True)
+class Pte:
+    """A page table entry: present (pfn) or swap (entry); pte_none is no Pte at all."""
+
+    present: bool
+    val: int  # pfn when present, swp_entry_t when not
+    young: bool = False
+    dirty: bool = False
+
+
+@dataclass(slots=True)
+class MmStruct:
+    """struct mm_struct of one task: its page tables (address -> pte)."""
+
+    task: int
+    memcg: int
+    ptes: dict[int, Pte] = field(default_factory=dict)
+
+    def rss(self) -> int:
+        return sum(1 for p in self.ptes.values() if p.present)

@@ -1,0 +1,66 @@
+"""Models mm/rmap.c for anon pages mapped by one pte: page_referenced(), try_to_unmap()."""
+
+from __future__ import annotations
+
+from kernsim.model.filemap import put_page
+from kernsim.model.mm import KernelBug, MmState
+from kernsim.model.mm_types import SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, Pte
+from kernsim.model.port import primitive
+
+
+@primitive("mm", "page")
+def page_referenced(mm: MmState, pfn: int) -> int:
+    """Models page_referenced(): TestClearPageReferenced() plus the young bit of the pte
+    mapping the page (ptep_clear_flush_young), cleared as it is counted."""
+    page = mm.page(pfn)
+    referenced = 0
+    if page.referenced:
+        page.referenced = False
+        referenced += 1
+    if page.mapcount and page.rmap is not None:
+        task, addr = page.rmap
+        pte = mm.mms[task].ptes.get(addr)
+        if pte is not None and pte.present and pte.val == pfn and pte.young:
+            pte.young = False
+            referenced += 1
+    return referenced
+
+
+@primitive("mm", "page")
+def page_mapping_inuse(mm: MmState, pfn: int) -> bool:
+    """Models page_mapping_inuse() for an anon page: mapped, or in the swap cache."""
+    page = mm.page(pfn)
+    return page.mapcount > 0 or page.swapcache
+
+
+@primitive("mm", "page")
+def try_to_unmap_one(mm: MmState, pfn: int) -> int:
+    """Models try_to_unmap() -> try_to_unmap_one() for the page's one pte, under the pte lock.
+
+    A young pte fails (SWAP_FAIL: the caller activates the page).  Otherwise
+    swap_duplicate() the page's entry, install the swap pte, page_remove_rmap()
+    and drop the pte's reference.  A swap-cache page keeps its memcg charge, so
+    page_remove_rmap()'s mem_cgroup_uncharge_page() has nothing to do here.
+    """
+    from kernsim.model.swapfile import swap_duplicate
+
+    page = mm.page(pfn)
+    if not page.mapcount or page.rmap is None:
+        return SWAP_AGAIN
+    task, addr = page.rmap
+    pte = mm.mms[task].ptes.get(addr)
+    if pte is None or not pte.present or pte.val != pfn:
+        raise KernelBug(f"try_to_unmap: rmap of page {pfn} is stale")
+    if pte.young:
+        pte.young = False
+        return SWAP_FAIL
+    if not page.swapcache:
+        raise KernelBug(f"try_to_unmap: anon page {pfn} not in swap cache")
+    if pte.dirty:
+        page.dirty = True
+    swap_duplicate(mm, page.private)
+    mm.mms[task].ptes[addr] = Pte(False, page.private)
+    page.mapcount = 0
+    page.rmap = None
+    put_page(mm, page)
+    return SWAP_SUCCESS

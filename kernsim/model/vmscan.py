@@ -1,0 +1,302 @@
+"""Models mm/vmscan.c (2.6.30): shrink_page_list() with all its exits, pageout(),
+__remove_mapping(), and the reclaim loops of kswapd, direct and memcg reclaim.
+
+shrink_page_list() is split along its own labels: each page ends at ``keep``
+(put back as it is), ``keep_locked`` (unlock, put back), ``activate_locked``
+(maybe free its swap, SetPageActive, unlock, put back) or ``free_it``.
+
+Simplifications (docs/MODEL.md): anon pages only, so scan balancing
+(get_scan_ratio) reduces to "scan anon unless swap is off for this reclaim";
+every scan at a priority covers at least one SWAP_CLUSTER_MAX batch (the
+kernel accumulates zone->lru[].nr_scan across calls instead); writeback is
+always asynchronous (no lumpy reclaim, no congestion_wait); memcg reclaim
+takes both active and inactive pages from the memcg LRU in one pass and
+deactivates the active ones, where the kernel keeps per-list memcg LRUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kernsim.model.filemap import page_flags, trylock_page, unlock_page
+from kernsim.model.mm import MmState
+from kernsim.model.mm_types import SWAP_CLUSTER_MAX, SWAP_FAIL, SWAP_SUCCESS
+from kernsim.model.port import Cpu, code_path, primitive
+
+DEF_PRIORITY = 12
+PAGE_KEEP, PAGE_ACTIVATE, PAGE_SUCCESS, PAGE_CLEAN = "keep", "activate", "success", "clean"
+# shrink_page_list() exits, also the `result` label of kernsim_vmscan_results_total.
+KEEP, KEEP_LOCKED, ACTIVATE_LOCKED, FREED = "keep", "keep_locked", "activate", "freed"
+
+
+@dataclass(slots=True)
+class ScanControl:
+    """struct scan_control: what this reclaim may do, and what it did."""
+
+    memcg: int = 0  # 0: global reclaim over the zone LRU
+    may_swap: bool = True
+    may_unmap: bool = True
+    may_writepage: bool = True
+    kswapd: bool = False
+    nr_scanned: int = 0
+    nr_reclaimed: int = 0
+
+
+@primitive("mm")
+def reclaim_lru_sizes(mm: MmState) -> tuple[int, int, int]:
+    """(inactive anon, active anon, nr_swap_pages) for the scan decisions."""
+    return len(mm.lru_inactive), len(mm.lru_active), mm.swap.nr_swap_pages
+
+
+@primitive("mm")
+def zone_free_pages(mm: MmState) -> tuple[int, int]:
+    """(free pages, pages_high): balance_pgdat()'s zone_watermark_ok() test."""
+    return mm.nr_free_pages, mm.config.pages_high
+
+
+@primitive("mm")
+def kswapd_sleep(mm: MmState) -> None:
+    """kswapd goes back to sleep until the allocator wakes it below pages_low."""
+    mm.kswapd_running = False
+
+
+@primitive("mm", "page")
+def pageout_prepare(mm: MmState, pfn: int) -> str:
+    """pageout() up to ->writepage(): is_page_cache_freeable(), clear_page_dirty_for_io(),
+    SetPageReclaim().  Returns PAGE_KEEP, PAGE_CLEAN, or "write"."""
+    page = mm.page(pfn)
+    if page.count != 2:  # is_page_cache_freeable(): anon swap cache has no buffers
+        return PAGE_KEEP
+    if not page.swapcache:
+        return PAGE_KEEP  # !mapping
+    if not page.dirty:
+        return PAGE_CLEAN
+    page.dirty = False
+    page.reclaim = True
+    return "write"
+
+
+@primitive("mm", "page")
+def remove_mapping_freeze(mm: MmState, pfn: int) -> tuple[bool, int]:
+    """The tree_lock part of __remove_mapping(): page_freeze_refs(page, 2), the PageDirty
+    recheck, __delete_from_swap_cache().  Returns (success, the entry it had)."""
+    page = mm.page(pfn)
+    if not page.swapcache or page.count != 2 or page.dirty:
+        return False, 0
+    page.count = 0  # frozen: the isolation and swap cache references are consumed
+    entry = page.private
+    del mm.swapper_space[entry]
+    page.private = 0
+    page.swapcache = False
+    return True, entry
+
+
+async def pageout(cpu: Cpu, pfn: int) -> str:
+    """Models pageout() for a swap-cache page (its ->writepage is swap_writepage())."""
+    from kernsim.model.page_io import clear_page_reclaim, swap_writepage
+
+    res = await cpu.call(pageout_prepare, pfn)
+    if res != "write":
+        return res
+    await swap_writepage(cpu, pfn)
+    if not (await cpu.call(page_flags, pfn)).writeback:
+        await cpu.call(clear_page_reclaim, pfn)  # synchronous write or freed swap
+    return PAGE_SUCCESS
+
+
+async def __remove_mapping(cpu: Cpu, pfn: int) -> bool:
+    """Models __remove_mapping() for a swap-cache page."""
+    ok, entry = await cpu.call(remove_mapping_freeze, pfn)
+    if ok:
+        await cpu.variant.swapcache_free(cpu, entry, pfn, False)
+    return ok
+
+
+async def shrink_page(cpu: Cpu, pfn: int, sc: ScanControl) -> str:
+    """One iteration of shrink_page_list()'s loop; returns the label the page ends at."""
+    from kernsim.model.page_alloc import free_page
+    from kernsim.model.rmap import page_mapping_inuse, page_referenced, try_to_unmap_one
+    from kernsim.model.swap_state import add_to_swap
+
+    if not await cpu.call(trylock_page, pfn):
+        return KEEP
+    sc.nr_scanned += 1
+    flags = await cpu.call(page_flags, pfn)
+    if not sc.may_unmap and flags.mapped:
+        return KEEP_LOCKED
+    if flags.writeback:
+        return KEEP_LOCKED  # PAGEOUT_IO_ASYNC
+    referenced = await cpu.call(page_referenced, pfn)
+    if referenced and await cpu.call(page_mapping_inuse, pfn):
+        return ACTIVATE_LOCKED
+    if flags.anon and not flags.swapcache and not await add_to_swap(cpu, pfn):
+        return ACTIVATE_LOCKED
+    if (await cpu.call(page_flags, pfn)).mapped:
+        ret = await cpu.call(try_to_unmap_one, pfn)
+        if ret == SWAP_FAIL:
+            return ACTIVATE_LOCKED
+        if ret != SWAP_SUCCESS:
+            return KEEP_LOCKED
+    if (await cpu.call(page_flags, pfn)).dirty:
+        if referenced or not sc.may_writepage:
+            return KEEP_LOCKED
+        res = await pageout(cpu, pfn)
+        if res == PAGE_KEEP:
+            return KEEP_LOCKED
+        if res == PAGE_SUCCESS:
+            flags = await cpu.call(page_flags, pfn)
+            if flags.writeback or flags.dirty:
+                return KEEP
+            # A synchronous write (or the freed-swap shortcut): try to reclaim it now.
+            if not await cpu.call(trylock_page, pfn):
+                return KEEP
+            flags = await cpu.call(page_flags, pfn)
+            if flags.dirty or flags.writeback:
+                return KEEP_LOCKED
+    if not await __remove_mapping(cpu, pfn):
+        await cpu.variant.remove_mapping_failed(cpu, pfn)
+        return KEEP_LOCKED
+    await cpu.call(free_page, pfn)  # __clear_page_locked(); free_it
+    return FREED
+
+
+async def finish_page(cpu: Cpu, pfn: int, label: str) -> None:
+    """The labels after the loop body: activate_locked, keep_locked, keep; then putback."""
+    from kernsim.model.swap import putback_lru_page
+    from kernsim.model.swapfile import try_to_free_swap, vm_swap_full
+
+    if label == FREED:
+        return
+    # activate_locked: not a candidate for swapping, so reclaim swap space.
+    if (
+        label == ACTIVATE_LOCKED
+        and (await cpu.call(page_flags, pfn)).swapcache
+        and await cpu.call(vm_swap_full)
+    ):
+        await try_to_free_swap(cpu, pfn)
+    if label in (ACTIVATE_LOCKED, KEEP_LOCKED):
+        await cpu.call(unlock_page, pfn)
+    await cpu.call(putback_lru_page, pfn, label == ACTIVATE_LOCKED)
+
+
+async def shrink_page_list(cpu: Cpu, pfns: list[int], sc: ScanControl) -> int:
+    """Models shrink_page_list() plus shrink_inactive_list()'s putback of what is left."""
+    reclaimed = 0
+    for pfn in pfns:
+        label = await shrink_page(cpu, pfn, sc)
+        cpu.note_result(label)
+        reclaimed += label == FREED
+        await finish_page(cpu, pfn, label)
+    sc.nr_reclaimed += reclaimed
+    return reclaimed
+
+
+async def deactivate_pages(cpu: Cpu, pfns: list[int]) -> None:
+    """shrink_active_list() for anon pages (2.6.30): clear the young bits, move all to inactive."""
+    from kernsim.model.rmap import page_mapping_inuse, page_referenced
+    from kernsim.model.swap import putback_lru_page
+
+    for pfn in pfns:
+        if await cpu.call(page_mapping_inuse, pfn):
+            await cpu.call(page_referenced, pfn)
+        await cpu.call(putback_lru_page, pfn, False)
+
+
+async def shrink_batch(cpu: Cpu, sc: ScanControl, nr: int) -> None:
+    """Isolate up to ``nr`` pages (zone LRU, or the memcg's) and reclaim them."""
+    from kernsim.model.memcontrol import mem_cgroup_lru_candidates
+    from kernsim.model.swap import isolate_lru_pages, isolate_lru_pages_of, lru_add_drain
+
+    await cpu.call(lru_add_drain, cpu.pvec)
+    if sc.memcg:
+        candidates = await cpu.call(mem_cgroup_lru_candidates, sc.memcg, nr)
+        active = await cpu.call(isolate_lru_pages_of, candidates, True)
+        inactive = await cpu.call(isolate_lru_pages_of, candidates, False)
+    else:
+        n_inactive, n_active, _ = await cpu.call(reclaim_lru_sizes)
+        active = []
+        if n_inactive < n_active:  # inactive_anon_is_low()
+            active = await cpu.call(isolate_lru_pages, nr, True)
+        inactive = await cpu.call(isolate_lru_pages, nr, False)
+    if active:
+        await deactivate_pages(cpu, active)
+    if inactive:
+        await shrink_page_list(cpu, inactive, sc)
+
+
+async def shrink_zone(cpu: Cpu, sc: ScanControl, priority: int) -> None:
+    """Models shrink_zone() for the anon lists at ``priority``."""
+    from kernsim.model.memcontrol import mem_cgroup_lru_size
+
+    n_inactive, n_active, nr_swap_pages = await cpu.call(reclaim_lru_sizes)
+    if not sc.may_swap or nr_swap_pages <= 0:
+        return  # get_scan_ratio(): anon is not scanned without swap
+    size = await cpu.call(mem_cgroup_lru_size, sc.memcg) if sc.memcg else n_inactive + n_active
+    nr_scan = max(size >> priority, min(size, SWAP_CLUSTER_MAX))
+    start = sc.nr_reclaimed
+    while nr_scan > 0:
+        n = min(nr_scan, SWAP_CLUSTER_MAX)
+        nr_scan -= n
+        await shrink_batch(cpu, sc, n)
+        if sc.nr_reclaimed - start > SWAP_CLUSTER_MAX and priority < DEF_PRIORITY and not sc.kswapd:
+            break
+
+
+async def do_try_to_free_pages(cpu: Cpu, sc: ScanControl) -> int:
+    """Models do_try_to_free_pages(): shrink at falling priority until a batch is freed."""
+    for priority in range(DEF_PRIORITY, -1, -1):
+        await shrink_zone(cpu, sc, priority)
+        if sc.nr_reclaimed >= SWAP_CLUSTER_MAX:
+            break
+    return sc.nr_reclaimed
+
+
+async def try_to_free_pages(cpu: Cpu) -> int:
+    """Models try_to_free_pages(): direct reclaim over the zone LRU."""
+    return await do_try_to_free_pages(cpu, ScanControl())
+
+
+async def try_to_free_mem_cgroup_pages(cpu: Cpu, memcg_id: int, noswap: bool) -> int:
+    """Models try_to_free_mem_cgroup_pages(): reclaim from one memcg's LRU only."""
+    return await do_try_to_free_pages(cpu, ScanControl(memcg=memcg_id, may_swap=not noswap))
+
+
+async def mem_cgroup_hierarchical_reclaim(cpu: Cpu, memcg_id: int, noswap: bool) -> int:
+    """Models mem_cgroup_hierarchical_reclaim() without a hierarchy: the group itself, twice."""
+    from kernsim.model.memcontrol import mem_cgroup_check_under_limit
+
+    total = 0
+    for _ in range(2):
+        total += await try_to_free_mem_cgroup_pages(cpu, memcg_id, noswap)
+        if await cpu.call(mem_cgroup_check_under_limit, memcg_id):
+            return 1 + total
+    return total
+
+
+@code_path
+async def kswapd(cpu: Cpu) -> None:
+    """Models kswapd() -> balance_pgdat(): reclaim until free pages reach pages_high."""
+    sc = ScanControl(kswapd=True)
+    for priority in range(DEF_PRIORITY, -1, -1):
+        free, high = await cpu.call(zone_free_pages)
+        if free >= high:
+            break
+        await shrink_zone(cpu, sc, priority)
+    await cpu.call(kswapd_sleep)
+
+
+@code_path
+async def global_reclaim(cpu: Cpu) -> None:
+    """One pass of global reclaim over the whole zone LRU, as memory pressure from
+    outside the cgroup would cause (the checker's last step)."""
+    from kernsim.model.swap import lru_add_drain_all
+
+    await cpu.call(lru_add_drain_all)
+    n_inactive, n_active, _ = await cpu.call(reclaim_lru_sizes)
+    sc = ScanControl()
+    for _ in range(2):  # the first pass deactivates, the second reclaims
+        remaining = n_inactive + n_active
+        while remaining > 0:
+            await shrink_batch(cpu, sc, min(remaining, SWAP_CLUSTER_MAX))
+            remaining -= SWAP_CLUSTER_MAX
+        n_inactive, n_active, _ = await cpu.call(reclaim_lru_sizes)

@@ -1,0 +1,174 @@
+"""One simulation run, end to end: build, load, kill all, settle, check, report."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernsim.faults import Profile, load_profile
+from kernsim.model.mm import MmConfig
+from kernsim.model.mm_types import PAGE_SIZE
+from kernsim.model.swap import lru_add_drain_all
+from kernsim.sim.checker import (
+    ContinuousChecker,
+    Violation,
+    attach_events,
+    quiescent_violations,
+    slots_in_use,
+    stale_swapcache_pages,
+)
+from kernsim.sim.engine import SimCpu, Strategy
+from kernsim.sim.scenarios import get_scenario
+from kernsim.sim.world import World
+from kernsim.variants import get_variant
+
+
+@dataclass(slots=True)
+class SimResult:
+    scenario: str
+    variant: str
+    seed: int
+    faults: str
+    page_cluster: int
+    trace_sha256: str
+    events: int
+    virtual_s: float
+    usage_bytes: int
+    memsw_usage_bytes: int
+    memsw_leak_bytes: int
+    stale_swapcache_pages: int
+    swap_slots_used: int
+    swap_slots_used_after_global_reclaim: int
+    oom_kills: int
+    vmscan_results: dict[str, int]
+    violations: list[Violation] = field(default_factory=list)
+    world: World | None = None
+
+    @property
+    def invariants_ok(self) -> bool:
+        return not self.violations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "variant": self.variant,
+            "seed": self.seed,
+            "faults": self.faults,
+            "page_cluster": self.page_cluster,
+            "trace_sha256": self.trace_sha256,
+            "events": self.events,
+            "virtual_s": round(self.virtual_s, 9),
+            "invariants_ok": self.invariants_ok,
+            "memsw_leak_bytes": self.memsw_leak_bytes,
+            "usage_bytes": self.usage_bytes,
+            "memsw_usage_bytes": self.memsw_usage_bytes,
+            "stale_swapcache_pages": self.stale_swapcache_pages,
+            "swap_slots_used": self.swap_slots_used,
+            "swap_slots_used_after_global_reclaim": self.swap_slots_used_after_global_reclaim,
+            "oom_kills": self.oom_kills,
+            "vmscan_results": dict(sorted(self.vmscan_results.items())),
+            "violations": [v.to_dict() for v in self.violations],
+        }
+
+
+def simulate(
+    scenario: str,
+    variant: str,
+    seed: int,
+    faults: str | Profile = "none",
+    page_cluster: int | None = None,
+    strategy: Callable[[random.Random], Strategy] = Strategy,
+    params: dict[str, Any] | None = None,
+    keep_trace: bool = True,
+    max_steps: int = 5_000_000,
+) -> SimResult:
+    """Run ``scenario`` under ``variant`` from ``seed``; the same arguments give the same
+    result and the same trace hash."""
+    sc = get_scenario(scenario)
+    var = get_variant(variant)
+    profile = faults if isinstance(faults, Profile) else load_profile(faults)
+    mm_kwargs: dict[str, Any] = dict(sc.mm, swap_has_cache=var.swap_has_cache)
+    if page_cluster is not None:
+        mm_kwargs["page_cluster"] = page_cluster
+    world = World.create(
+        var,
+        seed,
+        profile,
+        MmConfig(**mm_kwargs),
+        strategy,
+        limit_bytes=sc.limit_bytes,
+        memsw_limit_bytes=sc.memsw_limit_bytes,
+        keep_trace=keep_trace,
+        max_steps=max_steps,
+    )
+    checker = ContinuousChecker()
+    world.engine.observers.append(checker)
+    sc.run(world, {**sc.params, **(params or {})})
+    result = settle_and_check(world, checker)
+    result.scenario = scenario
+    return result
+
+
+def _run_kernel(world: World, name: str, path: Any) -> None:
+    cpu = SimCpu(world.engine, world.engine.unique_name(name), "workqueue", "workqueue")
+    world.engine.start(cpu, path(cpu))
+    world.engine.run()
+
+
+def settle_and_check(world: World, checker: ContinuousChecker) -> SimResult:
+    """Quiesce (I/O, work, pagevec drains), check, then one pass of global reclaim."""
+    from kernsim.model.vmscan import global_reclaim
+
+    engine = world.engine
+    if world.tasks:
+        world.kill_all()
+    engine.run()
+
+    async def drain(cpu: SimCpu) -> None:
+        await cpu.call(lru_add_drain_all)
+
+    _run_kernel(world, "kworker", drain)
+    mm, memcg = engine.mm, engine.memcg
+    group = memcg.group(world.memcg_id)
+    usage, memsw = group.res.usage, group.memsw.usage
+    stale = len(stale_swapcache_pages(mm, memcg))
+    used = len(slots_in_use(mm))
+    violations = checker.violations + quiescent_violations(mm, memcg)
+    attach_events(violations, engine.trace)  # the events up to the check, not global reclaim's
+    _run_kernel(world, "reclaim", global_reclaim)
+    used_after = slots_in_use(mm)
+    if used_after:
+        violations.append(
+            Violation(
+                "slot_leak_after_global_reclaim",
+                f"{len(used_after)} swap slots still in use after global reclaim",
+                slots=used_after,
+                pages=[mm.swapper_space[e] for e in used_after if e in mm.swapper_space],
+            )
+        )
+    attach_events(violations, engine.trace)
+    return SimResult(
+        scenario="",
+        variant=engine.variant.name,
+        seed=engine.seed,
+        faults=engine.profile.name,
+        page_cluster=mm.config.page_cluster,
+        trace_sha256=engine.trace_sha256(),
+        events=engine.steps,
+        virtual_s=engine.now,
+        usage_bytes=usage,
+        memsw_usage_bytes=memsw,
+        memsw_leak_bytes=max(0, memsw - usage),
+        stale_swapcache_pages=stale,
+        swap_slots_used=used,
+        swap_slots_used_after_global_reclaim=len(used_after),
+        oom_kills=group.oom_kills,
+        vmscan_results=dict(engine.results),
+        violations=violations,
+        world=world,
+    )
+
+
+__all__ = ["PAGE_SIZE", "SimResult", "simulate"]

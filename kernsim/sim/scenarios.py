@@ -1,0 +1,172 @@
+"""Scenarios: the machines and workloads the simulation runs.
+
+Load scenarios (a seeded random schedule):
+- ``kamezawa``: the v4/v5 mails' reproducer -- memory.limit_in_bytes 2M, three
+  tasks that each allocate and touch 1M, all killed every 3 s, in a loop.
+  The program (malloc_and_touch) was not posted; ours writes its pages over
+  and over, 100 ms apart, so that swap-ins (and readahead) happen.
+- ``nishimura``: swap 50MB, memory limit 32MB, five tasks of 8MB that
+  allocate, touch and exit, again and again (LTP page01 in his report).
+- ``race``: the smallest setting in which the known races can happen, for
+  schedule search: two tasks of a few pages over a memcg limit smaller than
+  both, a small swap, killed at a random moment.
+
+Catalogue scenarios (a scripted schedule that forces one interleaving of
+kernel-semantics.md section 6): ``example-a``, ``example-b``, ``type-1``,
+``type-2``; see kernsim.sim.catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernsim.sim.world import World, malloc_and_touch
+
+MiB = 1 << 20
+KiB = 1 << 10
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    summary: str
+    run: Callable[[World, dict[str, Any]], None]
+    mm: dict[str, int] = field(default_factory=dict)
+    limit_bytes: int | None = None
+    memsw_limit_bytes: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    scripted: bool = False
+
+
+def _load(world: World, controller: Callable[..., Any], params: dict[str, Any]) -> None:
+    from kernsim.sim.engine import SimCpu
+
+    shell = SimCpu(world.engine, "shell", "tasks", "shell")
+    world.engine.start(shell, controller(world, shell, params))
+    world.engine.run()
+
+
+async def _wait_exited(world: World, shell: Any) -> None:
+    while world.tasks:
+        await shell.sleep(0.001)
+
+
+async def kamezawa_controller(world: World, shell: Any, p: dict[str, Any]) -> None:
+    """while true; do malloc_and_touch 1M & x3; sleep 3; pkill malloc_and_touch; done
+
+    pkill does not wait: the next round's tasks start (a few ms apart, as fork and
+    exec take) while the killed ones are still exiting, so their charges and memcg
+    reclaim meet the exits.
+    """
+    for _ in range(p["rounds"]):
+        for _ in range(p["tasks"]):
+            world.spawn_task(malloc_and_touch(p["pages"], p["think_s"]))
+            await shell.sleep(world.rng.uniform(0.0, p["fork_s"]))
+        await shell.sleep(p["period_s"])
+        world.kill_all()
+    await _wait_exited(world, shell)
+
+
+async def nishimura_controller(world: World, shell: Any, p: dict[str, Any]) -> None:
+    """Five tasks that allocate, touch and exit, restarted as each one exits."""
+    program = malloc_and_touch(p["pages"], p["think_s"], passes=p["passes"])
+    for _ in range(p["tasks"]):
+        world.spawn_task(program)
+    started = p["tasks"]
+    while started < p["tasks"] * p["generations"]:
+        await shell.sleep(0.01)
+        while len(world.tasks) < p["tasks"] and started < p["tasks"] * p["generations"]:
+            world.spawn_task(program)
+            started += 1
+    await _wait_exited(world, shell)
+
+
+async def race_controller(world: World, shell: Any, p: dict[str, Any]) -> None:
+    """Tasks touch their pages; at a seeded random moment every task is killed."""
+    for _ in range(p["tasks"]):
+        world.spawn_task(malloc_and_touch(p["pages"], p["think_s"]))
+    await shell.sleep(world.rng.uniform(p["kill_min_s"], p["kill_max_s"]))
+    world.kill_all()
+    await _wait_exited(world, shell)
+
+
+def _controlled(controller: Callable[..., Any]) -> Callable[[World, dict[str, Any]], None]:
+    return lambda world, params: _load(world, controller, params)
+
+
+def _catalogue(name: str) -> Callable[[World, dict[str, Any]], None]:
+    def run(world: World, params: dict[str, Any]) -> None:
+        from kernsim.sim.catalogue import CATALOGUE
+
+        CATALOGUE[name](world)
+
+    return run
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario(
+            "kamezawa",
+            "limit 2M; 3 tasks x 1M allocate and touch; all killed every 3 s, in a loop",
+            _controlled(kamezawa_controller),
+            mm={"total_pages": 16384, "swap_pages": 4096},
+            limit_bytes=2 * MiB,
+            params={
+                "rounds": 3,
+                "tasks": 3,
+                "pages": 256,
+                "think_s": 1.0,
+                "period_s": 3.0,
+                "fork_s": 0.002,
+            },
+        ),
+        Scenario(
+            "nishimura",
+            "swap 50MB, limit 32MB; 5 tasks x 8MB allocate, touch and exit repeatedly",
+            _controlled(nishimura_controller),
+            mm={"total_pages": 65536, "swap_pages": 12800},
+            limit_bytes=32 * MiB,
+            params={"tasks": 5, "pages": 2048, "think_s": 0.05, "passes": 2, "generations": 2},
+        ),
+        Scenario(
+            "race",
+            "2 tasks x 4 pages over a 6-page limit, 16 swap slots, killed at a random moment",
+            _controlled(race_controller),
+            mm={"total_pages": 1024, "swap_pages": 16},
+            limit_bytes=24 * KiB,
+            params={
+                "tasks": 2,
+                "pages": 4,
+                "think_s": 0.0002,
+                "kill_min_s": 0.0005,
+                "kill_max_s": 0.004,
+            },
+        ),
+        *[
+            Scenario(
+                name,
+                summary,
+                _catalogue(name),
+                mm={"total_pages": 1024, "swap_pages": 16},
+                scripted=True,
+            )
+            for name, summary in [
+                ("example-a", "zap vs shrink_page_list holding the page lock (seed, Ex. A)"),
+                ("example-b", "zap between readahead's swap_duplicate and add_to_swap_cache"),
+                ("type-1", "zap while the readahead page is locked for I/O (Nishimura T1)"),
+                ("type-2", "zap between page_referenced and add_to_swap in reclaim (T2)"),
+            ]
+        ],
+    ]
+}
+
+
+def get_scenario(name: str) -> Scenario:
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        known = ", ".join(SCENARIOS)
+        raise ValueError(f"unknown scenario {name!r} (known: {known})") from None

@@ -1,0 +1,145 @@
+"""A simulated machine: the engine, one memcg, the tasks, and the workloads they run."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernsim.faults import Profile
+from kernsim.model.memcontrol import MemcgState, mem_cgroup_attach_task, mem_cgroup_resize_limit
+from kernsim.model.memory import VM_FAULT_OOM, exit_mmap, handle_mm_fault, mm_init
+from kernsim.model.mm import MmConfig, MmState
+from kernsim.model.port import Cpu
+from kernsim.sim.engine import Engine, SimCpu, Strategy
+from kernsim.variants.base import Variant
+
+Program = Callable[["World", SimCpu], Coroutine[Any, Any, None]]
+
+
+@dataclass(slots=True)
+class World:
+    """What a scenario builds on: the engine plus the cgroup ``/A`` the tasks run in."""
+
+    engine: Engine
+    memcg_id: int
+    tasks: dict[int, SimCpu] = field(default_factory=dict)
+    exited: int = 0
+    next_task: int = 1
+    oom_killed: list[int] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        variant: Variant,
+        seed: int,
+        profile: Profile,
+        mm_config: MmConfig,
+        strategy: Callable[[random.Random], Strategy] = Strategy,
+        limit_bytes: int | None = None,
+        memsw_limit_bytes: int | None = None,
+        keep_trace: bool = True,
+        max_steps: int = 5_000_000,
+    ) -> World:
+        mm = MmState(mm_config)
+        memcg = MemcgState()
+        memcg_id = memcg.create("/A")
+        # Written as the cgroupfs files would be: memsw first when raising it.
+        if memsw_limit_bytes is not None:
+            _check(mem_cgroup_resize_limit(memcg, memcg_id, memsw_limit_bytes, True))
+        if limit_bytes is not None:
+            _check(mem_cgroup_resize_limit(memcg, memcg_id, limit_bytes, False))
+        engine = Engine(
+            mm,
+            memcg,
+            variant,
+            profile,
+            seed,
+            strategy,
+            keep_trace=keep_trace,
+            max_steps=max_steps,
+        )
+        world = cls(engine, memcg_id)
+        engine.on_post["oom_kill"] = world.oom_kill
+        return world
+
+    @property
+    def rng(self) -> random.Random:
+        return self.engine.rng
+
+    def spawn_task(self, program: Program, name: str | None = None) -> SimCpu:
+        """fork + exec into cgroup /A: a new task running ``program`` from now on."""
+        tid = self.next_task
+        self.next_task += 1
+        cpu = SimCpu(
+            self.engine, name or f"task{tid}", "tasks", name or f"task{tid}", self.memcg_id, tid
+        )
+        self.tasks[tid] = cpu
+        self.engine.start(cpu, self._life(cpu, program))
+        return cpu
+
+    async def _life(self, cpu: SimCpu, program: Program) -> None:
+        await cpu.call(mm_init, cpu.task, self.memcg_id)
+        await cpu.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+        await program(self, cpu)
+        await exit_mmap(cpu, cpu.task)
+        del self.tasks[cpu.task]
+        self.exited += 1
+
+    def kill(self, task: int, memdie: bool = False) -> None:
+        """Send SIGKILL: the task exits at its next return to user space."""
+        cpu = self.tasks.get(task)
+        if cpu is None or cpu.killed:
+            return
+        cpu.killed = True
+        cpu.memdie = memdie
+        self.engine.wake(cpu)
+
+    def kill_all(self) -> None:
+        """``pkill``: every task of the cgroup."""
+        for task in sorted(self.tasks):
+            self.kill(task)
+
+    def oom_kill(self, task: int) -> None:
+        """The memcg OOM killer's SIGKILL, with TIF_MEMDIE."""
+        self.oom_killed.append(task)
+        self.kill(task, memdie=True)
+
+    def run_to_idle(self) -> None:
+        self.engine.run()
+
+
+def _check(err: int) -> None:
+    if err:
+        raise ValueError(f"could not set the cgroup limit: errno {-err}")
+
+
+async def touch(cpu: Cpu, addr: int) -> bool:
+    """A write to ``addr``; retries a fault the memcg OOM path refused. False when killed."""
+    while not cpu.fatal_signal_pending():
+        if await handle_mm_fault(cpu, cpu_task(cpu), addr, True) != VM_FAULT_OOM:
+            return True
+        await cpu.sleep(0.001)  # pagefault_out_of_memory(): back to user, fault again
+    return False
+
+
+def cpu_task(cpu: Cpu) -> int:
+    assert isinstance(cpu, SimCpu)
+    return cpu.task
+
+
+def malloc_and_touch(npages: int, think_s: float, passes: int = 0) -> Program:
+    """A task that allocates ``npages`` and writes them all, again and again, ``think_s``
+    apart (``passes`` times, or until killed when 0)."""
+
+    async def program(world: World, cpu: SimCpu) -> None:
+        done = 0
+        while not cpu.killed and (passes == 0 or done < passes):
+            for addr in range(npages):
+                if not await touch(cpu, addr):
+                    return
+            done += 1
+            await cpu.sleep(think_s)
+
+    return program

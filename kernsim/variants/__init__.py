@@ -1,0 +1,37 @@
+"""Variants ("patches"): each a small set of hooks over vanilla 2.6.30.
+
+- ``none``: vanilla 2.6.30.
+- ``v5``: "memcg: fix stale swap cache leak v5" as posted (LKML, 30 Apr 2009),
+  its lockless check and its page reference bug included.
+- ``upstream``: what went into 2.6.31 (SWAP_HAS_CACHE, swapcache_prepare /
+  swapcache_free, memsw uncharged when the count reaches 0, the DROP uncharge
+  type, scan_swap_map() reusing cache-only slots when vm_swap_full()).
+
+The page_cluster knob (0 disables swap-in readahead) is machine configuration,
+not a variant: ``kernsim sim --page-cluster 0``.
+"""
+
+from __future__ import annotations
+
+from kernsim.variants.base import Variant
+from kernsim.variants.none import Vanilla
+from kernsim.variants.upstream import Upstream
+from kernsim.variants.v5 import V5
+
+VARIANTS: dict[str, type[Variant]] = {
+    "none": Vanilla,
+    "v5": V5,
+    "upstream": Upstream,
+}
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called ``name``; ValueError naming the known ones otherwise."""
+    try:
+        return VARIANTS[name]()
+    except KeyError:
+        known = ", ".join(sorted(VARIANTS))
+        raise ValueError(f"unknown variant {name!r} (known: {known})") from None
+
+
+__all__ = ["VARIANTS", "Variant", "get_variant"]

@@ -1,0 +1,138 @@
+"""What went into 2.6.31 (the "memcg fix swap accounting" series, May/June 2009), as a
+diff against vanilla 2.6.30:
+
+1. mm: add swap cache interface for swap reference -- read_swap_cache_async()
+   claims the slot with swapcache_prepare() (looping on -EEXIST) instead of
+   swap_duplicate(); a page leaving the cache calls swapcache_free(entry, page).
+2. mm: modify swap_map and add SWAP_HAS_CACHE flag -- the swap_map encoding
+   (MmConfig.swap_has_cache, in model/swapfile.py).
+3. mm: reuse unused swap entry if necessary -- scan_swap_map() reclaims a
+   cache-only slot (__try_to_reclaim_swap()) when vm_swap_full().
+4. memcg: fix swap accounting -- memsw is uncharged when the count reaches 0
+   (in swapfile.swap_entry_free()), and mem_cgroup_uncharge_swapcache() takes
+   ``swapout``: the DROP type uncharges res and memsw when no swap user is left.
+"""
+
+from __future__ import annotations
+
+from kernsim.model.mm import MmState
+from kernsim.model.mm_types import EEXIST, SWAP_COUNT_MASK, SWAP_HAS_CACHE
+from kernsim.model.port import Cpu, primitive
+from kernsim.variants.base import Claim, Variant
+
+
+@primitive("mm")
+def scan_swap_map_reuse(mm: MmState, start: int) -> tuple[int, int]:
+    """2.6.31 scan_swap_map(si, SWAP_CACHE) from offset ``start``.
+
+    Returns (allocated entry, 0), or (0, offset of a cache-only slot to try to
+    reclaim first when vm_swap_full()), or (0, 0) when swap is full.
+    """
+    sw = mm.swap
+    if sw.nr_swap_pages <= 0 and not sw.nr_swap_pages * 2 < sw.total_swap_pages:
+        return 0, 0
+    full = sw.nr_swap_pages * 2 < sw.total_swap_pages
+    n = len(sw.swap_map)
+    offset = start if 0 < start < n else sw.cluster_next
+    for _ in range(n - 1):
+        if offset >= n:
+            offset = 1
+        value = sw.swap_map[offset]
+        if full and value == SWAP_HAS_CACHE:
+            return 0, offset
+        if value == 0 and sw.nr_swap_pages > 0:
+            sw.swap_map[offset] = SWAP_HAS_CACHE
+            sw.nr_swap_pages -= 1
+            sw.inuse_pages += 1
+            sw.cluster_next = offset + 1
+            return offset, 0
+        offset += 1
+    return 0, 0
+
+
+class Upstream(Variant):
+    name = "upstream"
+    swap_has_cache = True
+
+    async def get_swap_page(self, cpu: Cpu) -> int:
+        """get_swap_page() with 2.6.31's reuse of cache-only slots."""
+        start = 0
+        for _ in range(64):  # each failed reclaim moves the scan on by one slot
+            entry, candidate = await cpu.call(scan_swap_map_reuse, start)
+            if entry or not candidate:
+                return entry
+            await __try_to_reclaim_swap(cpu, candidate)
+            start = candidate  # freed: "goto checks" takes it; busy: scan on from it
+            if not await _slot_free(cpu, candidate):
+                start = candidate + 1
+        return 0
+
+    async def swap_duplicate_for_cache(self, cpu: Cpu, entry: int) -> Claim:
+        """swapcache_prepare(): -EEXIST means another cache page is being added: retry."""
+        from kernsim.model.swapfile import swapcache_prepare
+
+        err = await cpu.call(swapcache_prepare, entry)
+        if err == 0:
+            return "ok"
+        return "retry" if err == -EEXIST else "fail"
+
+    async def swapcache_free(self, cpu: Cpu, entry: int, pfn: int, mapped: bool) -> None:
+        """swapcache_free(entry, page): clear SWAP_HAS_CACHE, then uncharge with
+        ``swapout`` = some swap user is left (else MEM_CGROUP_CHARGE_TYPE_DROP)."""
+        from kernsim.model.memcontrol import (
+            mem_cgroup_uncharge_swap,
+            mem_cgroup_uncharge_swapcache,
+        )
+        from kernsim.model.swapfile import swapcache_free_entry
+
+        value, uncharge_id = await cpu.call(swapcache_free_entry, entry)
+        if uncharge_id:
+            await cpu.call(mem_cgroup_uncharge_swap, uncharge_id)
+        if pfn:
+            record = await cpu.call(mem_cgroup_uncharge_swapcache, pfn, mapped, value != 0)
+            if record and not await cpu.call(swap_cgroup_record_if_used, entry, record):
+                await cpu.call(mem_cgroup_uncharge_swap, record)
+
+
+@primitive("mm", "swp")
+def swap_cgroup_record_if_used(mm: MmState, entry: int, memcg_id: int) -> bool:
+    """swapcache_free()'s swap_cgroup_record(), re-checking the count under swap_lock.
+
+    In 2.6.31 swap_entry_free(SWAP_CACHE), mem_cgroup_uncharge_swapcache() and
+    the record all happen under one swap_lock, so a racing free_swap_and_cache()
+    runs wholly before or after them.  Here the memcg half runs on the memcg
+    service in between; if the last pte reference went meanwhile, recording
+    would charge a free slot forever.  So the record is only made while a swap
+    user is left, and otherwise the caller uncharges memsw at once -- the end
+    state of the kernel's order "swapcache_free(), then swap_entry_free()".
+    """
+    if mm.swap.swap_map[entry] & SWAP_COUNT_MASK == 0:
+        return False
+    mm.swap.swap_cgroup[entry] = memcg_id
+    return True
+
+
+@primitive("mm", "swp")
+def swap_slot_value(mm: MmState, entry: int) -> int:
+    """Read swap_map[entry]."""
+    return mm.swap.swap_map[entry]
+
+
+async def _slot_free(cpu: Cpu, entry: int) -> bool:
+    return await cpu.call(swap_slot_value, entry) == 0
+
+
+async def __try_to_reclaim_swap(cpu: Cpu, entry: int) -> bool:
+    """2.6.31 __try_to_reclaim_swap(): find_get_page, trylock_page, try_to_free_swap."""
+    from kernsim.model.filemap import find_get_page, page_cache_release, trylock_page, unlock_page
+    from kernsim.model.swapfile import try_to_free_swap
+
+    pfn = await cpu.call(find_get_page, entry)
+    if not pfn:
+        return False
+    freed = False
+    if await cpu.call(trylock_page, pfn):
+        freed = await try_to_free_swap(cpu, pfn)
+        await cpu.call(unlock_page, pfn)
+    await cpu.call(page_cache_release, pfn)
+    return freed
