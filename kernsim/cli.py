@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
+
+#: Modules that add subcommands: each has ``register(subparsers)``, which adds its
+#: parsers and sets ``handler`` (args -> exit status) on each.
+COMMAND_MODULES: list[str] = []
 
 
 class UsageError(Exception):
@@ -94,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "-v", "--verbose", action="store_true", help="print the trace events each violation names"
     )
+    sim.set_defaults(handler=cmd_sim)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -192,13 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "sim":
-            return cmd_sim(args)
+        return int(args.handler(args))
     except UsageError as exc:
         print(f"kernsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE
 
 
 if __name__ == "__main__":
