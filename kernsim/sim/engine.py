@@ -133,6 +133,10 @@ class Strategy:
     """Orders steps that are due at the same instant.  The default: a seeded random order."""
 
     scripted = False
+    #: Virtual time a critical section takes under this strategy.  PCT and other
+    #: schedule searches set 0.0: only then are all runnable CPUs due at the same
+    #: instant, so the strategy (not the clock) decides every interleaving.
+    step_cost_s: float = STEP_COST_S
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -280,11 +284,12 @@ class Engine:
         )
         if self.keep_trace:
             self.trace.append(TraceEvent(now, cpu.name, req.func, info.name, req.args, result))
+        cost = self.strategy.step_cost_s
         if owner.woken:
             for key in owner.woken:
                 for waiter in self._waitq.pop(key, ()):
                     waiter.waiting = False
-                    self._push(waiter, now + STEP_COST_S)
+                    self._push(waiter, now + cost)
             owner.woken.clear()
         for observe in self.observers:
             observe(self, info)
@@ -297,7 +302,7 @@ class Engine:
             reply_at = self.fault.on_send(info.owner, cpu.service, info.name, now).deliver_at_s
             if reply_at > now:
                 now = reply_at
-        self._resume(cpu, result, now + STEP_COST_S)
+        self._resume(cpu, result, now + cost)
 
     def _resume(self, cpu: SimCpu, value: Any, at_s: float | None = None) -> None:
         """Send ``value`` into the coroutine and schedule what it asks for next."""
