@@ -1,0 +1,349 @@
+"""mm/swapfile.c: swap_map counting in the 2.6.30 and 2.6.31 encodings, the readahead
+window, vm_swap_full() and free_swap_and_cache()'s swap_lock section.
+
+Each test names the kernel rule it checks (K30 = 2.6.30.4, K31 = 2.6.31.3).
+"""
+
+from __future__ import annotations
+
+import pytest
+from unitkit import small_mm, swapcache_page
+
+from kernsim.model.mm import KernelBug, MmState
+from kernsim.model.mm_types import EEXIST, ENOENT, SWAP_HAS_CACHE, SWAP_MAP_MAX, SWAP_MAP_MAX_31
+from kernsim.model.swapfile import (
+    free_swap_and_cache_locked,
+    get_swap_page,
+    lookup_swap_cgroup,
+    page_swapcount,
+    swap_cgroup_record,
+    swap_duplicate,
+    swap_free,
+    swapcache_free_entry,
+    swapcache_prepare,
+    valid_swaphandles,
+    vm_swap_full,
+)
+
+# --- 2.6.30: swap_map = references + 1 for the swap cache ------------------------
+
+
+def test_get_swap_page_sets_the_cache_reference(mm30: MmState) -> None:
+    """K30 scan_swap_map(): the new slot's swap_map is 1 (the swap cache's reference),
+    nr_swap_pages drops by one, and slot 0 (the swap header) is never handed out."""
+    free = mm30.swap.nr_swap_pages
+    entry = get_swap_page(mm30)
+    assert entry >= 1
+    assert mm30.swap.swap_map[entry] == 1
+    assert mm30.swap.nr_swap_pages == free - 1
+    assert mm30.swap.swap_map[0] == 0
+
+
+def test_get_swap_page_returns_0_when_swap_is_full() -> None:
+    """K30 get_swap_page(): ``if (nr_swap_pages <= 0) goto noswap`` -> entry 0."""
+    mm = small_mm(swap_pages=2)
+    entries = {get_swap_page(mm), get_swap_page(mm)}
+    assert entries == {1, 2}
+    assert get_swap_page(mm) == 0
+    assert mm.swap.nr_swap_pages == 0
+
+
+def test_swap_duplicate_adds_a_reference(mm30: MmState) -> None:
+    """K30 swap_duplicate(): an in-use slot gets +1 and the call returns 1."""
+    entry = get_swap_page(mm30)
+    assert swap_duplicate(mm30, entry) == 1
+    assert mm30.swap.swap_map[entry] == 2
+
+
+def test_swap_duplicate_on_a_free_slot_returns_0(mm30: MmState) -> None:
+    """K30 swap_duplicate(): ``if (... p->swap_map[offset])`` -- a free slot stays 0 and
+    the result is 0 (read_swap_cache_async() then gives up on the entry)."""
+    assert swap_duplicate(mm30, 5) == 0
+    assert mm30.swap.swap_map[5] == 0
+
+
+def test_swap_free_to_zero_frees_the_slot_and_returns_the_owner(mm30: MmState) -> None:
+    """K30 swap_entry_free(): at 0 nr_swap_pages++ and mem_cgroup_uncharge_swap(ent),
+    which clears swap_cgroup[ent] and hands its id to the memsw uncharge."""
+    entry = get_swap_page(mm30)
+    swap_duplicate(mm30, entry)  # one pte reference besides the cache's
+    assert swap_cgroup_record(mm30, entry, 7) == 0
+    free = mm30.swap.nr_swap_pages
+    assert swap_free(mm30, entry) == (1, 0)  # not yet: no uncharge, record kept
+    assert lookup_swap_cgroup(mm30, entry) == 7
+    assert mm30.swap.nr_swap_pages == free
+    assert swap_free(mm30, entry) == (0, 7)
+    assert mm30.swap.swap_map[entry] == 0
+    assert mm30.swap.nr_swap_pages == free + 1
+    assert lookup_swap_cgroup(mm30, entry) == 0
+
+
+def test_swap_free_of_a_free_slot_is_a_bug(mm30: MmState) -> None:
+    """K30 swap_info_get(): swap_free() of an unused offset is "Unused swap offset"
+    (the model refuses it instead of printing)."""
+    with pytest.raises(KernelBug):
+        swap_free(mm30, 3)
+
+
+def test_page_swapcount_is_map_minus_one(mm30: MmState) -> None:
+    """K30 page_swapcount(): ``swap_map[offset] - 1`` ("Subtract the 1 for the swap cache")."""
+    pfn, entry = swapcache_page(mm30)
+    assert page_swapcount(mm30, pfn) == 0
+    swap_duplicate(mm30, entry)
+    swap_duplicate(mm30, entry)
+    assert page_swapcount(mm30, pfn) == 2
+
+
+def test_swap_map_saturates_at_swap_map_max(mm30: MmState) -> None:
+    """K30 swap_duplicate(): below SWAP_MAP_MAX-1 increment, else pin at SWAP_MAP_MAX
+    (still returning 1); swap_entry_free() never decrements a pinned count."""
+    entry = get_swap_page(mm30)
+    mm30.swap.swap_map[entry] = SWAP_MAP_MAX - 2
+    assert swap_duplicate(mm30, entry) == 1
+    assert mm30.swap.swap_map[entry] == SWAP_MAP_MAX - 1
+    assert swap_duplicate(mm30, entry) == 1
+    assert mm30.swap.swap_map[entry] == SWAP_MAP_MAX
+    assert swap_duplicate(mm30, entry) == 1
+    assert mm30.swap.swap_map[entry] == SWAP_MAP_MAX
+    free = mm30.swap.nr_swap_pages
+    assert swap_free(mm30, entry) == (SWAP_MAP_MAX, 0)
+    assert mm30.swap.swap_map[entry] == SWAP_MAP_MAX
+    assert mm30.swap.nr_swap_pages == free
+
+
+def _fill(mm: MmState, used: range | list[int]) -> None:
+    for off in used:
+        mm.swap.swap_map[off] = 1
+
+
+@pytest.mark.parametrize(
+    ("used", "entry", "window"),
+    [
+        # Window of slot 10 with page_cluster 3: the aligned block 8..15.
+        (range(1, 17), 10, (8, 8)),
+        # A free slot stops the count on each side: 12 and 7 are free.
+        ([8, 9, 10, 11, 13, 14], 10, (8, 4)),
+        ([9, 10, 11], 10, (9, 3)),
+        # Block 0..7: slot 0 is the swap header, the window starts at 1.
+        (range(1, 8), 3, (1, 7)),
+        # Nothing in use next to the target: "if only 1, say 0".
+        ([10], 10, (0, 0)),
+        ([10, 16], 10, (0, 0)),  # 16 is in the next block
+    ],
+)
+def test_valid_swaphandles_window(
+    used: range | list[int], entry: int, window: tuple[int, int]
+) -> None:
+    """K30 valid_swaphandles(): the (1 << page_cluster)-aligned block around the target,
+    counting contiguous in-use slots up and down from it, stopping at a free slot,
+    never including slot 0; no readahead when only the target is in use."""
+    mm = small_mm(page_cluster=3)
+    _fill(mm, used)
+    assert valid_swaphandles(mm, entry) == window
+
+
+def test_valid_swaphandles_stops_at_the_end_of_the_map() -> None:
+    """K30 valid_swaphandles(): ``if (end > si->max) end = si->max``."""
+    mm = small_mm(swap_pages=10, page_cluster=3)  # slots 1..10
+    _fill(mm, range(1, 11))
+    assert valid_swaphandles(mm, 9) == (8, 3)
+
+
+def test_page_cluster_0_disables_readahead() -> None:
+    """K30 valid_swaphandles(): ``if (!our_page_cluster) return 0`` -- no readahead."""
+    mm = small_mm(page_cluster=0)
+    _fill(mm, range(1, 17))
+    assert valid_swaphandles(mm, 10) == (0, 0)
+
+
+def test_vm_swap_full_above_half() -> None:
+    """K30 swap.h: vm_swap_full() is ``nr_swap_pages*2 < total_swap_pages``: exactly half
+    used is not full, one more slot is."""
+    mm = small_mm(swap_pages=8)
+    for _ in range(4):
+        get_swap_page(mm)
+    assert not vm_swap_full(mm)
+    get_swap_page(mm)
+    assert vm_swap_full(mm)
+
+
+# --- 2.6.31: swap_map = count | SWAP_HAS_CACHE -------------------------------------
+
+
+def test_get_swap_page_sets_swap_has_cache(mm31: MmState) -> None:
+    """K31 scan_swap_map(si, SWAP_CACHE): ``encode_swapmap(0, true)`` -- count 0, flag set."""
+    entry = get_swap_page(mm31)
+    assert mm31.swap.swap_map[entry] == SWAP_HAS_CACHE
+
+
+def test_swap_duplicate_keeps_the_flag(mm31: MmState) -> None:
+    """K31 __swap_duplicate(SWAP_MAP): ``count || has_cache`` -> count+1, flag kept."""
+    entry = get_swap_page(mm31)
+    assert swap_duplicate(mm31, entry) == 1
+    assert mm31.swap.swap_map[entry] == SWAP_HAS_CACHE | 1
+
+
+def test_swap_duplicate_saturates_at_the_2_6_31_max(mm31: MmState) -> None:
+    """K31 __swap_duplicate(): count pins at SWAP_MAP_MAX (0x7ffe); the flag is kept."""
+    entry = get_swap_page(mm31)
+    mm31.swap.swap_map[entry] = SWAP_HAS_CACHE | (SWAP_MAP_MAX_31 - 1)
+    swap_duplicate(mm31, entry)
+    swap_duplicate(mm31, entry)
+    assert mm31.swap.swap_map[entry] == SWAP_HAS_CACHE | SWAP_MAP_MAX_31
+
+
+def test_swapcache_prepare_claims_the_flag(mm31: MmState) -> None:
+    """K31 swapcache_prepare(): ``!has_cache && count`` -> set SWAP_HAS_CACHE, return 0;
+    a second claim is -EEXIST (read_swap_cache_async() loops on it)."""
+    entry = get_swap_page(mm31)
+    swap_duplicate(mm31, entry)  # a pte reference ...
+    swapcache_free_entry(mm31, entry)  # ... and the cache page gone: map = 1
+    assert mm31.swap.swap_map[entry] == 1
+    assert swapcache_prepare(mm31, entry) == 0
+    assert mm31.swap.swap_map[entry] == SWAP_HAS_CACHE | 1
+    assert swapcache_prepare(mm31, entry) == -EEXIST
+    assert mm31.swap.swap_map[entry] == SWAP_HAS_CACHE | 1
+
+
+def test_swapcache_prepare_on_a_cache_only_slot_is_eexist(mm31: MmState) -> None:
+    """K31 __swap_duplicate(SWAP_CACHE): has_cache wins over !count -> -EEXIST."""
+    entry = get_swap_page(mm31)
+    assert swapcache_prepare(mm31, entry) == -EEXIST
+
+
+def test_swapcache_prepare_on_a_free_slot_is_enoent(mm31: MmState) -> None:
+    """K31 __swap_duplicate(SWAP_CACHE): no users -> -ENOENT, nothing set."""
+    assert swapcache_prepare(mm31, 4) == -ENOENT
+    assert mm31.swap.swap_map[4] == 0
+
+
+def test_swap_free_to_count_0_uncharges_while_the_cache_pins_the_slot(mm31: MmState) -> None:
+    """K31 swap_entry_free(SWAP_MAP) + "memcg: fix swap accounting":
+    ``if (!swap_count(count)) mem_cgroup_uncharge_swap(ent)`` -- memsw goes at count 0
+    although SWAP_HAS_CACHE keeps the slot allocated."""
+    entry = get_swap_page(mm31)
+    swap_duplicate(mm31, entry)
+    swap_cgroup_record(mm31, entry, 3)
+    free = mm31.swap.nr_swap_pages
+    assert swap_free(mm31, entry) == (SWAP_HAS_CACHE, 3)
+    assert mm31.swap.swap_map[entry] == SWAP_HAS_CACHE
+    assert mm31.swap.nr_swap_pages == free  # still allocated
+    assert lookup_swap_cgroup(mm31, entry) == 0
+
+
+def test_swapcache_free_entry_clears_the_flag_and_frees_at_0(mm31: MmState) -> None:
+    """K31 swap_entry_free(SWAP_CACHE): clear SWAP_HAS_CACHE; the slot is freed when the
+    whole value is 0."""
+    entry = get_swap_page(mm31)
+    free = mm31.swap.nr_swap_pages
+    value, _ = swapcache_free_entry(mm31, entry)
+    assert value == 0
+    assert mm31.swap.swap_map[entry] == 0
+    assert mm31.swap.nr_swap_pages == free + 1
+
+
+def test_swapcache_free_entry_keeps_a_used_slot_and_its_record(mm31: MmState) -> None:
+    """K31 swapcache_free(): with a pte reference left the value is the count (swapout =
+    true), the slot stays allocated and swap_cgroup keeps its owner."""
+    entry = get_swap_page(mm31)
+    swap_duplicate(mm31, entry)
+    swap_cgroup_record(mm31, entry, 3)
+    free = mm31.swap.nr_swap_pages
+    assert swapcache_free_entry(mm31, entry) == (1, 0)
+    assert mm31.swap.nr_swap_pages == free
+    assert lookup_swap_cgroup(mm31, entry) == 3
+
+
+def test_swapcache_free_entry_without_the_flag_is_a_bug(mm31: MmState) -> None:
+    """K31 swap_entry_free(SWAP_CACHE): ``VM_BUG_ON(!has_cache)``."""
+    entry = get_swap_page(mm31)
+    swap_duplicate(mm31, entry)
+    swapcache_free_entry(mm31, entry)
+    with pytest.raises(KernelBug):
+        swapcache_free_entry(mm31, entry)
+
+
+def test_page_swapcount_is_the_count_in_2_6_31(mm31: MmState) -> None:
+    """K31 page_swapcount(): ``swap_count(swap_map[offset])`` -- no "-1 for the cache"."""
+    pfn, entry = swapcache_page(mm31)
+    assert page_swapcount(mm31, pfn) == 0
+    swap_duplicate(mm31, entry)
+    assert page_swapcount(mm31, pfn) == 1
+
+
+# --- free_swap_and_cache(): the swap_lock section -----------------------------------
+
+
+def test_free_swap_and_cache_trylock_failure_keeps_the_page(mm30: MmState) -> None:
+    """K30 free_swap_and_cache(): swap_entry_free() == 1 -> find_get_page(); if
+    !trylock_page() the reference is dropped and nothing is freed (T1's failure)."""
+    pfn, entry = swapcache_page(mm30, locked=True)  # e.g. locked for read I/O
+    swap_duplicate(mm30, entry)  # the pte being zapped
+    refs = mm30.pages[pfn].count
+    res = free_swap_and_cache_locked(mm30, entry)
+    assert res.value == 1
+    assert res.page == pfn
+    assert not res.locked
+    assert mm30.pages[pfn].count == refs
+    assert mm30.swapper_space[entry] == pfn
+    assert mm30.pages[pfn].swapcache
+
+
+def test_free_swap_and_cache_trylock_success_locks_and_takes_a_reference(mm30: MmState) -> None:
+    """K30 free_swap_and_cache(): find_get_page() (+1) and trylock_page() succeed; the
+    caller owns the lock and the reference."""
+    pfn, entry = swapcache_page(mm30)
+    swap_duplicate(mm30, entry)
+    refs = mm30.pages[pfn].count
+    res = free_swap_and_cache_locked(mm30, entry)
+    assert (res.value, res.page, res.locked) == (1, pfn, True)
+    assert mm30.pages[pfn].locked
+    assert mm30.pages[pfn].count == refs + 1
+
+
+def test_free_swap_and_cache_leaves_a_shared_slot_alone(mm30: MmState) -> None:
+    """K30 free_swap_and_cache(): only ``swap_entry_free() == 1`` looks up the page; with
+    another reference left the cache page is neither referenced nor locked."""
+    pfn, entry = swapcache_page(mm30)
+    swap_duplicate(mm30, entry)
+    swap_duplicate(mm30, entry)
+    refs = mm30.pages[pfn].count
+    res = free_swap_and_cache_locked(mm30, entry)
+    assert (res.value, res.page, res.locked) == (2, 0, False)
+    assert mm30.pages[pfn].count == refs
+    assert not mm30.pages[pfn].locked
+
+
+def test_free_swap_and_cache_of_the_last_pte_without_cache_frees_the_slot(mm30: MmState) -> None:
+    """K30 swap_entry_free() reaching 0 inside free_swap_and_cache(): the slot is freed and
+    mem_cgroup_uncharge_swap() gets the recorded owner."""
+    entry = get_swap_page(mm30)  # stands for: cache page gone, one pte left
+    swap_cgroup_record(mm30, entry, 2)
+    res = free_swap_and_cache_locked(mm30, entry)
+    assert (res.value, res.page, res.locked, res.uncharge) == (0, 0, False, 2)
+    assert mm30.swap.swap_map[entry] == 0
+
+
+def test_free_swap_and_cache_compares_with_swap_has_cache(mm31: MmState) -> None:
+    """K31 free_swap_and_cache(): ``swap_entry_free(p, entry, SWAP_MAP) == SWAP_HAS_CACHE``
+    -- cache only -> look up and trylock the page; the count reached 0, so memsw of the
+    recorded owner is uncharged at the same time."""
+    pfn, entry = swapcache_page(mm31)
+    swap_duplicate(mm31, entry)
+    swap_cgroup_record(mm31, entry, 2)
+    res = free_swap_and_cache_locked(mm31, entry)
+    assert (res.value, res.page, res.locked, res.uncharge) == (SWAP_HAS_CACHE, pfn, True, 2)
+
+
+def test_free_swap_and_cache_2_6_31_ignores_a_value_of_1(mm31: MmState) -> None:
+    """K31 free_swap_and_cache(): a value of 1 after the free is one pte reference (no
+    SWAP_HAS_CACHE), not "cache only": no page is looked up."""
+    pfn, entry = swapcache_page(mm31)
+    swap_duplicate(mm31, entry)
+    swap_duplicate(mm31, entry)
+    swapcache_free_entry(mm31, entry)  # flag cleared, count 2
+    # The page is left in swapper_space on purpose: a 2.6.30-style ``== 1`` test
+    # would find it; 2.6.31's ``== SWAP_HAS_CACHE`` must not look.
+    res = free_swap_and_cache_locked(mm31, entry)
+    assert (res.value, res.page, res.locked) == (1, 0, False)
+    assert not mm31.pages[pfn].locked

@@ -1,0 +1,120 @@
+"""Helpers for the model's unit tests (imported by the tests; fixtures are in conftest).
+
+Primitives are tested by calling them directly on a fresh MmState / MemcgState.
+Short code paths run on :class:`Machine`: a World with the ``none`` fault
+profile, where each coroutine runs to completion (with whatever bio
+completions and work items it posts) before the next one starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from kernsim.faults import load_profile
+from kernsim.model.filemap import unlock_page
+from kernsim.model.memcontrol import MemcgState, mem_cgroup_attach_task
+from kernsim.model.memory import mm_init
+from kernsim.model.mm import MmConfig, MmState
+from kernsim.model.mm_types import Pte
+from kernsim.model.page_alloc import alloc_page
+from kernsim.model.swap_state import add_to_swap_cache
+from kernsim.model.swapfile import get_swap_page
+from kernsim.sim.engine import SimCpu
+from kernsim.sim.world import World
+from kernsim.variants import get_variant
+
+#: A small machine: enough RAM that no watermark is near, 16 swap slots.
+SMALL = {"total_pages": 1024, "swap_pages": 16}
+
+
+def small_mm(swap_has_cache: bool = False, **overrides: int) -> MmState:
+    """A fresh MmState on a small machine (2.6.30 swap_map unless ``swap_has_cache``)."""
+    cfg: dict[str, Any] = {**SMALL, "swap_has_cache": swap_has_cache, **overrides}
+    return MmState(MmConfig(**cfg))
+
+
+def new_page(mm: MmState) -> int:
+    """alloc_page(): a fresh page holding one reference."""
+    pfn, _ = alloc_page(mm, False)
+    assert pfn, "allocation failed"
+    return pfn
+
+
+def swapcache_page(mm: MmState, entry: int | None = None, locked: bool = False) -> tuple[int, int]:
+    """A page in the swap cache of ``entry`` (a new slot by default), unlocked unless asked.
+
+    Returns (pfn, entry).  The page holds its allocation reference and the cache's.
+    """
+    if entry is None:
+        entry = get_swap_page(mm)
+    pfn = new_page(mm)
+    assert add_to_swap_cache(mm, pfn, entry, True) == 0
+    if not locked:
+        unlock_page(mm, pfn)
+        mm.woken.clear()
+    return pfn, entry
+
+
+@dataclass(slots=True)
+class Machine:
+    """A World in cgroup /A whose code paths are run one at a time."""
+
+    world: World
+
+    @property
+    def mm(self) -> MmState:
+        return self.world.engine.mm
+
+    @property
+    def memcg(self) -> MemcgState:
+        return self.world.engine.memcg
+
+    @property
+    def memcg_id(self) -> int:
+        return self.world.memcg_id
+
+    def run(self, cpu: SimCpu, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coro`` on ``cpu`` and everything it starts until the machine is idle;
+        return its result.  Fails if it never finished (slept on a lock forever)."""
+        box: list[Any] = []
+
+        async def wrapper() -> None:
+            box.append(await coro)
+
+        engine = self.world.engine
+        engine.start(cpu, wrapper())
+        engine.run()
+        assert box, f"{cpu.name} did not finish; blocked: {engine.blocked_cpus()}"
+        return box[0]
+
+    def task(self, name: str = "A") -> SimCpu:
+        """A task in /A with an empty mm."""
+        world = self.world
+        tid = world.next_task
+        world.next_task += 1
+        cpu = SimCpu(world.engine, name, "tasks", name, world.memcg_id, tid)
+        world.tasks[tid] = cpu
+
+        async def init() -> None:
+            await cpu.call(mm_init, tid, world.memcg_id)
+            await cpu.call(mem_cgroup_attach_task, world.memcg_id, tid)
+
+        self.run(cpu, init())
+        return cpu
+
+    def kthread(self, name: str = "kswapd") -> SimCpu:
+        """A kernel thread (memcg 0), e.g. kswapd or a kworker."""
+        return SimCpu(self.world.engine, name, "vmscan", name)
+
+    def pte(self, task: SimCpu, addr: int) -> Pte:
+        return self.mm.mms[task.task].ptes[addr]
+
+
+def make_machine(variant: str = "none", **mm_overrides: int) -> Machine:
+    """A fresh Machine running ``variant``; the swap_map encoding follows the variant
+    (2.6.31's for ``upstream``)."""
+    v = get_variant(variant)
+    cfg: dict[str, Any] = {**SMALL, "swap_has_cache": v.swap_has_cache, **mm_overrides}
+    return Machine(World.create(v, 0, load_profile("none"), MmConfig(**cfg)))
