@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--faults",
-        default="none",
-        help="fault profile name (deploy/faults/NAME.toml) or a path (default: none)",
+        default=None,
+        help="fault profile name (deploy/faults/NAME.toml) or a path (default: the scenario's)",
     )
     sim.add_argument(
         "--page-cluster",

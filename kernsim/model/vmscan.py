@@ -6,9 +6,8 @@ shrink_page_list() is split along its own labels: each page ends at ``keep``
 (maybe free its swap, SetPageActive, unlock, put back) or ``free_it``.
 
 Simplifications (docs/MODEL.md): anon pages only, so scan balancing
-(get_scan_ratio) reduces to "scan anon unless swap is off for this reclaim";
-every scan at a priority covers at least one SWAP_CLUSTER_MAX batch (the
-kernel accumulates zone->lru[].nr_scan across calls instead); writeback is
+(get_scan_ratio) reduces to "scan anon unless swap is off for this reclaim",
+and the scan target is the size of both anon lists together; writeback is
 always asynchronous (no lumpy reclaim, no congestion_wait); memcg reclaim
 takes both active and inactive pages from the memcg LRU in one pass and
 deactivates the active ones, where the kernel keeps per-list memcg LRUs.
@@ -224,15 +223,33 @@ async def shrink_batch(cpu: Cpu, sc: ScanControl, nr: int) -> None:
         await shrink_page_list(cpu, inactive, sc)
 
 
-async def shrink_zone(cpu: Cpu, sc: ScanControl, priority: int) -> None:
-    """Models shrink_zone() for the anon lists at ``priority``."""
-    from kernsim.model.memcontrol import mem_cgroup_lru_size
+@primitive("mm")
+def zone_nr_scan(mm: MmState, scan: int) -> int:
+    """shrink_zone()'s zone->lru[].nr_scan for global reclaim: scan targets accumulate
+    across calls and are handed out once they reach SWAP_CLUSTER_MAX."""
+    acc = mm.extra.get("nr_scan", 0) + scan
+    if acc >= SWAP_CLUSTER_MAX:
+        mm.extra["nr_scan"] = 0
+        return int(acc)
+    mm.extra["nr_scan"] = acc
+    return 0
 
-    n_inactive, n_active, nr_swap_pages = await cpu.call(reclaim_lru_sizes)
-    if not sc.may_swap or nr_swap_pages <= 0:
+
+async def shrink_zone(cpu: Cpu, sc: ScanControl, priority: int, memcg_size: int = 0) -> None:
+    """Models shrink_zone() for the anon lists at ``priority``.
+
+    The scan target is the list size >> priority (all of it at priority 0); global
+    reclaim accumulates it in the zone, memcg reclaim uses it as it is.
+    """
+    if not sc.may_swap:
         return  # get_scan_ratio(): anon is not scanned without swap
-    size = await cpu.call(mem_cgroup_lru_size, sc.memcg) if sc.memcg else n_inactive + n_active
-    nr_scan = max(size >> priority, min(size, SWAP_CLUSTER_MAX))
+    if sc.memcg:
+        nr_scan = memcg_size >> priority
+    else:
+        n_inactive, n_active, nr_swap_pages = await cpu.call(reclaim_lru_sizes)
+        if nr_swap_pages <= 0:
+            return
+        nr_scan = await cpu.call(zone_nr_scan, (n_inactive + n_active) >> priority)
     start = sc.nr_reclaimed
     while nr_scan > 0:
         n = min(nr_scan, SWAP_CLUSTER_MAX)
@@ -243,9 +260,24 @@ async def shrink_zone(cpu: Cpu, sc: ScanControl, priority: int) -> None:
 
 
 async def do_try_to_free_pages(cpu: Cpu, sc: ScanControl) -> int:
-    """Models do_try_to_free_pages(): shrink at falling priority until a batch is freed."""
+    """Models do_try_to_free_pages(): shrink at falling priority until a batch is freed.
+
+    For memcg reclaim, swap running out (get_scan_ratio()) and the LRU size are
+    read once per call rather than per shrink_zone().
+    """
+    from kernsim.model.memcontrol import mem_cgroup_lru_size
+
+    size = 0
+    if sc.memcg:
+        if (await cpu.call(reclaim_lru_sizes))[2] <= 0:
+            sc.may_swap = False
+        # The memcg LRU's size is read once per call: at the high priorities
+        # size >> priority is 0 and the kernel scans nothing either.
+        size = await cpu.call(mem_cgroup_lru_size, sc.memcg)
     for priority in range(DEF_PRIORITY, -1, -1):
-        await shrink_zone(cpu, sc, priority)
+        if sc.memcg and not size >> priority and priority:
+            continue
+        await shrink_zone(cpu, sc, priority, size)
         if sc.nr_reclaimed >= SWAP_CLUSTER_MAX:
             break
     return sc.nr_reclaimed

@@ -77,7 +77,7 @@ def simulate(
     scenario: str,
     variant: str,
     seed: int,
-    faults: str | Profile = "none",
+    faults: str | Profile | None = None,
     page_cluster: int | None = None,
     strategy: Callable[[random.Random], Strategy] = Strategy,
     params: dict[str, Any] | None = None,
@@ -88,6 +88,8 @@ def simulate(
     result and the same trace hash."""
     sc = get_scenario(scenario)
     var = get_variant(variant)
+    if faults is None:
+        faults = sc.faults
     profile = faults if isinstance(faults, Profile) else load_profile(faults)
     mm_kwargs: dict[str, Any] = dict(sc.mm, swap_has_cache=var.swap_has_cache)
     if page_cluster is not None:

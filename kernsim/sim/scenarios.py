@@ -8,8 +8,9 @@ Load scenarios (a seeded random schedule):
 - ``nishimura``: swap 50MB, memory limit 32MB, five tasks of 8MB that
   allocate, touch and exit, again and again (LTP page01 in his report).
 - ``race``: the smallest setting in which the known races can happen, for
-  schedule search: two tasks of a few pages over a memcg limit smaller than
-  both, a small swap, killed at a random moment.
+  schedule search: two tasks of three pages over a four-page memcg limit, a
+  small swap, killed at a seeded random moment while they fault, reclaim and
+  read ahead.
 
 Catalogue scenarios (a scripted schedule that forces one interleaving of
 kernel-semantics.md section 6): ``example-a``, ``example-b``, ``type-1``,
@@ -38,6 +39,8 @@ class Scenario:
     memsw_limit_bytes: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     scripted: bool = False
+    #: The fault profile used when none is named: swap I/O is slow next to the CPUs.
+    faults: str = "none"
 
 
 def _load(world: World, controller: Callable[..., Any], params: dict[str, Any]) -> None:
@@ -133,16 +136,16 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "race",
-            "2 tasks x 4 pages over a 6-page limit, 16 swap slots, killed at a random moment",
+            "2 tasks x 3 pages over a 4-page limit, 16 swap slots, killed at a random moment",
             _controlled(race_controller),
             mm={"total_pages": 1024, "swap_pages": 16},
-            limit_bytes=24 * KiB,
+            limit_bytes=16 * KiB,
             params={
                 "tasks": 2,
-                "pages": 4,
+                "pages": 3,
                 "think_s": 0.0002,
                 "kill_min_s": 0.0005,
-                "kill_max_s": 0.004,
+                "kill_max_s": 0.003,
             },
         ),
         *[

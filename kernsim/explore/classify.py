@@ -1,0 +1,169 @@
+"""Classification of a failing run against the known races (kernel-semantics.md section 6).
+
+For every leaked swap slot the trace is walked once, in order, looking for
+the kernel events that make each known race:
+
+- ``example-b``: free_swap_and_cache() found no cache page (page == 0)
+  between a reader's swap_duplicate() and its add_to_swap_cache() of that entry;
+- ``type-1``: free_swap_and_cache() found the readahead page but its
+  trylock_page() failed, because the page was locked for read I/O (added by
+  read_swap_cache_async() and not yet unlocked by end_swap_bio_read());
+- ``example-a``: the same failed trylock on a page that is not under read
+  I/O (reclaim holds its lock), then __remove_mapping() fails on that page;
+- ``type-2``: add_to_swap() of a page already unmapped and uncharged.
+
+The last pattern seen for a slot is its race (a slot can be reused: only its
+last life leaked).  A zap whose trylock fails after end_swap_bio_read() has
+begun (v5's staleswap hint has already looked) is none of these: it is
+reported ``NEW``, with that as its detail, like any failure no rule matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from kernsim.sim.engine import TraceEvent
+
+if TYPE_CHECKING:
+    from kernsim.explore.job import Run
+
+CATALOGUE = ("example-a", "example-b", "type-1", "type-2")
+#: Violations that name leaked slots (the others name pages or nothing).
+SLOT_KINDS = ("memsw_leak", "swap_slot_in_use", "slot_leak_after_global_reclaim", "swap_map")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    cls: str
+    slot: int
+    page: int
+    start: int  # trace index where the race begins (for the diagram)
+    at: int  # trace index of the decisive event
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What the walk over one slot's events has seen so far."""
+
+    slot: int
+    dup: dict[str, int] = field(default_factory=dict)  # reader CPU -> its swap_duplicate
+    freed_nopage: dict[str, int] = field(default_factory=dict)  # reader CPU -> the free
+    read_page: int = 0  # the page added for read I/O and still locked
+    read_start: int = 0
+    io_began: int = -1  # end_swap_bio_read() already ran on read_page (index)
+    zap_failed: dict[int, int] = field(default_factory=dict)  # page -> failed free
+    locked_at: dict[int, int] = field(default_factory=dict)  # page -> trylock_page()
+    uncharged: set[int] = field(default_factory=set)
+    matches: list[Match] = field(default_factory=list)
+
+
+def classify_trace(trace: list[TraceEvent], slot: int) -> Match:
+    w = _Walk(slot)
+    for i, ev in enumerate(trace):
+        _step(w, i, ev)
+    if w.matches:
+        return w.matches[-1]
+    return Match("NEW", slot, 0, max(0, len(trace) - 1), len(trace) - 1, "no known pattern")
+
+
+def _step(w: _Walk, i: int, ev: TraceEvent) -> None:
+    prim, a = ev.prim, ev.args
+    first = a[0] if a else None
+    if prim == "alloc_page" and isinstance(ev.result, tuple):
+        _forget_page(w, ev.result[0])
+    elif prim in ("swap_duplicate", "swapcache_prepare") and first == w.slot:
+        if ev.func == "swap_duplicate_for_cache":
+            w.dup[ev.cpu] = i
+    elif prim == "free_swap_and_cache_locked" and first == w.slot:
+        _on_free(w, i, ev)
+    elif prim == "add_to_swap_cache" and a[1] == w.slot and ev.result == 0:
+        _on_add(w, i, ev)
+    elif prim in ("set_page_uptodate", "mem_cgroup_staleswap_hint") and first == w.read_page:
+        if w.io_began < 0:
+            w.io_began = i
+    elif prim == "unlock_page" and ev.func == "end_swap_bio_read" and first == w.read_page:
+        w.read_page, w.io_began = 0, -1
+    elif prim == "trylock_page" and ev.result is True:
+        w.locked_at[first] = i  # type: ignore[index]
+    elif prim == "mem_cgroup_commit_charge" and ev.result is True:
+        w.uncharged.discard(first)  # type: ignore[arg-type]
+    elif prim == "mem_cgroup_uncharge_page" and ev.result is True:
+        w.uncharged.add(first)  # type: ignore[arg-type]
+    elif prim == "remove_mapping_freeze" and first in w.zap_failed and not ev.result[0]:
+        page = int(first)  # type: ignore[arg-type]
+        start = min(w.locked_at.get(page, i), w.zap_failed[page])
+        w.matches.append(Match("example-a", w.slot, page, start, w.zap_failed.pop(page)))
+
+
+def _forget_page(w: _Walk, pfn: int) -> None:
+    w.zap_failed.pop(pfn, None)
+    w.locked_at.pop(pfn, None)
+    w.uncharged.discard(pfn)
+
+
+def _on_free(w: _Walk, i: int, ev: TraceEvent) -> None:
+    page, locked = ev.result.page, ev.result.locked
+    if page == 0:
+        for cpu in w.dup:
+            w.freed_nopage[cpu] = i
+    elif not locked and page == w.read_page:
+        if w.io_began >= 0:
+            w.matches.append(
+                Match(
+                    "NEW",
+                    w.slot,
+                    page,
+                    w.read_start,
+                    i,
+                    "zap's trylock fails after end_swap_bio_read() began, before unlock_page()",
+                )
+            )
+        else:
+            w.matches.append(Match("type-1", w.slot, page, w.read_start, i))
+    elif not locked:
+        w.zap_failed[page] = i
+
+
+def _on_add(w: _Walk, i: int, ev: TraceEvent) -> None:
+    page, new_page = ev.args[0], ev.args[2]
+    if new_page:  # read_swap_cache_async(): the page is locked for read I/O
+        start = w.dup.pop(ev.cpu, i)
+        freed = w.freed_nopage.pop(ev.cpu, None)
+        if freed is not None and freed > start:
+            w.matches.append(Match("example-b", w.slot, page, start, freed))
+        w.read_page, w.read_start, w.io_began = page, start, -1
+    elif page in w.uncharged:  # add_to_swap() in shrink_page_list()
+        start = w.locked_at.get(page, i)
+        w.matches.append(Match("type-2", w.slot, page, start, i))
+
+
+def leaked_slots(run: Run) -> list[int]:
+    assert run.result is not None
+    return sorted({s for v in run.result.violations if v.kind in SLOT_KINDS for s in v.slots})
+
+
+def settled_trace(run: Run) -> list[TraceEvent]:
+    """The trace up to the check (without the global reclaim that follows it)."""
+    assert run.result is not None and run.result.world is not None
+    trace = run.result.world.engine.trace
+    for i in range(run.load_events, len(trace)):
+        if trace[i].cpu == "reclaim" and trace[i].func == "global_reclaim":
+            return trace[:i]
+    return trace
+
+
+def classify_matches(run: Run) -> list[Match]:
+    trace = settled_trace(run)
+    slots = leaked_slots(run)
+    if not slots:
+        assert run.result is not None
+        kinds = ",".join(sorted({v.kind for v in run.result.violations}))
+        return [Match("NEW", 0, 0, 0, len(trace) - 1, f"no leaked slot ({kinds})")]
+    return [classify_trace(trace, s) for s in slots]
+
+
+def classify_run(run: Run) -> list[str]:
+    """The distinct classes of a failing run, sorted."""
+    return sorted({m.cls for m in classify_matches(run)})

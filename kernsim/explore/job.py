@@ -1,0 +1,162 @@
+"""One schedule as a plain, picklable job: what a process pool or a Dask worker runs."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kernsim.explore.strategies import Chooser, Pct, RandomWalk, Replay, Switch
+from kernsim.faults import load_profile
+from kernsim.model.mm import MmConfig
+from kernsim.sim.checker import ContinuousChecker
+from kernsim.sim.engine import SimulationError, Strategy
+from kernsim.sim.run import SimResult, settle_and_check
+from kernsim.sim.scenarios import get_scenario
+from kernsim.sim.world import World
+from kernsim.variants import get_variant
+
+STRATEGIES = ("random", "pct", "replay", "default")
+#: A step budget far above a normal run of the search scenarios (race: 2-20k steps).
+MAX_STEPS = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A schedule: the scenario and variant, the seed, and how the scheduler decides."""
+
+    scenario: str
+    variant: str
+    seed: int
+    strategy: str = "random"
+    depth: int = 3
+    steps: int = 2000  # PCT's estimate k of the steps in a run
+    switches: tuple[Switch, ...] = ()  # "replay": the recorded schedule
+    page_cluster: int | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+    faults: str = "none"
+    max_steps: int = MAX_STEPS
+    index: int = 0  # position in the search, for first_failure_at
+    check_determinism: bool = False
+
+    def with_params(self, **params: Any) -> Job:
+        merged = {**dict(self.params), **params}
+        return replace(self, params=tuple(sorted(merged.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    index: int
+    seed: int
+    status: str  # "ok", "failed", "livelock", "diverged"
+    trace_sha256: str
+    events: int
+    decisions: int
+    kinds: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    switches: tuple[Switch, ...] = ()  # kept for failures only: they are replayed
+    memsw_leak_bytes: int = 0
+    swap_slots_used: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+@dataclass(slots=True)
+class Run:
+    """A finished run with everything a diagram needs (only in the process that ran it)."""
+
+    job: Job
+    result: SimResult | None
+    chooser: Chooser
+    load_events: int = 0  # trace events before the settle phase began
+    livelock: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def result_hash(self) -> str:
+        return self.result.trace_sha256 if self.result is not None else ""
+
+
+def make_strategy(job: Job) -> Callable[[random.Random], Strategy]:
+    # Its own source, derived from the seed: see kernsim.explore.strategies.
+    rng = random.Random(job.seed * 7919 + 17)
+    if job.strategy == "random":
+        return lambda _: RandomWalk(rng)
+    if job.strategy == "pct":
+        return lambda _: Pct(rng, job.depth, job.steps)
+    if job.strategy == "replay":
+        return lambda _: Replay(rng, job.switches)
+    if job.strategy == "default":
+        return lambda _: Chooser(rng)
+    raise ValueError(f"unknown strategy {job.strategy!r} (known: {', '.join(STRATEGIES)})")
+
+
+def execute(job: Job) -> Run:
+    """Run ``job`` as simulate() would, keeping the chooser and where the load ended."""
+    sc = get_scenario(job.scenario)
+    var = get_variant(job.variant)
+    mm_kwargs: dict[str, Any] = dict(sc.mm, swap_has_cache=var.swap_has_cache)
+    if job.page_cluster is not None:
+        mm_kwargs["page_cluster"] = job.page_cluster
+    world = World.create(
+        var,
+        job.seed,
+        load_profile(job.faults),
+        MmConfig(**mm_kwargs),
+        make_strategy(job),
+        limit_bytes=sc.limit_bytes,
+        memsw_limit_bytes=sc.memsw_limit_bytes,
+        max_steps=job.max_steps,
+    )
+    engine = world.engine
+    chooser = engine.strategy
+    assert isinstance(chooser, Chooser)
+    checker = ContinuousChecker()
+    engine.observers.append(checker)
+    run = Run(job, None, chooser)
+    try:
+        sc.run(world, {**sc.params, **dict(job.params)})
+        run.load_events = len(engine.trace)
+        run.result = settle_and_check(world, checker)
+    except SimulationError as exc:
+        run.livelock = str(exc)
+        return run
+    run.result.scenario = job.scenario
+    return run
+
+
+def run_schedule(job: Job) -> Outcome:
+    """The per-seed job: run one schedule and say whether it broke an invariant."""
+    from kernsim.explore.classify import classify_run
+
+    start = time.perf_counter()
+    run = execute(job)
+    r = run.result
+    if r is None:
+        return Outcome(job.index, job.seed, "livelock", "", job.max_steps, run.chooser.decision)
+    status = "failed" if r.violations else "ok"
+    if job.check_determinism and execute(job).result_hash() != r.trace_sha256:
+        status = "diverged"
+    failed = status == "failed"
+    return Outcome(
+        index=job.index,
+        seed=job.seed,
+        status=status,
+        trace_sha256=r.trace_sha256,
+        events=r.events,
+        decisions=run.chooser.decision,
+        kinds=kinds_of(r),
+        classes=tuple(classify_run(run)) if failed else (),
+        switches=tuple(run.chooser.switches) if failed else (),
+        memsw_leak_bytes=r.memsw_leak_bytes,
+        swap_slots_used=r.swap_slots_used,
+        wall_s=time.perf_counter() - start,
+    )
+
+
+def kinds_of(result: SimResult) -> tuple[str, ...]:
+    return tuple(sorted({v.kind for v in result.violations}))

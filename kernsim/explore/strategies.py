@@ -1,0 +1,125 @@
+"""Schedulers for schedule search: random walk, PCT, and replay of a recorded schedule.
+
+Theory of operation
+-------------------
+Every strategy here runs the engine in its *scripted* mode with a zero step
+cost: all runnable CPUs are then due at the same virtual instant, and the
+strategy alone decides which one runs next.  Virtual time still passes for
+sleeps and bio latencies, and a strategy only ever picks among the steps due
+at the earliest instant, so the clock stays monotonic.
+
+A schedule is recorded as data, relative to a *default* scheduler that is
+non-preemptive: keep running the CPU that ran last while it is runnable, else
+the one that became runnable first.  Every decision where a strategy chose
+otherwise is a *switch* ``(decision index, CPU name)``.  Replaying the
+switches over the default scheduler gives the very same run, without any of
+the strategy's randomness; dropping switches (shrinking) gives a schedule
+that is closer to the default, never a longer list.
+
+The strategies draw from their own ``random.Random``, never from the
+engine's: the engine's source keeps driving the scenario (kill moments, bio
+latencies) in the order the schedule fixes, so a replay reproduces the trace
+hash bit for bit.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from kernsim.sim.engine import Engine, SimCpu, Strategy
+
+Ready = list[tuple[float, float, int, SimCpu]]
+Switch = tuple[int, str]
+
+
+class Chooser(Strategy):
+    """Base of the search strategies: picks among the steps due now, records switches."""
+
+    scripted = True
+    step_cost_s = 0.0
+
+    def __init__(self, rng: random.Random) -> None:
+        super().__init__(rng)
+        self.decision = 0
+        self.last: SimCpu | None = None
+        self.switches: list[Switch] = []
+
+    def key(self, cpu: SimCpu) -> float:
+        return 0.0  # no draw from the engine's random source: see the module docstring
+
+    def choose(self, engine: Engine, ready: Ready) -> int:
+        t = min(e[0] for e in ready)
+        due = [i for i, e in enumerate(ready) if e[0] == t]
+        default = self._default(ready, due)
+        pick = self.pick(ready, due, default)
+        cpu = ready[pick][3]
+        if pick != default:
+            self.switches.append((self.decision, cpu.name))
+        self.decision += 1
+        self.last = cpu
+        return pick
+
+    def _default(self, ready: Ready, due: list[int]) -> int:
+        for i in due:
+            if ready[i][3] is self.last:
+                return i
+        return min(due, key=lambda i: ready[i][2])
+
+    def pick(self, ready: Ready, due: list[int], default: int) -> int:
+        return default
+
+
+class RandomWalk(Chooser):
+    """At every step, any CPU due now, uniformly at random."""
+
+    def pick(self, ready: Ready, due: list[int], default: int) -> int:
+        return due[int(self.rng.random() * len(due))] if len(due) > 1 else default
+
+
+class Pct(Chooser):
+    """PCT (Burckhardt et al., ASPLOS 2010) with ``depth`` d over about ``steps`` steps.
+
+    Each CPU gets a random priority above d when it first shows up (CPUs are
+    created as the run goes: bio completions, work items), so the initial
+    priorities are distinct and randomly ordered.  At the i-th of the d-1
+    change points the CPU that runs drops to priority i, below every initial one.
+    The highest-priority CPU due now always runs.
+    """
+
+    def __init__(self, rng: random.Random, depth: int, steps: int) -> None:
+        super().__init__(rng)
+        self.depth = depth
+        points = rng.sample(range(1, max(steps, depth) + 1), max(depth - 1, 0))
+        # The i-th change point (in time order) lowers its CPU to priority i.
+        self.change_at = {k: i for i, k in enumerate(sorted(points), start=1)}
+        self.priority: dict[str, float] = {}
+
+    def _prio(self, cpu: SimCpu) -> float:
+        p = self.priority.get(cpu.name)
+        if p is None:
+            p = self.priority[cpu.name] = self.depth + self.rng.random()
+        return p
+
+    def pick(self, ready: Ready, due: list[int], default: int) -> int:
+        best = max(due, key=lambda i: self._prio(ready[i][3]))
+        change = self.change_at.get(self.decision)
+        if change is not None:
+            self.priority[ready[best][3].name] = float(change)
+        return best
+
+
+class Replay(Chooser):
+    """The default scheduler plus recorded switches; a switch whose CPU is not due is skipped."""
+
+    def __init__(self, rng: random.Random, switches: Sequence[Switch]) -> None:
+        super().__init__(rng)
+        self.want = dict(switches)
+
+    def pick(self, ready: Ready, due: list[int], default: int) -> int:
+        name = self.want.get(self.decision)
+        if name is not None:
+            for i in due:
+                if ready[i][3].name == name:
+                    return i
+        return default
