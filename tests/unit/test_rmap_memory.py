@@ -4,7 +4,7 @@ swap-out + swap-in round trip through the code paths (K30 = 2.6.30.4)."""
 from __future__ import annotations
 
 import pytest
-from unitkit import Machine, make_machine, small_mm, swapcache_page
+from unitkit import Machine, drain_all, make_machine, small_mm, swap_out, swapcache_page
 
 from kernsim.model.memory import (
     PTE_PRESENT,
@@ -18,10 +18,7 @@ from kernsim.model.memory import (
 from kernsim.model.mm import MmState
 from kernsim.model.mm_types import PAGE_SIZE, SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, Pte
 from kernsim.model.rmap import page_referenced, try_to_unmap_one
-from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.swapfile import swap_duplicate
-from kernsim.model.vmscan import ScanControl, shrink_batch
-from kernsim.sim.engine import SimCpu
 
 TASK = 1
 
@@ -123,23 +120,6 @@ def usage(m: Machine) -> tuple[int, int]:
     return g.res.usage, g.memsw.usage
 
 
-async def _memcg_reclaim(cpu: SimCpu, memcg_id: int) -> None:
-    """One batch of memcg reclaim, after every CPU drained its pagevecs (lru_add_drain_all()
-    as a reclaim under pressure would eventually see)."""
-    await cpu.call(lru_add_drain_all)
-    await shrink_batch(cpu, ScanControl(memcg=memcg_id), 32)
-
-
-def swap_out(m: Machine, pfn: int) -> None:
-    """memcg reclaim until ``pfn`` is freed; the write completes between passes."""
-    k = m.kthread()
-    for _ in range(4):
-        if pfn not in m.mm.pages:
-            return
-        m.run(k, _memcg_reclaim(k, m.memcg_id))
-    raise AssertionError(f"page {pfn} was not reclaimed: {m.mm.pages.get(pfn)}")
-
-
 def test_anon_fault_and_exit_charge_and_uncharge() -> None:
     """K30 do_anonymous_page() -> mem_cgroup_newpage_charge (res+1, memsw+1); exit_mmap()
     -> zap -> page_remove_rmap -> mem_cgroup_uncharge_page (both -1) and the page freed."""
@@ -150,12 +130,8 @@ def test_anon_fault_and_exit_charge_and_uncharge() -> None:
     pfn = m.pte(a, 0).val
     m.run(a, exit_mmap(a, a.task))
     assert usage(m) == (0, 0)
-    m.run(a, _drain_all(a))  # the lru_add pagevec held the last reference
+    m.run(a, drain_all(a))  # the lru_add pagevec held the last reference
     assert pfn not in m.mm.pages
-
-
-async def _drain_all(cpu: SimCpu) -> None:
-    await cpu.call(lru_add_drain_all)
 
 
 @pytest.mark.parametrize("variant", ["none", "upstream"])
@@ -202,5 +178,5 @@ def test_swap_out_and_in_round_trip(variant: str) -> None:
     assert m.mm.swap.nr_swap_pages == total
     assert m.memcg.group(m.memcg_id).swap_refs == 0
     assert m.memcg.page_cgroup[new].used
-    m.run(a, _drain_all(a))
+    m.run(a, drain_all(a))
     assert page.count == 1  # the pte's reference only

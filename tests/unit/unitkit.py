@@ -17,10 +17,12 @@ from kernsim.model.filemap import unlock_page
 from kernsim.model.memcontrol import MemcgState, mem_cgroup_attach_task
 from kernsim.model.memory import mm_init
 from kernsim.model.mm import MmConfig, MmState
-from kernsim.model.mm_types import Pte
+from kernsim.model.mm_types import SWAP_CLUSTER_MAX, Pte
 from kernsim.model.page_alloc import alloc_page
+from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.swap_state import add_to_swap_cache
 from kernsim.model.swapfile import get_swap_page
+from kernsim.model.vmscan import ScanControl, shrink_batch
 from kernsim.sim.engine import SimCpu
 from kernsim.sim.world import World
 from kernsim.variants import get_variant
@@ -110,6 +112,30 @@ class Machine:
 
     def pte(self, task: SimCpu, addr: int) -> Pte:
         return self.mm.mms[task.task].ptes[addr]
+
+
+async def drain_all(cpu: SimCpu) -> None:
+    """lru_add_drain_all(): every CPU's lru_add and lru_rotate pagevecs."""
+    await cpu.call(lru_add_drain_all)
+
+
+async def _memcg_reclaim(cpu: SimCpu, memcg_id: int) -> None:
+    await cpu.call(lru_add_drain_all)
+    await shrink_batch(cpu, ScanControl(memcg=memcg_id), SWAP_CLUSTER_MAX)
+
+
+def swap_out(m: Machine, pfn: int) -> None:
+    """memcg reclaim of /A, one batch at a time, until ``pfn`` is freed.
+
+    Each batch starts with lru_add_drain_all() (the rotate pagevec's reference would
+    otherwise keep __remove_mapping() failing); the write completes between batches.
+    """
+    k = m.kthread()
+    for _ in range(4):
+        if pfn not in m.mm.pages:
+            return
+        m.run(k, _memcg_reclaim(k, m.memcg_id))
+    raise AssertionError(f"page {pfn} was not reclaimed: {m.mm.pages.get(pfn)}")
 
 
 def make_machine(variant: str = "none", **mm_overrides: int) -> Machine:
