@@ -7,11 +7,20 @@ Each test names the kernel rule it checks (K30 = 2.6.30.4, K31 = 2.6.31.3).
 from __future__ import annotations
 
 import pytest
-from unitkit import small_mm, swapcache_page
+from unitkit import Machine, make_machine, small_mm, swap_out, swapcache_page
 
+from kernsim.model.memory import handle_mm_fault
 from kernsim.model.mm import KernelBug, MmState
-from kernsim.model.mm_types import EEXIST, ENOENT, SWAP_HAS_CACHE, SWAP_MAP_MAX, SWAP_MAP_MAX_31
+from kernsim.model.mm_types import (
+    EEXIST,
+    ENOENT,
+    PAGE_SIZE,
+    SWAP_HAS_CACHE,
+    SWAP_MAP_MAX,
+    SWAP_MAP_MAX_31,
+)
 from kernsim.model.swapfile import (
+    free_swap_and_cache,
     free_swap_and_cache_locked,
     get_swap_page,
     lookup_swap_cgroup,
@@ -347,3 +356,63 @@ def test_free_swap_and_cache_2_6_31_ignores_a_value_of_1(mm31: MmState) -> None:
     res = free_swap_and_cache_locked(mm31, entry)
     assert (res.value, res.page, res.locked) == (1, 0, False)
     assert not mm31.pages[pfn].locked
+
+
+# --- free_swap_and_cache(): the code path -----------------------------------------------
+
+
+def _swapped_out(variant: str) -> tuple[Machine, int]:
+    """A page of /A swapped out: res 0, memsw 1 page, swap_cgroup record, A's swap pte."""
+    m = make_machine(variant)
+    a = m.task()
+    m.run(a, handle_mm_fault(a, a.task, 0, True))
+    swap_out(m, m.pte(a, 0).val)
+    return m, m.pte(a, 0).val
+
+
+def _readahead_page(m: Machine, entry: int, locked: bool) -> int:
+    """read_swap_cache_async()'s page for ``entry``: the slot claimed for the cache
+    (swap_duplicate, or K31 swapcache_prepare), added locked; unlocked once "read"."""
+    if m.mm.config.swap_has_cache:
+        assert swapcache_prepare(m.mm, entry) == 0
+    else:
+        assert swap_duplicate(m.mm, entry) == 1
+    pfn, _ = swapcache_page(m.mm, entry, locked=locked)
+    return pfn
+
+
+@pytest.mark.parametrize(("variant", "memsw_pages"), [("none", 1), ("upstream", 0)])
+def test_type_1_zap_during_read(variant: str, memsw_pages: int) -> None:
+    """T1: free_swap_and_cache() while the readahead page is locked for I/O.  K30: the
+    trylock fails, swap_map stays 1 (cache only) and memsw stays charged through
+    swap_cgroup with res 0 -- the leak.  K31 ("memcg: fix swap accounting"): the count
+    reaches 0, so mem_cgroup_uncharge_swap() drops memsw at once."""
+    m, entry = _swapped_out(variant)
+    pfn = _readahead_page(m, entry, locked=True)
+    k = m.kthread()
+    m.run(k, free_swap_and_cache(k, entry))
+    g = m.memcg.group(m.memcg_id)
+    assert m.mm.pages[pfn].swapcache
+    assert m.mm.swap.swap_map[entry] == (SWAP_HAS_CACHE if variant == "upstream" else 1)
+    assert (g.res.usage, g.memsw.usage) == (0, memsw_pages * PAGE_SIZE)
+    assert (m.mm.swap.swap_cgroup[entry] != 0) is (variant == "none")
+
+
+@pytest.mark.parametrize("variant", ["none", "upstream"])
+def test_free_swap_and_cache_frees_an_unlocked_cache_page(variant: str) -> None:
+    """K30 free_swap_and_cache(): trylock succeeds; PageSwapCache, !PageWriteback and
+    !page_mapped -> delete_from_swap_cache() (swap_free: the slot is freed and memsw
+    uncharged), unlock_page, page_cache_release."""
+    m, entry = _swapped_out(variant)
+    pfn = _readahead_page(m, entry, locked=False)
+    refs = m.mm.pages[pfn].count
+    free = m.mm.swap.nr_swap_pages
+    k = m.kthread()
+    m.run(k, free_swap_and_cache(k, entry))
+    page = m.mm.pages[pfn]
+    assert not page.swapcache and not page.locked and page.dirty
+    assert page.count == refs - 1
+    assert m.mm.swap.swap_map[entry] == 0
+    assert m.mm.swap.nr_swap_pages == free + 1
+    g = m.memcg.group(m.memcg_id)
+    assert (g.res.usage, g.memsw.usage) == (0, 0)
