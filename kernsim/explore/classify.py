@@ -65,7 +65,33 @@ def classify_trace(trace: list[TraceEvent], slot: int) -> Match:
         _step(w, i, ev)
     if w.matches:
         return w.matches[-1]
-    return Match("NEW", slot, 0, max(0, len(trace) - 1), len(trace) - 1, "no known pattern")
+    return _describe_new(trace, slot)
+
+
+def _describe_new(trace: list[TraceEvent], slot: int) -> Match:
+    """A failure no catalogue rule matches: name the last reference drop and what came
+    before it, so that a reader sees where to look."""
+    add = hint = drop = -1
+    page = 0
+    for i, ev in enumerate(trace):
+        a = ev.args
+        if ev.prim == "add_to_swap_cache" and a[1] == slot and ev.result == 0:
+            add, page, hint = i, a[0], -1
+        elif ev.prim == "mem_cgroup_staleswap_hint" and a[0] == page and ev.result is True:
+            hint = i
+        elif ev.prim in ("swap_free", "free_swap_and_cache_locked") and a[0] == slot:
+            drop = i
+    if add < 0 or drop < 0:
+        return Match("NEW", slot, page, max(add, 0), max(drop, add, 0), "no known pattern")
+    detail = f"{trace[drop].func}() drops a reference to the slot"
+    if 0 <= hint < drop:
+        detail += " after end_swap_bio_read()'s stale check saw it still in use"
+    start = next((i for i in range(add, -1, -1) if _dup_of(trace[i], slot)), add)
+    return Match("NEW", slot, page, start, drop, detail)
+
+
+def _dup_of(ev: TraceEvent, slot: int) -> bool:
+    return ev.prim in ("swap_duplicate", "swapcache_prepare") and ev.args[0] == slot
 
 
 def _step(w: _Walk, i: int, ev: TraceEvent) -> None:
@@ -91,6 +117,8 @@ def _step(w: _Walk, i: int, ev: TraceEvent) -> None:
         w.uncharged.discard(first)  # type: ignore[arg-type]
     elif prim == "mem_cgroup_uncharge_page" and ev.result is True:
         w.uncharged.add(first)  # type: ignore[arg-type]
+    elif prim == "mem_cgroup_uncharge_swapcache" and ev.result:
+        w.uncharged.add(first)  # type: ignore[arg-type]  # deleted from the cache, uncharged
     elif prim == "remove_mapping_freeze" and first in w.zap_failed and not ev.result[0]:
         page = int(first)  # type: ignore[arg-type]
         start = min(w.locked_at.get(page, i), w.zap_failed[page])

@@ -21,6 +21,8 @@ from kernsim.variants import get_variant
 STRATEGIES = ("random", "pct", "replay", "default")
 #: A step budget far above a normal run of the search scenarios (race: 2-20k steps).
 MAX_STEPS = 200_000
+#: About a swap read under the "none" profile: a completion can meet any step of a task.
+WINDOW_S = 0.0002
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +34,12 @@ class Job:
     seed: int
     strategy: str = "random"
     depth: int = 3
+    window_s: float = WINDOW_S  # steps due this close together are concurrent
     steps: int = 2000  # PCT's estimate k of the steps in a run
     switches: tuple[Switch, ...] = ()  # "replay": the recorded schedule
     page_cluster: int | None = None
     params: tuple[tuple[str, Any], ...] = ()
-    faults: str = "none"
+    faults: str | None = None  # None: the scenario's own fault profile
     max_steps: int = MAX_STEPS
     index: int = 0  # position in the search, for first_failure_at
     check_determinism: bool = False
@@ -84,14 +87,15 @@ class Run:
 def make_strategy(job: Job) -> Callable[[random.Random], Strategy]:
     # Its own source, derived from the seed: see kernsim.explore.strategies.
     rng = random.Random(job.seed * 7919 + 17)
+    w = job.window_s
     if job.strategy == "random":
-        return lambda _: RandomWalk(rng)
+        return lambda _: RandomWalk(rng, w)
     if job.strategy == "pct":
-        return lambda _: Pct(rng, job.depth, job.steps)
+        return lambda _: Pct(rng, w, job.depth, job.steps)
     if job.strategy == "replay":
-        return lambda _: Replay(rng, job.switches)
+        return lambda _: Replay(rng, w, job.switches)
     if job.strategy == "default":
-        return lambda _: Chooser(rng)
+        return lambda _: Chooser(rng, w)
     raise ValueError(f"unknown strategy {job.strategy!r} (known: {', '.join(STRATEGIES)})")
 
 
@@ -105,7 +109,7 @@ def execute(job: Job) -> Run:
     world = World.create(
         var,
         job.seed,
-        load_profile(job.faults),
+        load_profile(job.faults or sc.faults),
         MmConfig(**mm_kwargs),
         make_strategy(job),
         limit_bytes=sc.limit_bytes,

@@ -6,7 +6,13 @@ Every strategy here runs the engine in its *scripted* mode with a zero step
 cost: all runnable CPUs are then due at the same virtual instant, and the
 strategy alone decides which one runs next.  Virtual time still passes for
 sleeps and bio latencies, and a strategy only ever picks among the steps due
-at the earliest instant, so the clock stays monotonic.
+within ``window_s`` of the earliest one.  A window wider than zero matters:
+with an infinitely fast CPU an interrupt (a bio completion) would otherwise
+never meet a task in the middle of a code path, because nothing else is due
+at its exact instant; within the window, steps due at nearby instants are
+concurrent and the strategy orders them.  A step picked ahead of an earlier
+one moves the clock to its own time, and the earlier one then runs late: the
+clock stays monotonic.
 
 A schedule is recorded as data, relative to a *default* scheduler that is
 non-preemptive: keep running the CPU that ran last while it is runnable, else
@@ -39,8 +45,9 @@ class Chooser(Strategy):
     scripted = True
     step_cost_s = 0.0
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, window_s: float = 0.0) -> None:
         super().__init__(rng)
+        self.window_s = window_s
         self.decision = 0
         self.last: SimCpu | None = None
         self.switches: list[Switch] = []
@@ -50,8 +57,9 @@ class Chooser(Strategy):
 
     def choose(self, engine: Engine, ready: Ready) -> int:
         t = min(e[0] for e in ready)
-        due = [i for i, e in enumerate(ready) if e[0] == t]
-        default = self._default(ready, due)
+        horizon = t + self.window_s
+        due = [i for i, e in enumerate(ready) if e[0] <= horizon]
+        default = self._default(ready, due, t)
         pick = self.pick(ready, due, default)
         cpu = ready[pick][3]
         if pick != default:
@@ -60,11 +68,13 @@ class Chooser(Strategy):
         self.last = cpu
         return pick
 
-    def _default(self, ready: Ready, due: list[int]) -> int:
+    def _default(self, ready: Ready, due: list[int], t: float) -> int:
+        """Non-preemptive, in time order: the last CPU while it is due now, else the
+        step that is due first."""
         for i in due:
-            if ready[i][3] is self.last:
+            if ready[i][3] is self.last and ready[i][0] <= t:
                 return i
-        return min(due, key=lambda i: ready[i][2])
+        return min(due, key=lambda i: (ready[i][0], ready[i][2]))
 
     def pick(self, ready: Ready, due: list[int], default: int) -> int:
         return default
@@ -87,8 +97,8 @@ class Pct(Chooser):
     The highest-priority CPU due now always runs.
     """
 
-    def __init__(self, rng: random.Random, depth: int, steps: int) -> None:
-        super().__init__(rng)
+    def __init__(self, rng: random.Random, window_s: float, depth: int, steps: int) -> None:
+        super().__init__(rng, window_s)
         self.depth = depth
         points = rng.sample(range(1, max(steps, depth) + 1), max(depth - 1, 0))
         # The i-th change point (in time order) lowers its CPU to priority i.
@@ -112,8 +122,8 @@ class Pct(Chooser):
 class Replay(Chooser):
     """The default scheduler plus recorded switches; a switch whose CPU is not due is skipped."""
 
-    def __init__(self, rng: random.Random, switches: Sequence[Switch]) -> None:
-        super().__init__(rng)
+    def __init__(self, rng: random.Random, window_s: float, switches: Sequence[Switch]) -> None:
+        super().__init__(rng, window_s)
         self.want = dict(switches)
 
     def pick(self, ready: Ready, due: list[int], default: int) -> int:

@@ -4,7 +4,8 @@ Load scenarios (a seeded random schedule):
 - ``kamezawa``: the v4/v5 mails' reproducer -- memory.limit_in_bytes 2M, three
   tasks that each allocate and touch 1M, all killed every 3 s, in a loop.
   The program (malloc_and_touch) was not posted; ours writes its pages over
-  and over, 100 ms apart, so that swap-ins (and readahead) happen.
+  and over, 250 ms apart, so that a kill finds swap-ins (and readahead) in
+  flight.  pkill does not wait: the next round starts while the last exits.
 - ``nishimura``: swap 50MB, memory limit 32MB, five tasks of 8MB that
   allocate, touch and exit, again and again (LTP page01 in his report).
 - ``race``: the smallest setting in which the known races can happen, for
@@ -121,10 +122,11 @@ SCENARIOS: dict[str, Scenario] = {
                 "rounds": 3,
                 "tasks": 3,
                 "pages": 256,
-                "think_s": 1.0,
+                "think_s": 0.25,
                 "period_s": 3.0,
                 "fork_s": 0.002,
             },
+            faults="hdd",
         ),
         Scenario(
             "nishimura",
@@ -133,6 +135,7 @@ SCENARIOS: dict[str, Scenario] = {
             mm={"total_pages": 65536, "swap_pages": 12800},
             limit_bytes=32 * MiB,
             params={"tasks": 5, "pages": 2048, "think_s": 0.05, "passes": 2, "generations": 2},
+            faults="hdd",
         ),
         Scenario(
             "race",

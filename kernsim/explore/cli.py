@@ -1,0 +1,150 @@
+"""``kernsim explore`` and ``kernsim replay``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from kernsim.cli import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, UsageError
+from kernsim.explore.executors import default_jobs
+from kernsim.explore.job import WINDOW_S
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def register(sub: Any) -> None:
+    from kernsim.sim.scenarios import SCENARIOS
+    from kernsim.variants import VARIANTS
+
+    ex = sub.add_parser(
+        "explore",
+        help="search schedules for races; shrink, classify and draw each one",
+        description="Run N schedules of the deterministic simulation, one seed each, "
+        "under a random-walk or PCT scheduler.  Every distinct race is shrunk, "
+        "classified against the known races and drawn as a CPU0/CPU1 diagram.  Exit 0 "
+        "when no schedule breaks an invariant, 1 when one does, 2 for bad usage.",
+    )
+    ex.add_argument("--scenario", default="race", choices=list(SCENARIOS))
+    ex.add_argument("--variant", default="none", choices=list(VARIANTS))
+    ex.add_argument("--strategy", default="pct", choices=["random", "pct"])
+    ex.add_argument("--schedules", type=_positive, default=1000)
+    ex.add_argument("--jobs", type=_positive, default=None, help="processes (default: all cores)")
+    ex.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    ex.add_argument("--depth", type=_positive, default=3, help="PCT's d (default 3)")
+    ex.add_argument(
+        "--window-us",
+        type=float,
+        default=WINDOW_S * 1e6,
+        help="steps due within this many virtual us are concurrent (default %(default)g)",
+    )
+    ex.add_argument("--page-cluster", type=int, default=None)
+    ex.add_argument("--faults", default=None, help="fault profile (default: the scenario's)")
+    ex.add_argument("--out", type=Path, default=None, help="write replay files and reports here")
+    ex.add_argument("--executor", default=None, help="dask://HOST:PORT: run on a Dask cluster")
+    ex.add_argument("--check-determinism", action="store_true",
+                    help="run every schedule twice and compare the trace hashes")  # fmt: skip
+    ex.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ex.set_defaults(handler=cmd_explore)
+    rp = sub.add_parser(
+        "replay",
+        help="re-run a replay file and draw its race",
+        description="Exit 1 when the failure reproduces (same trace hash, same violations), "
+        "0 when it does not, 2 for a bad file.",
+    )
+    rp.add_argument("file", type=Path)
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(handler=cmd_replay)
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from kernsim.explore.search import SearchConfig, explore
+
+    if args.window_us < 0:
+        raise UsageError("--window-us must be >= 0")
+    if args.executor and not args.executor.startswith("dask://"):
+        raise UsageError(f"unknown executor {args.executor!r} (try dask://HOST:PORT)")
+    cfg = SearchConfig(
+        args.scenario,
+        args.variant,
+        args.strategy,
+        args.schedules,
+        args.jobs or default_jobs(),
+        args.seed,
+        args.depth,
+        args.window_us * 1e-6,
+        args.page_cluster,
+        args.faults,
+        args.out,
+        args.executor,
+        args.check_determinism,
+        progress=not args.json,
+    )
+    try:
+        summary = explore(cfg)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    if args.out is not None:
+        from kernsim.explore.report import write_explore_report
+
+        write_explore_report(args.out, summary)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(render(summary))
+    if summary["divergences"]:
+        return EXIT_USAGE + 1  # a determinism failure is a bug in kernsim, not a race
+    return EXIT_VIOLATION if summary["failures"] else EXIT_OK
+
+
+def render(s: dict[str, Any]) -> str:
+    lines = [
+        f"{s['schedules_run']} schedules of {s['scenario']} under {s['variant']} "
+        f"({s['strategy']}): {s['failures']} failing, {s['livelocks']} livelocked, "
+        f"first failure at #{s['first_failure_at']}, {s['schedules_per_s']} schedules/s",
+    ]
+    if s["divergences"]:
+        lines.append(f"DETERMINISM: {s['divergences']} schedules gave two different traces")
+    for r in s["races"]:
+        lines += ["", f"== {r['class']} x{r['count']}  {', '.join(r['kinds'])}"]
+        if "events" in r:
+            lines.append(
+                f"   shrunk: {r['events_before_shrinking']} -> {r['events']} events, "
+                f"{r['switches_before_shrinking']} -> {r['switches']} switches, "
+                f"{r['shrink_schedules_run']} schedules; replay: {r['replay']}"
+            )
+            lines += ["", r["diagram"]]
+    return "\n".join(lines)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from kernsim.explore import replayfile
+    from kernsim.explore.diagram import draw_all
+    from kernsim.explore.job import execute, kinds_of
+
+    try:
+        job, data = replayfile.read(args.file)
+        run = execute(job)
+    except replayfile.ReplayFileError as exc:
+        raise UsageError(str(exc)) from exc
+    except ValueError as exc:  # an unknown scenario or variant named in the file
+        raise UsageError(f"{args.file}: {exc}") from exc
+    kinds = list(kinds_of(run.result)) if run.result is not None else []
+    same = run.result_hash() == data["trace_sha256"] and kinds == list(data["kinds"])
+    if args.json:
+        print(json.dumps({"reproduced": same and bool(kinds), "trace_sha256": run.result_hash(),
+                          "kinds": kinds}))  # fmt: skip
+    else:
+        print("reproduced" if same and kinds else "NOT reproduced", f"({run.result_hash()[:12]})")
+        if run.result is not None and run.result.violations:
+            print("\n\n".join(d for _, d in draw_all(run)))
+    return EXIT_VIOLATION if same and kinds else EXIT_OK

@@ -1,0 +1,160 @@
+"""Shrinking: the fewest switches and kernel events that still break the same invariants.
+
+A failing schedule is first turned into a replay job (the default scheduler
+plus its recorded switches), then reduced in three passes, each keeping a
+candidate only when it still fails with the same violation kinds and the
+same race class (or a subset of them), with no more switches than the best
+so far and no more kernel events than the original -- so a schedule never
+grows:
+
+1. the scenario's size: fewer tasks, fewer pages, an earlier kill;
+2. the shortest prefix of the switches that still fails (a bisection: the
+   switches after the race are most of a random walk's, and cost ddmin most);
+3. ddmin (Zeller and Hildebrandt, 2002) over the switches that are left.
+
+Every candidate is one schedule run; their number is the shrinking's cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from kernsim.explore.job import Job, Outcome, run_schedule
+from kernsim.explore.strategies import Switch
+
+T = TypeVar("T")
+#: Candidate runs one shrink may spend.
+BUDGET = 400
+#: Integer parameters that size a scenario (smaller is simpler), tried in this order.
+SIZE_PARAMS = ("tasks", "pages", "rounds", "generations", "passes")
+
+
+@dataclass(frozen=True, slots=True)
+class Shrunk:
+    job: Job  # a "replay" job: replay it to see the shrunk failure
+    outcome: Outcome
+    runs: int  # schedules run by the shrinking
+    events_before: int
+    switches_before: int
+
+
+class _Shrinker:
+    def __init__(self, target: Outcome, budget: int) -> None:
+        self.events = target.events
+        self.kinds = target.kinds
+        self.classes = set(target.classes)
+        self.budget = budget
+        self.runs = 0
+
+    def keeps(self, best: Outcome, o: Outcome) -> bool:
+        return (
+            o.failed
+            and o.kinds == self.kinds
+            and bool(o.classes)
+            and set(o.classes) <= self.classes
+            # Fewer switches first; events may move between candidates, never past
+            # the original's.
+            and o.events <= self.events
+            and len(o.switches) <= len(best.switches)
+        )
+
+    def attempt(self, job: Job, best: Outcome) -> Outcome | None:
+        if self.runs >= self.budget:
+            return None
+        self.runs += 1
+        o = run_schedule(job)
+        return o if self.keeps(best, o) else None
+
+
+def shrink(job: Job, outcome: Outcome, budget: int = BUDGET) -> Shrunk:
+    """Shrink the failing ``outcome`` of ``job``; the result is never larger."""
+    s = _Shrinker(outcome, budget)
+    base = replace(job, strategy="replay", switches=outcome.switches, check_determinism=False)
+    best_job, best = base, outcome
+    best_job, best = _shrink_size(s, best_job, best)
+    best_job, best = _shortest_prefix(s, best_job, best)
+    best_job, best = _ddmin_switches(s, best_job, best)
+    return Shrunk(best_job, best, s.runs, outcome.events, len(outcome.switches))
+
+
+def _ddmin_switches(s: _Shrinker, job: Job, best: Outcome) -> tuple[Job, Outcome]:
+    found: dict[str, tuple[Job, Outcome]] = {}
+
+    def test(switches: Sequence[Switch]) -> bool:
+        nonlocal best
+        cand = replace(job, switches=tuple(switches))
+        o = s.attempt(cand, best)
+        if o is None:
+            return False
+        # The replay records only the switches it could apply: keep those.
+        best = o
+        found["best"] = (replace(cand, switches=o.switches), o)
+        return True
+
+    ddmin(list(job.switches), test)
+    return found.get("best", (job, best))
+
+
+def _shortest_prefix(s: _Shrinker, job: Job, best: Outcome) -> tuple[Job, Outcome]:
+    lo, hi = 0, len(job.switches)  # the first ``hi`` switches are known to fail
+    while lo < hi:
+        mid = (lo + hi) // 2
+        cand = replace(job, switches=job.switches[:mid])
+        o = s.attempt(cand, best)
+        if o is None:
+            lo = mid + 1
+        else:
+            job, best, hi = replace(cand, switches=o.switches), o, min(mid, len(o.switches))
+    return job, best
+
+
+def ddmin(items: list[T], test: Callable[[list[T]], bool]) -> list[T]:
+    """The smallest subsequence of ``items`` found for which ``test`` holds (it holds
+    for ``items``); removes complements of ever finer chunks."""
+    if items and test([]):
+        return []
+    n = 2
+    while len(items) >= 2:
+        size = -(-len(items) // n)
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        for i in range(len(chunks)):
+            rest = [x for j, c in enumerate(chunks) if j != i for x in c]
+            if test(rest):
+                items, n = rest, max(n - 1, 2)
+                break
+        else:
+            if n >= len(items):
+                break
+            n = min(n * 2, len(items))
+    return items
+
+
+def _shrink_size(s: _Shrinker, job: Job, best: Outcome) -> tuple[Job, Outcome]:
+    from kernsim.sim.scenarios import get_scenario
+
+    params: dict[str, Any] = {**get_scenario(job.scenario).params, **dict(job.params)}
+    for name, value in _size_candidates(params):
+        if value >= params[name]:  # an earlier candidate already went further
+            continue
+        cand = job.with_params(**{name: value})
+        o = s.attempt(cand, best)
+        if o is not None:
+            job, best = replace(cand, switches=o.switches), o
+            params[name] = value
+    return job, best
+
+
+def _size_candidates(params: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Smaller values to try, largest cut first: halve, then step down by one."""
+    out: list[tuple[str, Any]] = []
+    for name in SIZE_PARAMS:
+        v = params.get(name)
+        if isinstance(v, int) and v > 1:
+            out += [(name, x) for x in sorted({1, v // 2, v - 1}) if 0 < x < v]
+    lo, hi = params.get("kill_min_s"), params.get("kill_max_s")
+    if isinstance(lo, float) and isinstance(hi, float) and hi > lo:
+        # An earlier kill leaves fewer events behind it.
+        out += [("kill_max_s", lo + (hi - lo) * f) for f in (0.0, 0.25, 0.5)]
+    return out
