@@ -59,7 +59,7 @@ def main() -> None:
     kamezawa_s = time.perf_counter() - t0
     steps_per_schedule = steps / args.schedules
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "bare_primitive_calls_per_s": round(bare),
         "sim_steps_per_s": round(rate * steps_per_schedule),
         "sim_step_cost_vs_bare_call": round(bare / (rate * steps_per_schedule), 1),
