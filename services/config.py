@@ -1,0 +1,104 @@
+"""Service configuration: one frozen object per service process, read in one place.
+
+Every setting comes from the environment (``KERNSIM_*``) and can be overridden
+on the command line (``--port 7001``); the launcher sets the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+SERVICES = ("mm", "memcg", "blockdev", "vmscan", "workqueue", "tasks")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """The settings of one service.  Defaults:
+
+    - ``host`` 127.0.0.1 (``KERNSIM_HOST``): bind address for both ports.
+    - ``port`` 0 (``KERNSIM_PORT``): the msgpack RPC port; 0 picks a free one.
+    - ``admin_port`` 0 (``KERNSIM_ADMIN_PORT``): the HTTP admin port.
+    - ``peers`` none (``KERNSIM_PEERS``, ``mm=127.0.0.1:7001,memcg=...``).
+    - ``variant`` none (``KERNSIM_VARIANT``): the kernel patch under test.
+    - ``scenario`` kamezawa (``KERNSIM_SCENARIO``): machine size and workload.
+    - ``faults`` none (``KERNSIM_FAULTS``): fault profile name or path.
+    - ``seed`` 1 (``KERNSIM_SEED``): seeds the fault layer and the workload.
+    - ``page_cluster`` unset (``KERNSIM_PAGE_CLUSTER``): the scenario's default.
+    - ``rpc_timeout_s`` 30 (``KERNSIM_RPC_TIMEOUT_S``): per call.
+    - ``token`` unset (``KERNSIM_TOKEN``): shared secret for ``hello``.
+    - ``log_level`` INFO (``KERNSIM_LOG_LEVEL``).
+    """
+
+    service: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    admin_port: int = 0
+    peers: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    variant: str = "none"
+    scenario: str = "kamezawa"
+    faults: str = "none"
+    seed: int = 1
+    page_cluster: int | None = None
+    rpc_timeout_s: float = 30.0
+    token: str | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(
+        cls,
+        service: str,
+        argv: Sequence[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> ServiceConfig:
+        """Environment first, then the command line on top."""
+        env = os.environ if environ is None else environ
+        p = argparse.ArgumentParser(prog=f"python -m kernsim.services.{service}")
+        p.add_argument("--host", default=env.get("KERNSIM_HOST", "127.0.0.1"))
+        p.add_argument("--port", type=int, default=int(env.get("KERNSIM_PORT", "0")))
+        p.add_argument("--admin-port", type=int, default=int(env.get("KERNSIM_ADMIN_PORT", "0")))
+        p.add_argument("--peers", default=env.get("KERNSIM_PEERS", ""))
+        p.add_argument("--variant", default=env.get("KERNSIM_VARIANT", "none"))
+        p.add_argument("--scenario", default=env.get("KERNSIM_SCENARIO", "kamezawa"))
+        p.add_argument("--faults", default=env.get("KERNSIM_FAULTS", "none"))
+        p.add_argument("--seed", type=int, default=int(env.get("KERNSIM_SEED", "1")))
+        pc = env.get("KERNSIM_PAGE_CLUSTER")
+        p.add_argument("--page-cluster", type=int, default=int(pc) if pc else None)
+        timeout = float(env.get("KERNSIM_RPC_TIMEOUT_S", "30"))
+        p.add_argument("--rpc-timeout-s", type=float, default=timeout)
+        p.add_argument("--token", default=env.get("KERNSIM_TOKEN"))
+        p.add_argument("--log-level", default=env.get("KERNSIM_LOG_LEVEL", "INFO"))
+        a = p.parse_args(argv)
+        return cls(
+            service=service,
+            host=a.host,
+            port=a.port,
+            admin_port=a.admin_port,
+            peers=parse_peers(a.peers),
+            variant=a.variant,
+            scenario=a.scenario,
+            faults=a.faults,
+            seed=a.seed,
+            page_cluster=a.page_cluster,
+            rpc_timeout_s=a.rpc_timeout_s,
+            token=a.token,
+            log_level=a.log_level,
+        )
+
+
+def parse_peers(text: str) -> dict[str, tuple[str, int]]:
+    """``mm=127.0.0.1:7001,memcg=127.0.0.1:7002`` -> {"mm": ("127.0.0.1", 7001), ...}."""
+    out: dict[str, tuple[str, int]] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, addr = part.partition("=")
+        host, _, port = addr.rpartition(":")
+        if not name or not host or not port.isdigit():
+            raise ValueError(f"bad peer {part!r}: expected name=host:port")
+        out[name] = (host, int(port))
+    return out
+
+
+def format_peers(peers: Mapping[str, tuple[str, int]]) -> str:
+    return ",".join(f"{n}={h}:{p}" for n, (h, p) in peers.items())
