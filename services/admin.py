@@ -1,0 +1,73 @@
+"""The admin HTTP API every service serves: /healthz, /metrics, /statistics, /faults.
+
+Services add their own routes (memcg's cgroupfs files) before the app starts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from kernsim.services.faultlayer import FaultLayer
+from kernsim.services.metrics import Metrics
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from kernsim.faults import Profile
+
+
+def build_app(
+    service: str,
+    metrics: Metrics,
+    statistics: Callable[[], dict[str, Any]],
+    fault: FaultLayer,
+) -> web.Application:
+    app = web.Application()
+
+    async def healthz(_req: web.Request) -> web.Response:
+        return web.json_response({"service": service, "ok": True})
+
+    async def metrics_view(_req: web.Request) -> web.Response:
+        resp = web.Response(body=metrics.render())
+        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return resp
+
+    async def statistics_view(_req: web.Request) -> web.Response:
+        return web.json_response(statistics())
+
+    async def faults_get(_req: web.Request) -> web.Response:
+        return web.json_response(fault.describe())
+
+    async def faults_put(req: web.Request) -> web.Response:
+        try:
+            change = await req.json()
+            if not isinstance(change, dict):
+                raise ValueError("expected a JSON object")
+            fault.apply(change)
+        except (ValueError, TypeError, OSError, json.JSONDecodeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(fault.describe())
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/statistics", statistics_view)
+    app.router.add_get("/faults", faults_get)
+    app.router.add_put("/faults", faults_put)
+    return app
+
+
+async def start_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (0: any free port); return the runner and the port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    assert server is not None
+    sockets = getattr(server, "sockets", None) or []
+    bound = int(sockets[0].getsockname()[1]) if sockets else port
+    return runner, bound
+
+
+__all__ = ["Profile", "build_app", "start_app"]

@@ -1,0 +1,122 @@
+"""What every service shares: config, node, fault layer, metrics, admin app, main().
+
+A service subclass fills ``node.handlers`` with its message handlers, may add
+metric families and admin routes, and lists its counters in ``statistics()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiohttp import web
+from kernsim.protocol import Envelope
+from kernsim.services.admin import build_app, start_app
+from kernsim.services.catalog import KERNEL_TYPES, registry
+from kernsim.services.config import ServiceConfig
+from kernsim.services.faultlayer import FaultLayer
+from kernsim.services.metrics import Metrics, counter_by
+from kernsim.services.runtime import Body, Node, setup_logging, stop_on_signals
+from prometheus_client.core import Metric
+
+from kernsim.faults import load_profile
+from kernsim.variants import Variant, get_variant
+
+log = logging.getLogger("kernsim.services")
+
+
+class Service:
+    """Base of the six services.  Build inside a running event loop."""
+
+    name = "service"
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.variant: Variant = get_variant(config.variant)
+        # Each service draws its own stream from the run's seed, so runs repeat per service.
+        seed = config.seed ^ zlib.crc32(self.name.encode())
+        self.fault = FaultLayer(load_profile(config.faults), seed)
+        self.metrics = Metrics()
+        self.node = Node(
+            self.name,
+            registry(),
+            peers=config.peers,
+            fault=self.fault,
+            faultable=KERNEL_TYPES,
+            rpc_timeout_s=config.rpc_timeout_s,
+            token=config.token,
+        )
+        self.node.handlers["ping"] = lambda env: {}
+        self.node.handlers["statistics"] = self._statistics_msg
+        self.metrics.add(self._common_families)
+        self.port = 0
+        self.admin_port = 0
+        self._runner: web.AppRunner | None = None
+
+    def _statistics_msg(self, env: Envelope) -> Body:
+        return {"stats": self.statistics()}
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters for /statistics and the ``statistics`` message; subclasses extend it."""
+        return {
+            "service": self.name,
+            "variant": self.variant.name,
+            "faults": self.fault.profile.name,
+            "node": self.node.statistics(),
+            "fault_layer": dict(self.fault.model.statistics()),
+        }
+
+    def _common_families(self) -> Iterable[Metric]:
+        sent = self.node.sent
+        from prometheus_client.core import CounterMetricFamily
+
+        msgs = CounterMetricFamily(
+            "kernsim_messages", "Messages sent, by link.", labels=["src", "dest"]
+        )
+        for (src, dest), n in sorted(sent.items()):
+            msgs.add_metric([src, dest], n)
+        yield msgs
+        kinds = self.fault.model.statistics()["kinds"]
+        yield counter_by("kernsim_faults_injected", "Fault layer verdicts, by kind.", "kind", kinds)
+
+    def add_routes(self, app: web.Application) -> None:
+        """Subclasses add admin routes here (memcg's cgroupfs files)."""
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.port = await self.node.serve(cfg.host, cfg.port)
+        app = build_app(self.name, self.metrics, self.statistics, self.fault)
+        self.add_routes(app)
+        self._runner, self.admin_port = await start_app(app, cfg.host, cfg.admin_port)
+        log.info(
+            "%s serving rpc on %s:%d, admin on %d", self.name, cfg.host, self.port, self.admin_port
+        )
+
+    async def stop(self) -> None:
+        await self.node.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def run(self) -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            log.info("%s stopping", self.name)
+            await self.stop()
+
+
+def main(cls: type[Service], argv: Sequence[str] | None = None) -> None:
+    """``python -m kernsim.services.<name>``: read the config, serve until SIGTERM."""
+    config = ServiceConfig.load(cls.name, argv)
+    setup_logging(cls.name, config.log_level)
+
+    async def run() -> None:
+        await cls(config).run()
+
+    asyncio.run(run())
