@@ -1,0 +1,84 @@
+"""The ``mm`` service: the machine's memory (struct page, page tables, swap, swap cache, LRU).
+
+Serves every primitive registered with owner ``mm``; see owner.OwnerService
+for how they run one at a time and how a sleeping lock_page is parked.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from kernsim.services.config import ServiceConfig
+from kernsim.services.metrics import gauge
+from kernsim.services.owner import OwnerService
+from kernsim.services.service import main
+from kernsim.services.snapshot import mm_snapshot
+from prometheus_client.core import Metric
+
+from kernsim.model.mm import MmConfig, MmState
+from kernsim.sim.checker import is_cache_only
+from kernsim.sim.scenarios import get_scenario
+from kernsim.variants import get_variant
+
+
+def machine(config: ServiceConfig) -> MmConfig:
+    """The scenario's machine, with the variant's swap_map encoding and the page_cluster knob."""
+    kwargs: dict[str, Any] = dict(get_scenario(config.scenario).mm)
+    kwargs["swap_has_cache"] = get_variant(config.variant).swap_has_cache
+    if config.page_cluster is not None:
+        kwargs["page_cluster"] = config.page_cluster
+    return MmConfig(**kwargs)
+
+
+class MmService(OwnerService):
+    name = "mm"
+
+    def __init__(self, config: ServiceConfig) -> None:
+        super().__init__(config, MmState(machine(config)))
+        self.metrics.add(self._families)
+
+    def snapshot(self) -> dict[str, Any]:
+        return mm_snapshot(self.state)
+
+    def stale_swapcache_pages(self) -> int:
+        """Cache-only swap-cache pages that nobody maps, locks or writes back.
+
+        The checker's definition also asks memcg that the page is uncharged;
+        mm alone cannot, so this live gauge counts idle cache-only pages.
+        """
+        mm: MmState = self.state
+        n = 0
+        for entry, pfn in mm.swapper_space.items():
+            page = mm.pages.get(pfn)
+            if page is None or page.mapcount or page.locked or page.writeback:
+                continue
+            n += is_cache_only(mm, entry)
+        return n
+
+    def _families(self) -> Iterable[Metric]:
+        sw = self.state.swap
+        yield gauge(
+            "kernsim_swap_slots_used", "Swap slots in use.", sw.total_swap_pages - sw.nr_swap_pages
+        )
+        yield gauge("kernsim_swap_slots_total", "Usable swap slots.", sw.total_swap_pages)
+        yield gauge(
+            "kernsim_swapcache_pages", "Pages in the swap cache.", len(self.state.swapper_space)
+        )
+        yield gauge(
+            "kernsim_stale_swapcache_pages",
+            "Cache-only swap-cache pages nobody maps, locks or writes back.",
+            self.stale_swapcache_pages(),
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            **super().statistics(),
+            "mm": self.state.statistics(),
+            "stale_swapcache_pages": self.stale_swapcache_pages(),
+        }
+
+
+if __name__ == "__main__":
+    main(MmService, sys.argv[1:])
