@@ -1,0 +1,167 @@
+"""The ``tasks`` service: the user processes of cgroup /A, and the load generator.
+
+Commands: ``start_workload`` (set the scenario's limits, run its controller),
+``kill_all`` (pkill), ``quiesce_status`` (no workload, no task, and every
+code-path service idle twice running with no new work in between).  The
+memcg OOM killer reaches a task here through ``post oom_kill``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from collections.abc import Awaitable
+from typing import Any
+
+from kernsim.protocol import Envelope, InvalidArgument
+from kernsim.services.config import ServiceConfig
+from kernsim.services.remote_cpu import RemoteCpu
+from kernsim.services.runner import RunnerService
+from kernsim.services.runtime import Body
+from kernsim.services.service import main
+from kernsim.services.workloads import CONTROLLERS, Program
+
+from kernsim.model.memcontrol import mem_cgroup_attach_task, mem_cgroup_resize_limit
+from kernsim.model.memory import exit_mmap, mm_init
+from kernsim.sim.scenarios import get_scenario
+
+#: The services whose code paths must all have finished for the cluster to be quiet.
+RUNNERS = ("blockdev", "workqueue", "vmscan")
+
+
+class TasksService(RunnerService):
+    name = "tasks"
+    cpu_base = "shell"
+
+    def __init__(self, config: ServiceConfig) -> None:
+        super().__init__(config)
+        self.rng = random.Random(config.seed)
+        self.tasks: dict[int, RemoteCpu] = {}
+        self.memcg_id = 0
+        self.next_task = 1
+        self.exited = 0
+        self.oom_killed: list[int] = []
+        self.workload: asyncio.Task[None] | None = None
+        self.host.local["oom_kill"] = self.oom_kill
+        h = self.node.handlers
+        h["start_workload"] = self._start_workload
+        h["kill_all"] = lambda env: {"killed": self.kill_all()}
+        h["quiesce_status"] = self._quiesce_status
+        h["activity"] = lambda env: {
+            "busy": self.host.busy + len(self.tasks),
+            "started": self.host.started + self.next_task - 1,
+        }
+
+    # --- the Machine interface the workloads drive --------------------------------------
+
+    @property
+    def ntasks(self) -> int:
+        return len(self.tasks)
+
+    def spawn_task(self, program: Program) -> RemoteCpu:
+        """fork + exec into cgroup /A."""
+        tid = self.next_task
+        self.next_task += 1
+        cpu = self.host.new_cpu(f"task{tid}", memcg=self.memcg_id, task=tid)
+        self.tasks[tid] = cpu
+        self.node.spawn(self._life(cpu, program))
+        return cpu
+
+    async def _life(self, cpu: RemoteCpu, program: Program) -> None:
+        try:
+            await cpu.call(mm_init, cpu.task, self.memcg_id)
+            await cpu.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+            await program(cpu)
+            await exit_mmap(cpu, cpu.task)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.host.note_crash(f"{cpu.name}: {type(exc).__name__}: {exc}", exc)
+        finally:
+            del self.tasks[cpu.task]
+            self.exited += 1
+
+    def kill_all(self) -> int:
+        for cpu in list(self.tasks.values()):
+            cpu.kill()
+        return len(self.tasks)
+
+    def oom_kill(self, task: int) -> None:
+        """The memcg OOM killer's SIGKILL, with TIF_MEMDIE."""
+        cpu = self.tasks.get(task)
+        if cpu is not None and not cpu.killed:
+            self.oom_killed.append(task)
+            cpu.kill(memdie=True)
+
+    def sleep(self, delay_s: float) -> Awaitable[None]:
+        return asyncio.sleep(delay_s)
+
+    async def wait_exited(self) -> None:
+        while self.tasks:
+            await asyncio.sleep(0.005)
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def _start_workload(self, env: Envelope) -> Body:
+        if self.workload is not None and not self.workload.done():
+            raise InvalidArgument("a workload is already running", errno=16)
+        b = env.body
+        sc = get_scenario(b["scenario"])
+        if sc.name not in CONTROLLERS:
+            raise InvalidArgument(f"scenario {sc.name!r} has no cluster workload", errno=22)
+        self.rng = random.Random(b["seed"])
+        memcg = await self.node.peer("memcg")
+        self.memcg_id = (await memcg.call("cgroup_id", {"name": "/A"}))["id"]
+        shell = self.host.new_cpu("shell")
+        # Written as the cgroupfs files would be: memsw first when raising it.
+        for limit, memsw in ((sc.memsw_limit_bytes, True), (sc.limit_bytes, False)):
+            if limit is not None:
+                err = await shell.call(mem_cgroup_resize_limit, self.memcg_id, limit, memsw)
+                if err:
+                    raise InvalidArgument(f"could not set the limit: errno {-err}", errno=-err)
+        run = CONTROLLERS[sc.name](self, {**sc.params}, float(b["duration_s"]))
+        self.workload = self.node.spawn(self._guard(run))
+        return {}
+
+    async def _guard(self, run: Awaitable[None]) -> None:
+        try:
+            await run
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.host.note_crash(f"workload: {type(exc).__name__}: {exc}", exc)
+
+    async def _quiesce_status(self, env: Envelope) -> Body:
+        workload = self.workload is not None and not self.workload.done()
+        busy, started = await self._busy_round()
+        quiet = not workload and not self.tasks and busy == 0
+        if quiet:
+            # A second look: work posted between two polls shows up as a new start.
+            busy, started_again = await self._busy_round()
+            quiet = busy == 0 and started_again == started
+        return {"quiescent": quiet, "tasks": len(self.tasks), "busy": busy, "workload": workload}
+
+    async def _busy_round(self) -> tuple[int, int]:
+        """(code paths queued or running, code paths ever started), over the runners and here."""
+        busy, started = self.host.busy, self.host.started
+        for name in RUNNERS:
+            conn = await self.node.peer(name)
+            act = await conn.call("activity", {})
+            busy += act["busy"]
+            started += act["started"]
+        return busy, started
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            **super().statistics(),
+            "tasks": len(self.tasks),
+            "tasks_started": self.next_task - 1,
+            "tasks_exited": self.exited,
+            "oom_killed": len(self.oom_killed),
+            "workload_running": self.workload is not None and not self.workload.done(),
+        }
+
+
+if __name__ == "__main__":
+    main(TasksService, sys.argv[1:])
