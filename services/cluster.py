@@ -1,0 +1,195 @@
+"""A local cluster: the six services as processes on free 127.0.0.1 ports.
+
+``Cluster`` starts them, waits for every /healthz, gives the launcher an RPC
+connection to each, and stops them all however the run ends.  Anything that
+waits on the services goes through ``watched``/``rpc``: a process that exits
+or a call that times out becomes a ``ServiceFailure`` naming the service, so
+a run can fail but never hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from kernsim.protocol import ProtocolError, RequestTimeout
+from kernsim.services.catalog import registry
+from kernsim.services.config import SERVICES, format_peers
+from kernsim.services.runtime import Body, Node
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+POLL_S = 0.05
+
+
+class ServiceFailure(RuntimeError):
+    """A service died or stopped answering."""
+
+    def __init__(self, service: str, why: str) -> None:
+        super().__init__(f"service {service} {why}")
+        self.service = service
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (held open together so none repeats)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class Cluster:
+    variant: str = "none"
+    scenario: str = "kamezawa"
+    faults: str = "none"
+    seed: int = 1
+    page_cluster: int | None = None
+    log_level: str = "WARNING"
+    rpc_timeout_s: float = 30.0
+    ports: dict[str, tuple[int, int]] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kernsim-")))
+    node: Node | None = None
+
+    def admin_url(self, service: str) -> str:
+        return f"http://{HOST}:{self.ports[service][1]}"
+
+    async def start(self, health_timeout_s: float = 30.0) -> None:
+        ports = free_ports(2 * len(SERVICES))
+        self.ports = {s: (ports[2 * i], ports[2 * i + 1]) for i, s in enumerate(SERVICES)}
+        peers = format_peers({s: (HOST, p[0]) for s, p in self.ports.items()})
+        for name in SERVICES:
+            self.procs[name] = self._spawn(name, peers)
+        await self.watched(self._wait_healthy(), health_timeout_s, "health check")
+        self.node = Node(
+            "launcher",
+            registry(),
+            peers={s: (HOST, p[0]) for s, p in self.ports.items()},
+            rpc_timeout_s=self.rpc_timeout_s,
+        )
+
+    def _spawn(self, name: str, peers: str) -> subprocess.Popen[bytes]:
+        rpc, admin = self.ports[name]
+        env = {
+            **os.environ,
+            "KERNSIM_PORT": str(rpc),
+            "KERNSIM_ADMIN_PORT": str(admin),
+            "KERNSIM_PEERS": peers,
+            "KERNSIM_VARIANT": self.variant,
+            "KERNSIM_SCENARIO": self.scenario,
+            "KERNSIM_FAULTS": self.faults,
+            "KERNSIM_SEED": str(self.seed),
+            "KERNSIM_LOG_LEVEL": self.log_level,
+            "KERNSIM_RPC_TIMEOUT_S": str(self.rpc_timeout_s),
+        }
+        if self.page_cluster is not None:
+            env["KERNSIM_PAGE_CLUSTER"] = str(self.page_cluster)
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 (the child owns it)
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", f"kernsim.services.{name}"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            log.close()
+
+    async def _wait_healthy(self) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            for name in SERVICES:
+                while True:
+                    with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                        async with http.get(self.admin_url(name) + "/healthz") as resp:
+                            if resp.status == 200:
+                                break
+                    await asyncio.sleep(POLL_S)
+
+    def dead(self) -> tuple[str, int] | None:
+        for name, proc in self.procs.items():
+            code = proc.poll()
+            if code is not None:
+                return name, code
+        return None
+
+    async def watched(self, aw: Awaitable[T], timeout_s: float, what: str) -> T:
+        """Await ``aw`` while watching the processes; a death or the deadline fails it."""
+        task = asyncio.ensure_future(aw)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=0.1)
+                if done:
+                    return task.result()
+                if (dead := self.dead()) is not None:
+                    raise ServiceFailure(dead[0], f"exited with status {dead[1]} ({what})")
+                if loop.time() > deadline:
+                    raise ServiceFailure("cluster", f"did not finish {what} in {timeout_s:.0f} s")
+        finally:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def rpc(
+        self, service: str, type_: str, body: Body | None = None, timeout_s: float = 30.0
+    ) -> Body:
+        """One request to ``service``; a timeout or lost connection names the service."""
+        assert self.node is not None
+        try:
+            conn = await self.watched(self.node.peer(service), 10.0, f"connect to {service}")
+            return await self.watched(
+                conn.call(type_, body or {}, timeout_s), timeout_s + 1, f"{type_} on {service}"
+            )
+        except RequestTimeout as exc:
+            raise ServiceFailure(service, f"stopped answering ({exc.text})") from exc
+        except (OSError, ProtocolError) as exc:
+            if (dead := self.dead()) is not None:
+                raise ServiceFailure(dead[0], f"exited with status {dead[1]}") from exc
+            raise
+
+    async def statistics(self) -> dict[str, Any]:
+        out = {}
+        for name in SERVICES:
+            out[name] = (await self.rpc(name, "statistics"))["stats"]
+        return out
+
+    async def stop(self) -> None:
+        """SIGTERM everyone, then SIGKILL whoever is still there after a grace period."""
+        if self.node is not None:
+            await self.node.close()
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        while loop.time() < deadline and any(p.poll() is None for p in self.procs.values()):
+            await asyncio.sleep(POLL_S)
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def log_tail(self, service: str, lines: int = 20) -> str:
+        path = self.log_dir / f"{service}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,330 @@
+"""``kernsim up`` and ``kernsim run``: the cluster on this machine.
+
+``run`` mirrors kernsim.sim.run.settle_and_check over live services: load,
+kill all, wait for quiescence, drain the pagevecs, check the invariants on
+state fetched from mm and memcg with the simulation's checker, one pass of
+global reclaim, report.  Exit 0 when the invariants hold, 1 when not, 2 for
+bad usage, 3 when a service died or stopped answering (named on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernsim.services.cluster import Cluster, ServiceFailure
+from kernsim.services.config import SERVICES
+from kernsim.services.snapshot import memcg_restore, mm_restore
+
+from kernsim.sim.checker import Violation, quiescent_violations, slots_in_use, stale_swapcache_pages
+
+EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
+
+
+@dataclass(slots=True)
+class ClusterResult:
+    """kernsim sim's result object, without trace_sha256, with wall_s, ops and messages."""
+
+    scenario: str
+    variant: str
+    seed: int
+    faults: str
+    page_cluster: int
+    events: int
+    virtual_s: float
+    usage_bytes: int
+    memsw_usage_bytes: int
+    stale_swapcache_pages: int
+    swap_slots_used: int
+    swap_slots_used_after_global_reclaim: int
+    oom_kills: int
+    vmscan_results: dict[str, int]
+    wall_s: float
+    messages: int
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def invariants_ok(self) -> bool:
+        return not self.violations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "variant": self.variant,
+            "seed": self.seed,
+            "faults": self.faults,
+            "page_cluster": self.page_cluster,
+            "events": self.events,
+            "virtual_s": round(self.virtual_s, 9),
+            "invariants_ok": self.invariants_ok,
+            "memsw_leak_bytes": max(0, self.memsw_usage_bytes - self.usage_bytes),
+            "usage_bytes": self.usage_bytes,
+            "memsw_usage_bytes": self.memsw_usage_bytes,
+            "stale_swapcache_pages": self.stale_swapcache_pages,
+            "swap_slots_used": self.swap_slots_used,
+            "swap_slots_used_after_global_reclaim": self.swap_slots_used_after_global_reclaim,
+            "oom_kills": self.oom_kills,
+            "vmscan_results": dict(sorted(self.vmscan_results.items())),
+            "violations": [v.to_dict() for v in self.violations],
+            "wall_s": round(self.wall_s, 3),
+            "ops": self.events,
+            "messages": self.messages,
+        }
+
+
+async def experiment(cluster: Cluster, duration_s: float, settle_s: float = 120.0) -> ClusterResult:
+    """Load, kill all, quiesce, drain, check, global reclaim: one run on a started cluster."""
+    t0 = time.monotonic()
+    await cluster.rpc(
+        "tasks",
+        "start_workload",
+        {"scenario": cluster.scenario, "duration_s": float(duration_s), "seed": cluster.seed},
+    )
+    await cluster.watched(_until_quiet(cluster), duration_s * 3 + settle_s, "the workload")
+    await cluster.rpc("tasks", "kill_all")
+    await cluster.watched(_until_quiet(cluster), settle_s, "quiescence")
+    wall_load = time.monotonic() - t0
+    await cluster.rpc("workqueue", "run_path", {"path": "lru_add_drain_all"})
+    mm = mm_restore((await cluster.rpc("mm", "snapshot"))["state"])
+    memcg_data = (await cluster.rpc("memcg", "snapshot"))["state"]
+    memcg = memcg_restore(memcg_data)
+    group = memcg.groups[memcg.by_name["/A"]]
+    stale = len(stale_swapcache_pages(mm, memcg))
+    used = len(slots_in_use(mm))
+    violations = [Violation(k, m) for k, m in memcg_data["violations"]]
+    violations += quiescent_violations(mm, memcg)
+    await cluster.rpc("vmscan", "run_path", {"path": "global_reclaim"}, timeout_s=settle_s)
+    mm_after = mm_restore((await cluster.rpc("mm", "snapshot"))["state"])
+    used_after = slots_in_use(mm_after)
+    if used_after:
+        violations.append(
+            Violation(
+                "slot_leak_after_global_reclaim",
+                f"{len(used_after)} swap slots still in use after global reclaim",
+                slots=used_after,
+            )
+        )
+    stats = await cluster.statistics()
+    violations += _crashes(stats)
+    results: dict[str, int] = {}
+    for svc in ("tasks", "vmscan"):
+        for k, v in stats[svc]["vmscan_results"].items():
+            results[k] = results.get(k, 0) + v
+    return ClusterResult(
+        scenario=cluster.scenario,
+        variant=cluster.variant,
+        seed=cluster.seed,
+        faults=cluster.faults,
+        page_cluster=mm.config.page_cluster,
+        events=stats["mm"]["ops"] + stats["memcg"]["ops"],
+        virtual_s=wall_load,
+        usage_bytes=group.res.usage,
+        memsw_usage_bytes=group.memsw.usage,
+        stale_swapcache_pages=stale,
+        swap_slots_used=used,
+        swap_slots_used_after_global_reclaim=len(used_after),
+        oom_kills=group.oom_kills,
+        vmscan_results=results,
+        wall_s=time.monotonic() - t0,
+        messages=sum(s["node"]["messages_sent"] for s in stats.values()),
+        violations=violations,
+    )
+
+
+async def _until_quiet(cluster: Cluster) -> None:
+    while not (await cluster.rpc("tasks", "quiesce_status"))["quiescent"]:
+        await asyncio.sleep(0.1)
+
+
+def _crashes(stats: dict[str, Any]) -> list[Violation]:
+    """A kernel BUG_ON or a failed code path anywhere is a violation, named by service."""
+    out = []
+    for name, s in stats.items():
+        for text in s["node"]["crash_texts"] + s.get("crash_texts", []):
+            out.append(Violation("service_error", f"{name}: {text}"))
+    return out
+
+
+async def run_one(args: argparse.Namespace, variant: str) -> ClusterResult:
+    cluster = Cluster(
+        variant=variant,
+        scenario=args.scenario,
+        faults=args.faults,
+        seed=args.seed,
+        page_cluster=args.page_cluster,
+    )
+    try:
+        await cluster.start()
+        return await experiment(cluster, args.duration)
+    except ServiceFailure as exc:
+        tail = cluster.log_tail(exc.service) if exc.service in SERVICES else ""
+        why = str(exc).removeprefix(f"service {exc.service} ")
+        if tail:
+            why += f"\n--- last lines of its log ---\n{tail}"
+        raise ServiceFailure(exc.service, why) from exc
+    finally:
+        await cluster.stop()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kernsim.cli import render_table
+
+    _check_args(args)
+    results = []
+    for variant in args.variant or ["none"]:
+        try:
+            r = asyncio.run(run_one(args, variant))
+        except ServiceFailure as exc:
+            print(f"kernsim: cluster failure: {exc}", file=sys.stderr)
+            return EXIT_SERVICE
+        results.append(r)
+        if args.json:
+            print(json.dumps(r.to_dict()), flush=True)
+    if not args.json:
+        print(render_table([_Row(r) for r in results]))
+    return EXIT_OK if all(r.invariants_ok for r in results) else EXIT_VIOLATION
+
+
+class _Row:
+    """A result as kernsim.cli.render_table reads it (it shows the trace hash column)."""
+
+    def __init__(self, r: ClusterResult) -> None:
+        self._r = r
+        self.scenario, self.faults, self.page_cluster = r.scenario, r.faults, r.page_cluster
+        self.variant, self.seed, self.violations = r.variant, r.seed, r.violations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self._r.to_dict(), "trace_sha256": "(cluster)", "virtual_s": self._r.wall_s}
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    from kernsim.services.workloads import CONTROLLERS
+
+    from kernsim.cli import UsageError
+    from kernsim.faults import load_profile
+
+    if args.scenario not in CONTROLLERS:
+        raise UsageError(
+            f"scenario {args.scenario!r} has no cluster workload (known: {', '.join(CONTROLLERS)})"
+        )
+    if getattr(args, "duration", 1.0) <= 0:
+        raise UsageError("--duration must be positive")
+    try:
+        load_profile(args.faults)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+async def _up(args: argparse.Namespace) -> int:
+    cluster = Cluster(
+        variant=args.variant,
+        scenario=args.scenario,
+        faults=args.faults,
+        seed=args.seed,
+        page_cluster=args.page_cluster,
+        log_level="INFO",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await cluster.start()
+        for name in SERVICES:
+            rpc, _ = cluster.ports[name]
+            print(f"{name:10} {cluster.admin_url(name)}  (rpc 127.0.0.1:{rpc})", flush=True)
+        print(f"memcg files: {cluster.admin_url('memcg')}/cgroup/A/memory.usage_in_bytes")
+        print(f"logs: {cluster.log_dir}   Ctrl-C stops every service", flush=True)
+        if args.load:
+            await cluster.rpc(
+                "tasks",
+                "start_workload",
+                {"scenario": args.scenario, "duration_s": float(args.duration), "seed": args.seed},
+            )
+        while not stop.is_set():
+            if (dead := cluster.dead()) is not None:
+                raise ServiceFailure(dead[0], f"exited with status {dead[1]}")
+            with __import__("contextlib").suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        return EXIT_OK
+    except ServiceFailure as exc:
+        print(f"kernsim: cluster failure: {exc}", file=sys.stderr)
+        return EXIT_SERVICE
+    finally:
+        await cluster.stop()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    _check_args(args)
+    return asyncio.run(_up(args))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    from kernsim.services.workloads import CONTROLLERS
+
+    p.add_argument(
+        "--scenario",
+        default="kamezawa",
+        choices=list(CONTROLLERS),
+        help="machine and workload (default: kamezawa)",
+    )
+    p.add_argument(
+        "--faults",
+        default="none",
+        help="fault profile name (deploy/faults/NAME.toml) or path (default: none)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="seeds faults and workload (default: 1)")
+    p.add_argument(
+        "--page-cluster",
+        type=int,
+        default=None,
+        help="/proc/sys/vm/page-cluster (default: the scenario's, 3)",
+    )
+
+
+def register(sub: Any) -> None:
+    """Add ``up`` and ``run`` to the kernsim command line."""
+    from kernsim.variants import VARIANTS
+
+    run = sub.add_parser(
+        "run",
+        help="run a scenario on the local cluster of six services",
+        description="Start the six services on free 127.0.0.1 ports, run the workload for "
+        "--duration seconds, kill every task, wait for quiescence, check the invariants over "
+        "the live services.  Exit 0 when they hold, 1 when not, 2 for bad usage, 3 when a "
+        "service died or stopped answering.",
+    )
+    _common(run)
+    run.add_argument(
+        "--variant",
+        action="append",
+        choices=list(VARIANTS),
+        help="kernel variant; repeat to compare side by side (default: none)",
+    )
+    run.add_argument("--duration", type=float, default=10.0, help="seconds of load (default: 10)")
+    run.add_argument("--json", action="store_true", help="print one JSON object per run")
+    run.set_defaults(handler=cmd_run)
+    up = sub.add_parser(
+        "up",
+        help="start the six services and keep them up until Ctrl-C",
+        description="Start the six services on free 127.0.0.1 ports, print their URLs, stay up "
+        "until Ctrl-C, then stop them all.",
+    )
+    _common(up)
+    up.add_argument(
+        "--variant", default="none", choices=list(VARIANTS), help="kernel variant (default: none)"
+    )
+    up.add_argument("--load", action="store_true", help="start the scenario's workload")
+    up.add_argument(
+        "--duration",
+        type=float,
+        default=3600.0,
+        help="with --load: seconds of load (default: 3600)",
+    )
+    up.set_defaults(handler=cmd_up)
