@@ -284,9 +284,10 @@ def mem_cgroup_resize_limit(mc: MemcgState, memcg_id: int, limit_bytes: int, mem
     the current usage answers -EBUSY at once instead of reclaiming first.
     """
     mem = mc.group(memcg_id)
-    limit_bytes = min(limit_bytes, RES_UNLIMITED) // PAGE_SIZE * PAGE_SIZE
     if limit_bytes < 0:
         return -EINVAL
+    # res_counter_memparse_write_strategy(): PAGE_ALIGN() rounds up.
+    limit_bytes = min(-(-limit_bytes // PAGE_SIZE) * PAGE_SIZE, RES_UNLIMITED)
     if memsw and limit_bytes < mem.res.limit:
         return -EINVAL
     if not memsw and mem.memsw.limit < limit_bytes:

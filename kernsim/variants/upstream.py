@@ -29,9 +29,11 @@ def scan_swap_map_reuse(mm: MmState, start: int) -> tuple[int, int]:
     reclaim first when vm_swap_full()), or (0, 0) when swap is full.
     """
     sw = mm.swap
-    if sw.nr_swap_pages <= 0 and not sw.nr_swap_pages * 2 < sw.total_swap_pages:
-        return 0, 0
-    full = sw.nr_swap_pages * 2 < sw.total_swap_pages
+    if sw.nr_swap_pages <= 0:
+        return 0, 0  # get_swap_page(): goto noswap
+    # get_swap_page() reserves its slot (nr_swap_pages--) before scan_swap_map()
+    # asks vm_swap_full().
+    full = (sw.nr_swap_pages - 1) * 2 < sw.total_swap_pages
     n = len(sw.swap_map)
     offset = start if 0 < start < n else sw.cluster_next
     for _ in range(n - 1):
@@ -61,7 +63,7 @@ class Upstream(Variant):
             entry, candidate = await cpu.call(scan_swap_map_reuse, start)
             if entry or not candidate:
                 return entry
-            await __try_to_reclaim_swap(cpu, candidate)
+            await try_to_reclaim_swap(cpu, candidate)
             start = candidate  # freed: "goto checks" takes it; busy: scan on from it
             if not await _slot_free(cpu, candidate):
                 start = candidate + 1
@@ -122,8 +124,11 @@ async def _slot_free(cpu: Cpu, entry: int) -> bool:
     return await cpu.call(swap_slot_value, entry) == 0
 
 
-async def __try_to_reclaim_swap(cpu: Cpu, entry: int) -> bool:
-    """2.6.31 __try_to_reclaim_swap(): find_get_page, trylock_page, try_to_free_swap."""
+async def try_to_reclaim_swap(cpu: Cpu, entry: int) -> bool:
+    """Models 2.6.31 __try_to_reclaim_swap(): find_get_page, trylock_page, try_to_free_swap.
+
+    (Named without the underscores: called from a class body, Python would mangle them.)
+    """
     from kernsim.model.filemap import find_get_page, page_cache_release, trylock_page, unlock_page
     from kernsim.model.swapfile import try_to_free_swap
 

@@ -224,11 +224,6 @@ def test_limit_below_usage_is_ebusy(mc: MemcgState) -> None:
     assert mem_cgroup_resize_limit(mc, A, 2 * PAGE_SIZE, False) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model bug: the limit is rounded down to a page; mem_cgroup_write() -> "
-    "res_counter_memparse_write_strategy() PAGE_ALIGNs it up",
-)
 def test_limit_is_page_aligned_up(mc: MemcgState) -> None:
     """K30 mem_cgroup_write() -> res_counter_memparse_write_strategy(): ``*res =
     PAGE_ALIGN(*res)`` -- writing 5000 to memory.limit_in_bytes sets 8192."""

@@ -174,12 +174,6 @@ def test_scan_swap_map_skips_cache_only_slots_below_half() -> None:
     assert mm.swap.swap_map[3] == SWAP_HAS_CACHE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=NameError,
-    reason="model bug: Upstream.get_swap_page() calls __try_to_reclaim_swap inside a class "
-    "body, which Python mangles to _Upstream__try_to_reclaim_swap (NameError)",
-)
 def test_upstream_get_swap_page_reclaims_a_cache_only_slot() -> None:
     """K31 scan_swap_map() -> __try_to_reclaim_swap(): find_get_page, trylock_page,
     try_to_free_swap -> the freed slot is taken again (``goto checks``)."""
@@ -192,11 +186,6 @@ def test_upstream_get_swap_page_reclaims_a_cache_only_slot() -> None:
     assert m.mm.swap.swap_map[entry] == SWAP_HAS_CACHE  # the new owner's cache flag
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model bug: K31 get_swap_page() returns 0 when nr_swap_pages <= 0 before "
-    "scanning; scan_swap_map_reuse() still offers a cache-only slot to reclaim",
-)
 def test_scan_swap_map_does_not_run_with_no_free_slot() -> None:
     """K31 get_swap_page(): ``if (nr_swap_pages <= 0) goto noswap;`` -- with every slot in
     use there is no scan, hence no __try_to_reclaim_swap(), even for cache-only slots."""
@@ -205,11 +194,6 @@ def test_scan_swap_map_does_not_run_with_no_free_slot() -> None:
     assert scan_swap_map_reuse(mm, 0) == (0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model bug: K31 get_swap_page() decrements nr_swap_pages before "
-    "scan_swap_map() reads vm_swap_full(); the model tests the undecremented count",
-)
 def test_scan_swap_map_sees_vm_swap_full_after_reserving_its_slot() -> None:
     """K31 get_swap_page(): ``nr_swap_pages--`` precedes scan_swap_map(), so its
     vm_swap_full() is ``(nr_swap_pages - 1) * 2 < total``: with exactly half in use the
