@@ -21,7 +21,7 @@ reported ``NEW``, with that as its detail, like any failure no rule matches.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kernsim.sim.engine import TraceEvent
 
@@ -96,7 +96,7 @@ def _dup_of(ev: TraceEvent, slot: int) -> bool:
 
 def _step(w: _Walk, i: int, ev: TraceEvent) -> None:
     prim, a = ev.prim, ev.args
-    first = a[0] if a else None
+    first: Any = a[0] if a else None
     if prim == "alloc_page" and isinstance(ev.result, tuple):
         _forget_page(w, ev.result[0])
     elif prim in ("swap_duplicate", "swapcache_prepare") and first == w.slot:
@@ -112,15 +112,15 @@ def _step(w: _Walk, i: int, ev: TraceEvent) -> None:
     elif prim == "unlock_page" and ev.func == "end_swap_bio_read" and first == w.read_page:
         w.read_page, w.io_began = 0, -1
     elif prim == "trylock_page" and ev.result is True:
-        w.locked_at[first] = i  # type: ignore[index]
+        w.locked_at[first] = i
     elif prim == "mem_cgroup_commit_charge" and ev.result is True:
-        w.uncharged.discard(first)  # type: ignore[arg-type]
+        w.uncharged.discard(first)
     elif prim == "mem_cgroup_uncharge_page" and ev.result is True:
-        w.uncharged.add(first)  # type: ignore[arg-type]
+        w.uncharged.add(first)
     elif prim == "mem_cgroup_uncharge_swapcache" and ev.result:
-        w.uncharged.add(first)  # type: ignore[arg-type]  # deleted from the cache, uncharged
+        w.uncharged.add(first)  # deleted from the cache, uncharged
     elif prim == "remove_mapping_freeze" and first in w.zap_failed and not ev.result[0]:
-        page = int(first)  # type: ignore[arg-type]
+        page = int(first)
         start = min(w.locked_at.get(page, i), w.zap_failed[page])
         w.matches.append(Match("example-a", w.slot, page, start, w.zap_failed.pop(page)))
 

@@ -41,17 +41,17 @@ ACTIVITY = {
 def touches(ev: TraceEvent, slot: int, page: int) -> bool:
     if ev.prim in NOISE:
         return False
-    first = ev.args[0] if ev.args else None
+    first: Any = ev.args[0] if ev.args else None
     obj = PRIMITIVES[ev.prim].obj
     if (obj == "swp" and first == slot) or (obj == "page" and page and first == page):
         return True
     if ev.prim == "add_to_swap_cache":
-        return ev.args[1] == slot
-    r = ev.result
+        return bool(ev.args[1] == slot)
+    r: Any = ev.result
     if ev.prim == "find_get_page":
-        return bool(page) and r == page
+        return bool(page) and bool(r == page)
     # zap_pte() returns (2, entry, _) for a swap pte, (1, pfn, _) for a present one.
-    return ev.prim == "zap_pte" and r in ((2, slot, False), (1, page, True), (1, page, False))
+    return ev.prim == "zap_pte" and bool(r in ((2, slot, False), (1, page, True), (1, page, False)))
 
 
 def race_events(trace: list[TraceEvent], m: Match) -> list[TraceEvent]:

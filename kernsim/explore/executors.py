@@ -44,7 +44,7 @@ def _dask(fn: Callable[[A], R], items: Sequence[A], executor: str) -> Iterator[R
             "--executor dask:// needs the dask extra: pip install kernsim[dask]"
         ) from None
     address = "tcp://" + executor.removeprefix("dask://")
-    client: Any = Client(address, timeout="10s")
+    client: Any = Client(address, timeout="10s")  # type: ignore[no-untyped-call]
     try:
         futures = client.map(fn, list(items), pure=False, batch_size=256)
         for fut in futures:
