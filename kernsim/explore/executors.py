@@ -43,7 +43,9 @@ def _dask(fn: Callable[[A], R], items: Sequence[A], executor: str) -> Iterator[R
         raise ValueError(
             "--executor dask:// needs the dask extra: pip install kernsim[dask]"
         ) from None
-    address = "tcp://" + executor.removeprefix("dask://")
+    rest = executor.removeprefix("dask://")
+    # dask://HOST:PORT is a TCP scheduler; dask://inproc://... names an in-process one.
+    address = rest if "://" in rest else "tcp://" + rest
     client: Any = Client(address, timeout="10s")  # type: ignore[no-untyped-call]
     try:
         futures = client.map(fn, list(items), pure=False, batch_size=256)
