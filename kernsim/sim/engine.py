@@ -336,6 +336,15 @@ class Engine:
 
     # --- results -------------------------------------------------------------
 
+    def close(self) -> None:
+        """Abandon every unfinished code path (after a crash): close its coroutine."""
+        cpus = {e[3] for e in self._heap} | {c for q in self._waitq.values() for c in q}
+        for cpu in cpus:
+            if cpu.coro is not None:
+                cpu.coro.close()
+        self._heap.clear()
+        self._waitq.clear()
+
     @property
     def idle(self) -> bool:
         return not self._heap

@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernsim.faults import Profile, load_profile
-from kernsim.model.mm import MmConfig
+from kernsim.model.memcontrol import MemcgBug
+from kernsim.model.mm import KernelBug, MmConfig
 from kernsim.model.mm_types import PAGE_SIZE
 from kernsim.model.swap import lru_add_drain_all
 from kernsim.sim.checker import (
+    EVENTS_PER_OBJECT,
     ContinuousChecker,
     Violation,
     attach_events,
+    format_event,
     quiescent_violations,
     slots_in_use,
     stale_swapcache_pages,
@@ -107,10 +110,47 @@ def simulate(
     )
     checker = ContinuousChecker()
     world.engine.observers.append(checker)
-    sc.run(world, {**sc.params, **(params or {})})
-    result = settle_and_check(world, checker)
+    try:
+        sc.run(world, {**sc.params, **(params or {})})
+        result = settle_and_check(world, checker)
+    except (KernelBug, MemcgBug) as exc:
+        # A BUG_ON of the kernel fired in the model: report it like any violation,
+        # with the events that led there, instead of losing the run to a traceback.
+        result = _crashed(world, checker, exc)
     result.scenario = scenario
     return result
+
+
+def _crashed(world: World, checker: ContinuousChecker, exc: Exception) -> SimResult:
+    engine = world.engine
+    engine.close()
+    group = engine.memcg.group(world.memcg_id)
+    bug = Violation(
+        "kernel_bug",
+        f"{type(exc).__name__}: {exc}",
+        at_s=engine.now,
+        events=[format_event(ev) for ev in engine.trace[-EVENTS_PER_OBJECT:]],
+    )
+    return SimResult(
+        scenario="",
+        variant=engine.variant.name,
+        seed=engine.seed,
+        faults=engine.profile.name,
+        page_cluster=engine.mm.config.page_cluster,
+        trace_sha256=engine.trace_sha256(),
+        events=engine.steps,
+        virtual_s=engine.now,
+        usage_bytes=group.res.usage,
+        memsw_usage_bytes=group.memsw.usage,
+        memsw_leak_bytes=max(0, group.memsw.usage - group.res.usage),
+        stale_swapcache_pages=0,
+        swap_slots_used=len(slots_in_use(engine.mm)),
+        swap_slots_used_after_global_reclaim=-1,
+        oom_kills=group.oom_kills,
+        vmscan_results=dict(engine.results),
+        violations=[*checker.violations, bug],
+        world=world,
+    )
 
 
 def _run_kernel(world: World, name: str, path: Any) -> None:

@@ -38,3 +38,27 @@ def test_trace_hash_does_not_depend_on_keeping_the_trace() -> None:
     b = simulate("race", "v5", 5, keep_trace=False)
     assert a.trace_sha256 == b.trace_sha256
     assert a.world is not None and len(a.world.engine.trace) == a.events
+
+
+def test_a_kernel_bug_in_the_model_is_reported_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A BUG_ON firing inside a primitive ends the run with a `kernel_bug` violation
+    naming the last events, and leaves no coroutine behind."""
+    from kernsim.model import filemap
+    from kernsim.model.mm import KernelBug, MmState
+    from kernsim.model.port import PRIMITIVE_BY_FN, PrimitiveInfo
+
+    def broken_unlock_page(mm: MmState, pfn: int) -> None:
+        raise KernelBug(f"unlock_page({pfn}): injected")
+
+    monkeypatch.setitem(
+        PRIMITIVE_BY_FN,
+        filemap.unlock_page,
+        PrimitiveInfo("unlock_page", "mm", "page", broken_unlock_page),
+    )
+    r = simulate("type-1", "none", 1)
+    bug = r.violations[-1]
+    assert bug.kind == "kernel_bug" and "injected" in bug.message
+    assert bug.events and not r.invariants_ok
+    assert r.world is not None and r.world.engine.idle
