@@ -294,7 +294,9 @@ async def zap_page_range(cpu: Cpu, task: int, addrs: list[int]) -> None:
 async def exit_mmap(cpu: Cpu, task: int) -> None:
     """Models exit_mmap() -> unmap_vmas() -> zap_pte_range(), then mmput() and cgroup exit."""
     from kernsim.model.memcontrol import mem_cgroup_exit_task
+    from kernsim.model.swap import lru_add_drain
 
+    await cpu.call(lru_add_drain, cpu.pvec)
     addrs = await cpu.call(task_addresses, task)
     await zap_page_range(cpu, task, addrs)
     await cpu.call(mmput, task)
