@@ -62,3 +62,16 @@ def test_a_kernel_bug_in_the_model_is_reported_not_raised(
     assert bug.kind == "kernel_bug" and "injected" in bug.message
     assert bug.events and not r.invariants_ok
     assert r.world is not None and r.world.engine.idle
+
+
+def test_every_fault_profile_is_deterministic() -> None:
+    """Same seed and same profile, same trace: for every profile in deploy/faults/."""
+    from kernsim.faults import list_profiles
+
+    profiles = list_profiles()
+    assert {"none", "lan", "slow-disk", "reorder-heavy", "hdd"} <= set(profiles)
+    for profile in profiles:
+        for seed in (1, 2):
+            a = simulate("race", "none", seed, profile, keep_trace=False)
+            b = simulate("race", "none", seed, profile, keep_trace=False)
+            assert a.trace_sha256 == b.trace_sha256, profile
