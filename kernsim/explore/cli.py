@@ -1,4 +1,4 @@
-"""``kernsim explore`` and ``kernsim replay``."""
+"""``kernsim explore``, ``kernsim replay`` and ``kernsim matrix``."""
 
 from __future__ import annotations
 
@@ -64,6 +64,28 @@ def register(sub: Any) -> None:
     rp.add_argument("file", type=Path)
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(handler=cmd_replay)
+    _register_matrix(sub)
+
+
+def _register_matrix(sub: Any) -> None:
+    mx = sub.add_parser(
+        "matrix",
+        help="every variant against every known race and the search workloads",
+        description="Run the catalogue races (scripted, once each), N schedules of `race` "
+        "(the same seeds in every column) and a few `kamezawa` seeds under none, v5, "
+        "upstream and none with page_cluster=0; count which leak memsw, which pin swap "
+        "slots, which are clean.  Writes matrix.md, matrix.json and matrix.png into --out.  "
+        "Exit 0 when every cell is clean, 1 otherwise.",
+    )
+    mx.add_argument("--schedules", type=int, default=200, help="race schedules per variant")
+    mx.add_argument("--kamezawa-seeds", type=int, default=2,
+                    help="kamezawa runs per variant, ~5-10 s each (default 2; 0 skips)")  # fmt: skip
+    mx.add_argument("--strategy", default="random", choices=["random", "pct"])
+    mx.add_argument("--jobs", type=_positive, default=None, help="processes (default: all cores)")
+    mx.add_argument("--seed", type=int, default=0, help="first race seed (default 0)")
+    mx.add_argument("--out", type=Path, default=Path("out/matrix"))
+    mx.add_argument("--json", action="store_true", help="print the matrix as JSON")
+    mx.set_defaults(handler=cmd_matrix)
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
@@ -148,3 +170,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if run.result is not None and run.result.violations:
             print("\n\n".join(d for _, d in draw_all(run)))
     return EXIT_VIOLATION if same and kinds else EXIT_OK
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from kernsim.explore.matrix import MatrixConfig, build_matrix
+    from kernsim.explore.matrix_report import to_markdown, write_matrix
+
+    if args.schedules < 0 or args.kamezawa_seeds < 0:
+        raise UsageError("--schedules and --kamezawa-seeds must be >= 0")
+    cfg = MatrixConfig(args.schedules, args.kamezawa_seeds, args.jobs or default_jobs(),
+                       args.strategy, seed=args.seed)  # fmt: skip
+    m = build_matrix(cfg)
+    try:
+        paths = write_matrix(args.out, m)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc}") from exc
+    if args.json:
+        print(json.dumps(m))
+    else:
+        print(to_markdown(m))
+        print("written:", ", ".join(map(str, paths)))
+    clean = all(c["clean"] == c["runs"] for r in m["rows"] for c in r["cells"].values())
+    return EXIT_OK if clean else EXIT_VIOLATION
