@@ -157,11 +157,15 @@ def free_swap_cache_trylock(mm: MmState, pfn: int) -> bool:
 async def free_pages_and_swap_cache(cpu: Cpu, pfns: list[int]) -> None:
     """Models free_pages_and_swap_cache() (the mmu_gather flush of a zap)."""
     from kernsim.model.filemap import unlock_page
-    from kernsim.model.swap import release_pages
+    from kernsim.model.mm_types import PAGEVEC_SIZE
+    from kernsim.model.swap import lru_add_drain, release_pages
     from kernsim.model.swapfile import try_to_free_swap
 
-    for pfn in pfns:  # free_swap_cache()
-        if await cpu.call(free_swap_cache_trylock, pfn):
-            await try_to_free_swap(cpu, pfn)
-            await cpu.call(unlock_page, pfn)
-    await cpu.call(release_pages, pfns)
+    await cpu.call(lru_add_drain, cpu.pvec)
+    for start in range(0, len(pfns), PAGEVEC_SIZE):
+        batch = pfns[start : start + PAGEVEC_SIZE]
+        for pfn in batch:  # free_swap_cache()
+            if await cpu.call(free_swap_cache_trylock, pfn):
+                await try_to_free_swap(cpu, pfn)
+                await cpu.call(unlock_page, pfn)
+        await cpu.call(release_pages, batch)
