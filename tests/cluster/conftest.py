@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 import pytest_asyncio
-
 from kernsim.services.cluster import Cluster
 
 

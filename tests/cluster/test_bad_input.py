@@ -8,7 +8,6 @@ import struct
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
-
 from kernsim.protocol import MAX_FRAME_BYTES, ErrorCode, FrameDecoder, encode_frame
 from kernsim.services.cluster import HOST, Cluster
 
@@ -24,8 +23,9 @@ class RawClient:
     @classmethod
     async def open(cls, port: int) -> RawClient:
         client = cls(*await asyncio.open_connection(HOST, port))
-        client.send({"s": "test", "d": "mm", "i": 1, "t": "hello",
-                     "b": {"service": "test", "version": 1}})
+        client.send(
+            {"s": "test", "d": "mm", "i": 1, "t": "hello", "b": {"service": "test", "version": 1}}
+        )
         assert (await client.recv())["t"] == "hello_ok"
         return client
 
@@ -68,8 +68,7 @@ async def test_unknown_type_and_bad_body_get_errors_on_a_live_connection(
     try:
         client.send({"s": "test", "d": "mm", "i": 2, "t": "no_such_thing", "b": {}})
         reply = await client.recv()
-        assert (reply["t"], reply["r"], reply["b"]["code"]) == (
-            "error", 2, ErrorCode.NOT_SUPPORTED)
+        assert (reply["t"], reply["r"], reply["b"]["code"]) == ("error", 2, ErrorCode.NOT_SUPPORTED)
         # A primitive with a wrong field kind: malformed_request, naming the field.
         client.send({"s": "test", "d": "mm", "i": 3, "t": "page_flags", "b": {"pfn": "x"}})
         reply = await client.recv()

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from kernsim.services.cluster import Cluster
 from kernsim.services.config import SERVICES
+from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import eventually, get_text, put_text
 
@@ -63,14 +62,24 @@ async def test_files_metrics_and_statistics_agree_under_load(idle_cluster: Clust
         _, stats_text = await get_text(memcg + "/statistics")
         stats = json.loads(stats_text)["cgroups"]["/A"]
         assert files["usage_in_bytes"] > 0 and files["limit_in_bytes"] == 2 * MiB
-        assert files["usage_in_bytes"] == stats["usage_bytes"] == _sample(
-            metrics, "kernsim_memcg_usage_bytes")
-        assert files["memsw.usage_in_bytes"] == stats["memsw_usage_bytes"] == _sample(
-            metrics, "kernsim_memcg_memsw_usage_bytes")
-        assert files["limit_in_bytes"] == stats["limit_bytes"] == _sample(
-            metrics, "kernsim_memcg_limit_bytes")
-        assert files["failcnt"] == stats["failcnt"] == _sample(
-            metrics, "kernsim_memcg_failcnt_total")
+        assert (
+            files["usage_in_bytes"]
+            == stats["usage_bytes"]
+            == _sample(metrics, "kernsim_memcg_usage_bytes")
+        )
+        assert (
+            files["memsw.usage_in_bytes"]
+            == stats["memsw_usage_bytes"]
+            == _sample(metrics, "kernsim_memcg_memsw_usage_bytes")
+        )
+        assert (
+            files["limit_in_bytes"]
+            == stats["limit_bytes"]
+            == _sample(metrics, "kernsim_memcg_limit_bytes")
+        )
+        assert (
+            files["failcnt"] == stats["failcnt"] == _sample(metrics, "kernsim_memcg_failcnt_total")
+        )
         leak = files["memsw.usage_in_bytes"] - files["usage_in_bytes"]
         assert max(0, leak) == _sample(metrics, "kernsim_memcg_memsw_leak_bytes")
         _, memory_stat = await get_text(memcg + "/cgroup/A/memory.stat")
