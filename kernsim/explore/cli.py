@@ -78,8 +78,12 @@ def _register_matrix(sub: Any) -> None:
         "Exit 0 when every cell is clean, 1 otherwise.",
     )
     mx.add_argument("--schedules", type=int, default=200, help="race schedules per variant")
-    mx.add_argument("--kamezawa-seeds", type=int, default=2,
-                    help="kamezawa runs per variant, ~5-10 s each (default 2; 0 skips)")  # fmt: skip
+    mx.add_argument(
+        "--kamezawa-seeds",
+        type=int,
+        default=2,
+        help="kamezawa runs per variant, ~5-10 s each (default 2; 0 skips)",
+    )
     mx.add_argument("--strategy", default="random", choices=["random", "pct"])
     mx.add_argument("--jobs", type=_positive, default=None, help="processes (default: all cores)")
     mx.add_argument("--seed", type=int, default=0, help="first race seed (default 0)")

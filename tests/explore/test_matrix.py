@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kernsim.cli import main
-from kernsim.explore.matrix import MatrixConfig, build_matrix, bucket_of
+from kernsim.explore.matrix import MatrixConfig, bucket_of, build_matrix
 from kernsim.explore.matrix_report import to_markdown, verdict
 
 
