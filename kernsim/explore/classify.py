@@ -10,12 +10,21 @@ the kernel events that make each known race:
   read_swap_cache_async() and not yet unlocked by end_swap_bio_read());
 - ``example-a``: the same failed trylock on a page that is not under read
   I/O (reclaim holds its lock), then __remove_mapping() fails on that page;
-- ``type-2``: add_to_swap() of a page already unmapped and uncharged.
+- ``type-2``: add_to_swap() of a page already unmapped and uncharged;
+- ``writeback`` (zap during swap-out writeback): free_swap_and_cache() finds
+  the cache page and its trylock succeeds, but PageWriteback is set, so it
+  skips the deletion; the page stays charged and cache-only.  v5's check in
+  end_swap_bio_write() frees it later; none and upstream do not.
 
 The last pattern seen for a slot is its race (a slot can be reused: only its
 last life leaked).  A zap whose trylock fails after end_swap_bio_read() has
 begun (v5's staleswap hint has already looked) is none of these: it is
 reported ``NEW``, with that as its detail, like any failure no rule matches.
+One NEW pattern has a fixed detail, ``V5_HOLE``: do_swap_page()'s
+reuse_swap_page() deletes its page before its swap_free(), a readahead
+re-adds the slot with a new page in between, v5's lockless check at
+end_swap_bio_read() sees swap_map == 2, and the swap_free() leaves the new
+page cache-only.
 """
 
 from __future__ import annotations
@@ -29,6 +38,12 @@ if TYPE_CHECKING:
     from kernsim.explore.job import Run
 
 CATALOGUE = ("example-a", "example-b", "type-1", "type-2")
+#: Classes this module knows beyond the catalogue of kernel-semantics.md.
+KNOWN = (*CATALOGUE, "writeback")
+V5_HOLE = (
+    "v5 hole: reuse_swap_page() deletes the page before swap_free(); a readahead "
+    "re-adds the slot and end_swap_bio_read()'s lockless check sees swap_map==2"
+)
 #: Violations that name leaked slots (the others name pages or nothing).
 SLOT_KINDS = ("memsw_leak", "swap_slot_in_use", "slot_leak_after_global_reclaim", "swap_map")
 
@@ -41,6 +56,7 @@ class Match:
     start: int  # trace index where the race begins (for the diagram)
     at: int  # trace index of the decisive event
     detail: str = ""
+    also: tuple[int, ...] = ()  # other pages the diagram should draw
 
 
 @dataclass(slots=True)
@@ -56,6 +72,8 @@ class _Walk:
     zap_failed: dict[int, int] = field(default_factory=dict)  # page -> failed free
     locked_at: dict[int, int] = field(default_factory=dict)  # page -> trylock_page()
     uncharged: set[int] = field(default_factory=set)
+    added: dict[int, int] = field(default_factory=dict)  # page -> add_to_swap_cache()
+    zap_locked: dict[int, tuple[int, str]] = field(default_factory=dict)  # page -> (i, cpu)
     matches: list[Match] = field(default_factory=list)
 
 
@@ -83,11 +101,32 @@ def _describe_new(trace: list[TraceEvent], slot: int) -> Match:
             drop = i
     if add < 0 or drop < 0:
         return Match("NEW", slot, page, max(add, 0), max(drop, add, 0), "no known pattern")
+    start = next((i for i in range(add, -1, -1) if _dup_of(trace[i], slot)), add)
+    reuse = _reused_before(trace, slot, add, trace[drop].cpu)
+    if reuse is not None and 0 <= hint < drop:
+        return Match("NEW", slot, page, min(reuse[0], start), drop, V5_HOLE, (reuse[1],))
     detail = f"{trace[drop].func}() drops a reference to the slot"
     if 0 <= hint < drop:
         detail += " after end_swap_bio_read()'s stale check saw it still in use"
-    start = next((i for i in range(add, -1, -1) if _dup_of(trace[i], slot)), add)
     return Match("NEW", slot, page, start, drop, detail)
+
+
+def _reused_before(
+    trace: list[TraceEvent], slot: int, add: int, cpu: str
+) -> tuple[int, int] | None:
+    """Where ``cpu``'s reuse_swap_page() deleted another page of ``slot`` from the swap
+    cache before ``add`` (its trace index and that page), if it did."""
+    for i in range(add - 1, -1, -1):
+        ev = trace[i]
+        if ev.cpu != cpu or ev.prim != "__delete_from_swap_cache" or ev.result[0] != slot:
+            continue
+        old = int(ev.args[0])
+        for j in range(i - 1, -1, -1):
+            prev = trace[j]
+            if prev.cpu == cpu and prev.prim == "reuse_swap_page_check" and prev.args[0] == old:
+                return (j, old) if prev.result is True else None
+        return None
+    return None
 
 
 def _dup_of(ev: TraceEvent, slot: int) -> bool:
@@ -111,6 +150,8 @@ def _step(w: _Walk, i: int, ev: TraceEvent) -> None:
             w.io_began = i
     elif prim == "unlock_page" and ev.func == "end_swap_bio_read" and first == w.read_page:
         w.read_page, w.io_began = 0, -1
+    elif prim == "page_flags" and w.zap_locked.get(first, (0, ""))[1] == ev.cpu:
+        _on_zap_flags(w, i, ev)
     elif prim == "trylock_page" and ev.result is True:
         w.locked_at[first] = i
     elif prim == "mem_cgroup_commit_charge" and ev.result is True:
@@ -125,7 +166,19 @@ def _step(w: _Walk, i: int, ev: TraceEvent) -> None:
         w.matches.append(Match("example-a", w.slot, page, start, w.zap_failed.pop(page)))
 
 
+def _on_zap_flags(w: _Walk, i: int, ev: TraceEvent) -> None:
+    """free_swap_and_cache() owns the lock and looks at the flags: under writeback
+    it must leave the page in the swap cache."""
+    page = int(ev.args[0])
+    w.zap_locked.pop(page)
+    if ev.result.writeback:
+        start = w.added.get(page, i)
+        w.matches.append(Match("writeback", w.slot, page, start, i))
+
+
 def _forget_page(w: _Walk, pfn: int) -> None:
+    w.zap_locked.pop(pfn, None)
+    w.added.pop(pfn, None)
     w.zap_failed.pop(pfn, None)
     w.locked_at.pop(pfn, None)
     w.uncharged.discard(pfn)
@@ -133,7 +186,9 @@ def _forget_page(w: _Walk, pfn: int) -> None:
 
 def _on_free(w: _Walk, i: int, ev: TraceEvent) -> None:
     page, locked = ev.result.page, ev.result.locked
-    if page == 0:
+    if locked:
+        w.zap_locked[page] = (i, ev.cpu)
+    elif page == 0:
         for cpu in w.dup:
             w.freed_nopage[cpu] = i
     elif not locked and page == w.read_page:
@@ -156,6 +211,7 @@ def _on_free(w: _Walk, i: int, ev: TraceEvent) -> None:
 
 def _on_add(w: _Walk, i: int, ev: TraceEvent) -> None:
     page, new_page = ev.args[0], ev.args[2]
+    w.added[page] = i
     if new_page:  # read_swap_cache_async(): the page is locked for read I/O
         start = w.dup.pop(ev.cpu, i)
         freed = w.freed_nopage.pop(ev.cpu, None)
