@@ -38,28 +38,33 @@ ACTIVITY = {
 }
 
 
-def touches(ev: TraceEvent, slot: int, page: int) -> bool:
+def touches(ev: TraceEvent, slot: int, pages: frozenset[int]) -> bool:
     if ev.prim in NOISE:
         return False
     first: Any = ev.args[0] if ev.args else None
     obj = PRIMITIVES[ev.prim].obj
-    if (obj == "swp" and first == slot) or (obj == "page" and page and first == page):
+    if (obj == "swp" and first == slot) or (obj == "page" and first in pages):
         return True
     if ev.prim == "add_to_swap_cache":
         return bool(ev.args[1] == slot)
     r: Any = ev.result
     if ev.prim == "find_get_page":
-        return bool(page) and bool(r == page)
+        return r in pages
     # zap_pte() returns (2, entry, _) for a swap pte, (1, pfn, _) for a present one.
-    return ev.prim == "zap_pte" and bool(r in ((2, slot, False), (1, page, True), (1, page, False)))
+    if ev.prim == "zap_pte" and isinstance(r, tuple):
+        return bool(r[:2] == (2, slot) or (r[0] == 1 and r[1] in pages))
+    return False
 
 
 def race_events(trace: list[TraceEvent], m: Match) -> list[TraceEvent]:
     out: list[TraceEvent] = []
     after = 0
+    pages = frozenset(p for p in (m.page, *m.also) if p)
     for i in range(m.start, len(trace)):
         ev = trace[i]
-        if touches(ev, m.slot, m.page):
+        if i > m.at:  # after the race, only what happens to the leaked page matters
+            pages = frozenset({m.page})
+        if i == m.at or touches(ev, m.slot, pages):
             out.append(ev)
             if i > m.at:
                 after += 1
@@ -68,12 +73,27 @@ def race_events(trace: list[TraceEvent], m: Match) -> list[TraceEvent]:
     return out
 
 
-def cell(ev: TraceEvent) -> str:
+def cell(ev: TraceEvent, func_shown: bool = False) -> str:
+    """One event; its kernel function only where the column enters it (the function
+    is already on the line above), and no ``= None`` for procedures."""
     args = ", ".join(map(str, ev.args))
-    text = f"{ev.func}: {ev.prim}({args}) = {_result(ev.result)}"
-    if ev.func == ev.prim:
-        text = f"{ev.prim}({args}) = {_result(ev.result)}"
+    text = f"{ev.prim}({args})"
+    if ev.result is not None:
+        text += f" = {_result(ev.result)}"
+    if func_shown:
+        text = "  " + text
+    elif not ev.prim.startswith(ev.func):  # free_swap_and_cache_locked says it all
+        text = f"{ev.func}: {text}"
     return text if len(text) <= CELL else text[: CELL - 1] + "…"
+
+
+def _cells(evs: list[TraceEvent]) -> list[str]:
+    last: dict[str, str] = {}
+    out = []
+    for ev in evs:
+        out.append(cell(ev, last.get(ev.cpu) == ev.func))
+        last[ev.cpu] = ev.func
+    return out
 
 
 def _result(r: Any) -> str:
@@ -93,7 +113,8 @@ def draw(run: Run, m: Match) -> str:
         if ev.cpu not in cpus:
             cpus.append(ev.cpu)
     heads = [f"CPU{i} ({c}: {_activity(evs, c)})" for i, c in enumerate(cpus)]
-    rows = [[cell(ev) if ev.cpu == c else "" for c in cpus] for ev in evs]
+    texts = _cells(evs)
+    rows = [[t if ev.cpu == c else "" for c in cpus] for ev, t in zip(evs, texts, strict=True)]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(heads)]
     job = run.job
     lines = [
