@@ -9,7 +9,8 @@ from typing import Any
 
 from kernsim.explore.job import Job
 
-VERSION = 1
+#: 2: switches are anchored to kernel events (D, m, X), no longer decision indexes.
+VERSION = 2
 
 
 class ReplayFileError(ValueError):
@@ -44,7 +45,7 @@ def read(path: Path) -> tuple[Job, dict[str, Any]]:
         )
     try:
         j = dict(data["job"])
-        j["switches"] = tuple((int(i), str(c)) for i, c in j["switches"])
+        j["switches"] = tuple((str(d), int(m), str(x)) for d, m, x in j["switches"])
         j["params"] = tuple((str(k), v) for k, v in j["params"])
         job = Job(**j)
         str(data["trace_sha256"])

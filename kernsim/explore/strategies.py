@@ -17,10 +17,16 @@ clock stays monotonic.
 A schedule is recorded as data, relative to a *default* scheduler that is
 non-preemptive: keep running the CPU that ran last while it is runnable, else
 the one that became runnable first.  Every decision where a strategy chose
-otherwise is a *switch* ``(decision index, CPU name)``.  Replaying the
-switches over the default scheduler gives the very same run, without any of
-the strategy's randomness; dropping switches (shrinking) gives a schedule
-that is closer to the default, never a longer list.
+otherwise is a *switch*, anchored to kernel events rather than to a decision
+index: ``(D, m, X)`` means "when CPU D is about to run its m-th step by
+default, run CPU X instead".  Replaying the switches over the default
+scheduler gives the very same run, without any of the strategy's randomness:
+each anchor is used once, and where two match at once the one recorded first
+wins, as it did.  X's own step count is left out on purpose: it changes as
+soon as any earlier step moves, and the preemption would be lost.  Dropping
+switches (shrinking) gives a schedule closer to the default, and, unlike a
+decision index, an anchor still names the same preemption after an earlier
+switch is dropped and the decisions shift.
 
 The strategies draw from their own ``random.Random``, never from the
 engine's: the engine's source keeps driving the scenario (kill moments, bio
@@ -36,7 +42,8 @@ from collections.abc import Sequence
 from kernsim.sim.engine import Engine, SimCpu, Strategy
 
 Ready = list[tuple[float, float, int, SimCpu]]
-Switch = tuple[int, str]
+#: (default CPU, its step count, CPU run instead)
+Switch = tuple[str, int, str]
 
 
 class Chooser(Strategy):
@@ -51,6 +58,10 @@ class Chooser(Strategy):
         self.decision = 0
         self.last: SimCpu | None = None
         self.switches: list[Switch] = []
+        self.picked: dict[str, int] = {}  # steps each CPU has run: the anchors' counts
+
+    def count(self, cpu: SimCpu) -> int:
+        return self.picked.get(cpu.name, 0)
 
     def key(self, cpu: SimCpu) -> float:
         return 0.0  # no draw from the engine's random source: see the module docstring
@@ -63,7 +74,9 @@ class Chooser(Strategy):
         pick = self.pick(ready, due, default)
         cpu = ready[pick][3]
         if pick != default:
-            self.switches.append((self.decision, cpu.name))
+            d = ready[default][3]
+            self.switches.append((d.name, self.count(d), cpu.name))
+        self.picked[cpu.name] = self.count(cpu) + 1
         self.decision += 1
         self.last = cpu
         return pick
@@ -120,16 +133,22 @@ class Pct(Chooser):
 
 
 class Replay(Chooser):
-    """The default scheduler plus recorded switches; a switch whose CPU is not due is skipped."""
+    """The default scheduler plus recorded switches; a switch that does not match is skipped."""
 
     def __init__(self, rng: random.Random, window_s: float, switches: Sequence[Switch]) -> None:
         super().__init__(rng, window_s)
-        self.want = dict(switches)
+        self.want: dict[tuple[str, int], list[str]] = {}
+        for d, m, x in switches:  # in recorded order: the first that matches wins
+            self.want.setdefault((d, m), []).append(x)
 
     def pick(self, ready: Ready, due: list[int], default: int) -> int:
-        name = self.want.get(self.decision)
-        if name is not None:
+        d = ready[default][3]
+        wanted = self.want.get((d.name, self.count(d)))
+        if not wanted:
+            return default
+        for n, x in enumerate(wanted):
             for i in due:
-                if ready[i][3].name == name:
+                if ready[i][3].name == x:
+                    del wanted[n]  # used once: D may be the default at this count again
                     return i
         return default

@@ -113,11 +113,11 @@ def test_replay_cli_bad_file(
     elif damage == "truncated":
         path.write_text(text[: len(text) // 2])
     elif damage == "version":
-        path.write_text(text.replace('"version": 1', '"version": 99'))
+        path.write_text(text.replace(f'"version": {replayfile.VERSION}', '"version": 99'))
     elif damage == "notjson":
         path.write_text("hello")
     else:
-        path.write_text(json.dumps({"version": 1, "job": {"scenario": "race"}}))
+        path.write_text(json.dumps({"version": replayfile.VERSION, "job": {"scenario": "race"}}))
     assert main(["replay", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("kernsim: error:") and "Traceback" not in err
@@ -140,3 +140,16 @@ def test_explore_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_explore_cli_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", "--executor", "ftp://x", "--schedules", "1"]) == 2
     assert "executor" in capsys.readouterr().err
+
+
+def test_shrinking_a_random_walk_removes_kernel_events() -> None:
+    # Seed 22 of race/none under the random walk: a type-2 and a writeback race in
+    # 487 events and 224 switches.
+    job = Job("race", "none", 22, "random")
+    o = run_schedule(job)
+    assert o.failed and o.events > 400
+    sh = shrink(job, o, budget=200)
+    assert sh.outcome.kinds == o.kinds and set(sh.outcome.classes) <= set(o.classes)
+    assert sh.outcome.events < o.events * 0.9
+    assert len(sh.outcome.switches) < len(o.switches) // 4
+    assert execute(sh.job).result_hash() == sh.outcome.trace_sha256
