@@ -32,7 +32,6 @@ ACTIVITY = {
     "shrink_page": "shrink_page_list",
     "add_to_swap": "shrink_page_list",
     "end_swap_bio_read": "end_swap_bio_read",
-    "mem_cgroup_swapio_check_again": "end_swap_bio_read",
     "end_swap_bio_write": "end_swap_bio_write",
     "mem_cgroup_check_stale_swap": "v5 stale-swap worker",
 }
@@ -82,7 +81,7 @@ def cell(ev: TraceEvent, func_shown: bool = False) -> str:
         text += f" = {_result(ev.result)}"
     if func_shown:
         text = "  " + text
-    elif not ev.prim.startswith(ev.func):  # free_swap_and_cache_locked says it all
+    elif ev.prim not in (ev.func, ev.func + "_locked"):  # free_swap_and_cache_locked
         text = f"{ev.func}: {text}"
     return text if len(text) <= CELL else text[: CELL - 1] + "…"
 
