@@ -95,6 +95,7 @@ class Cpu(ABC):
     variant: Variant
     memcg: int  # the memcg of the task running here (0 for kernel threads)
     memdie: bool  # TIF_MEMDIE: chosen by the OOM killer, charges bypass the memcg
+    task: int  # the task (pid) running here, 0 for kernel threads
 
     @abstractmethod
     def call(

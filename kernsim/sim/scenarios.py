@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernsim.sim.world import World, malloc_and_touch
+from kernsim.sim.world import World
+from kernsim.workloads import kamezawa, nishimura, race
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -47,53 +48,9 @@ class Scenario:
 def _load(world: World, controller: Callable[..., Any], params: dict[str, Any]) -> None:
     from kernsim.sim.engine import SimCpu
 
-    shell = SimCpu(world.engine, "shell", "tasks", "shell")
-    world.engine.start(shell, controller(world, shell, params))
+    world.shell = SimCpu(world.engine, "shell", "tasks", "shell")
+    world.engine.start(world.shell, controller(world, params))
     world.engine.run()
-
-
-async def _wait_exited(world: World, shell: Any) -> None:
-    while world.tasks:
-        await shell.sleep(0.001)
-
-
-async def kamezawa_controller(world: World, shell: Any, p: dict[str, Any]) -> None:
-    """while true; do malloc_and_touch 1M & x3; sleep 3; pkill malloc_and_touch; done
-
-    pkill does not wait: the next round's tasks start (a few ms apart, as fork and
-    exec take) while the killed ones are still exiting, so their charges and memcg
-    reclaim meet the exits.
-    """
-    for _ in range(p["rounds"]):
-        for _ in range(p["tasks"]):
-            world.spawn_task(malloc_and_touch(p["pages"], p["think_s"]))
-            await shell.sleep(world.rng.uniform(0.0, p["fork_s"]))
-        await shell.sleep(p["period_s"])
-        world.kill_all()
-    await _wait_exited(world, shell)
-
-
-async def nishimura_controller(world: World, shell: Any, p: dict[str, Any]) -> None:
-    """Five tasks that allocate, touch and exit, restarted as each one exits."""
-    program = malloc_and_touch(p["pages"], p["think_s"], passes=p["passes"])
-    for _ in range(p["tasks"]):
-        world.spawn_task(program)
-    started = p["tasks"]
-    while started < p["tasks"] * p["generations"]:
-        await shell.sleep(0.01)
-        while len(world.tasks) < p["tasks"] and started < p["tasks"] * p["generations"]:
-            world.spawn_task(program)
-            started += 1
-    await _wait_exited(world, shell)
-
-
-async def race_controller(world: World, shell: Any, p: dict[str, Any]) -> None:
-    """Tasks touch their pages; at a seeded random moment every task is killed."""
-    for _ in range(p["tasks"]):
-        world.spawn_task(malloc_and_touch(p["pages"], p["think_s"]))
-    await shell.sleep(world.rng.uniform(p["kill_min_s"], p["kill_max_s"]))
-    world.kill_all()
-    await _wait_exited(world, shell)
 
 
 def _controlled(controller: Callable[..., Any]) -> Callable[[World, dict[str, Any]], None]:
@@ -115,7 +72,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "kamezawa",
             "limit 2M; 3 tasks x 1M allocate and touch; all killed every 3 s, in a loop",
-            _controlled(kamezawa_controller),
+            _controlled(kamezawa),
             mm={"total_pages": 16384, "swap_pages": 4096},
             limit_bytes=2 * MiB,
             params={
@@ -131,7 +88,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "nishimura",
             "swap 50MB, limit 32MB; 5 tasks x 8MB allocate, touch and exit repeatedly",
-            _controlled(nishimura_controller),
+            _controlled(nishimura),
             mm={"total_pages": 65536, "swap_pages": 12800},
             limit_bytes=32 * MiB,
             params={"tasks": 5, "pages": 2048, "think_s": 0.05, "passes": 2, "generations": 2},
@@ -140,7 +97,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "race",
             "2 tasks x 3 pages over a 4-page limit, 16 swap slots, killed at a random moment",
-            _controlled(race_controller),
+            _controlled(race),
             mm={"total_pages": 1024, "swap_pages": 16},
             limit_bytes=16 * KiB,
             params={

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from kernsim.faults import Profile
 from kernsim.model.memcontrol import MemcgState, mem_cgroup_attach_task, mem_cgroup_resize_limit
-from kernsim.model.memory import VM_FAULT_OOM, exit_mmap, handle_mm_fault, mm_init
+from kernsim.model.memory import exit_mmap, mm_init
 from kernsim.model.mm import MmConfig, MmState
-from kernsim.model.port import Cpu
 from kernsim.sim.engine import Engine, SimCpu, Strategy
 from kernsim.variants.base import Variant
-
-Program = Callable[["World", SimCpu], Coroutine[Any, Any, None]]
+from kernsim.workloads import Program
 
 
 @dataclass(slots=True)
@@ -28,6 +25,8 @@ class World:
     exited: int = 0
     next_task: int = 1
     oom_killed: list[int] = field(default_factory=list)
+    #: The CPU the controller runs on (the shell that forks and pkills).
+    shell: SimCpu | None = None
 
     @classmethod
     def create(
@@ -82,7 +81,7 @@ class World:
     async def _life(self, cpu: SimCpu, program: Program) -> None:
         await cpu.call(mm_init, cpu.task, self.memcg_id)
         await cpu.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
-        await program(self, cpu)
+        await program(cpu)
         await exit_mmap(cpu, cpu.task)
         del self.tasks[cpu.task]
         self.exited += 1
@@ -109,37 +108,23 @@ class World:
     def run_to_idle(self) -> None:
         self.engine.run()
 
+    # --- kernsim.workloads.Machine: what the controllers drive ---------------
+
+    @property
+    def ntasks(self) -> int:
+        return len(self.tasks)
+
+    def sleep(self, delay_s: float) -> Awaitable[None]:
+        """The shell's sleep (``sleep 3`` between rounds)."""
+        assert self.shell is not None, "controllers run on the shell CPU"
+        return self.shell.sleep(delay_s)
+
+    async def wait_exited(self) -> None:
+        """``wait``: until every task has exited."""
+        while self.tasks:
+            await self.sleep(0.001)
+
 
 def _check(err: int) -> None:
     if err:
         raise ValueError(f"could not set the cgroup limit: errno {-err}")
-
-
-async def touch(cpu: Cpu, addr: int) -> bool:
-    """A write to ``addr``; retries a fault the memcg OOM path refused. False when killed."""
-    while not cpu.fatal_signal_pending():
-        if await handle_mm_fault(cpu, cpu_task(cpu), addr, True) != VM_FAULT_OOM:
-            return True
-        await cpu.sleep(0.001)  # pagefault_out_of_memory(): back to user, fault again
-    return False
-
-
-def cpu_task(cpu: Cpu) -> int:
-    assert isinstance(cpu, SimCpu)
-    return cpu.task
-
-
-def malloc_and_touch(npages: int, think_s: float, passes: int = 0) -> Program:
-    """A task that allocates ``npages`` and writes them all, again and again, ``think_s``
-    apart (``passes`` times, or until killed when 0)."""
-
-    async def program(world: World, cpu: SimCpu) -> None:
-        done = 0
-        while not cpu.killed and (passes == 0 or done < passes):
-            for addr in range(npages):
-                if not await touch(cpu, addr):
-                    return
-            done += 1
-            await cpu.sleep(think_s)
-
-    return program

@@ -1,0 +1,105 @@
+"""The scenarios' workloads: task programs and the controllers that start and kill them.
+
+One copy serves both ways of running kernsim: the simulation's World and the
+cluster's tasks service each implement :class:`Machine`, and the programs
+only use the Cpu port, so "three tasks touch 1M each, pkill every 3 s" is the
+same code on the virtual clock and on real processes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+from kernsim.model.memory import VM_FAULT_OOM, handle_mm_fault
+from kernsim.model.port import Cpu
+
+Program = Callable[[Cpu], Coroutine[Any, Any, None]]
+
+
+class Machine(Protocol):
+    """What a controller needs from the machine it loads."""
+
+    rng: random.Random
+
+    def spawn_task(self, program: Program) -> Cpu: ...
+    def kill_all(self) -> Any: ...
+    def sleep(self, delay_s: float) -> Awaitable[None]: ...
+    def wait_exited(self) -> Awaitable[None]: ...
+    @property
+    def ntasks(self) -> int: ...
+
+
+async def touch(cpu: Cpu, addr: int) -> bool:
+    """A write to ``addr``; retries a fault the memcg OOM path refused. False when killed."""
+    while not cpu.fatal_signal_pending():
+        if await handle_mm_fault(cpu, cpu.task, addr, True) != VM_FAULT_OOM:
+            return True
+        await cpu.sleep(0.001)  # pagefault_out_of_memory(): back to user, fault again
+    return False
+
+
+def malloc_and_touch(npages: int, think_s: float, passes: int = 0) -> Program:
+    """A task that allocates ``npages`` and writes them all, again and again, ``think_s``
+    apart (``passes`` times, or until killed when 0)."""
+
+    async def program(cpu: Cpu) -> None:
+        done = 0
+        while not cpu.fatal_signal_pending() and (passes == 0 or done < passes):
+            for addr in range(npages):
+                if not await touch(cpu, addr):
+                    return
+            done += 1
+            await cpu.sleep(think_s)
+
+    return program
+
+
+async def kamezawa(m: Machine, p: dict[str, Any]) -> None:
+    """while true; do malloc_and_touch 1M & x3; sleep 3; pkill malloc_and_touch; done
+
+    pkill does not wait: the next round's tasks start (a few ms apart, as fork and
+    exec take) while the killed ones are still exiting, so their charges and memcg
+    reclaim meet the exits.
+    """
+    for _ in range(p["rounds"]):
+        for _ in range(p["tasks"]):
+            m.spawn_task(malloc_and_touch(p["pages"], p["think_s"]))
+            await m.sleep(m.rng.uniform(0.0, p["fork_s"]))
+        await m.sleep(p["period_s"])
+        m.kill_all()
+    await m.wait_exited()
+
+
+async def nishimura(m: Machine, p: dict[str, Any]) -> None:
+    """Tasks that allocate, touch and exit, restarted as each one exits
+    (``generations`` times over, or until ``duration_s`` when given)."""
+    program = malloc_and_touch(p["pages"], p["think_s"], passes=p["passes"])
+    total = p["tasks"] * p["generations"]
+    deadline = p.get("duration_s", math.inf)
+    started, elapsed = 0, 0.0
+    while started < total and elapsed < deadline:
+        while m.ntasks < p["tasks"] and started < total:
+            m.spawn_task(program)
+            started += 1
+        await m.sleep(0.01)
+        elapsed += 0.01
+    await m.wait_exited()
+
+
+async def race(m: Machine, p: dict[str, Any]) -> None:
+    """Tasks touch their pages; at a seeded random moment every task is killed."""
+    for _ in range(p["tasks"]):
+        m.spawn_task(malloc_and_touch(p["pages"], p["think_s"]))
+    await m.sleep(m.rng.uniform(p["kill_min_s"], p["kill_max_s"]))
+    m.kill_all()
+    await m.wait_exited()
+
+
+CONTROLLERS: dict[str, Callable[[Machine, dict[str, Any]], Awaitable[None]]] = {
+    "kamezawa": kamezawa,
+    "nishimura": nishimura,
+    "race": race,
+}
