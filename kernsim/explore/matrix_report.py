@@ -17,8 +17,8 @@ def verdict(cell: dict[str, Any]) -> str:
         return "-"
     if cell["runs"] == 1:
         if cell["errors"]:
-            return "n/a (" + cell["errors"][0].split(":")[0] + ")"
-        word = next(SHORT[b] for b in BUCKETS if cell[b])
+            return f"n/a ({str(cell['errors'][0]).split(':')[0]})"
+        word: str = next(SHORT[b] for b in BUCKETS if cell[b])
         return {"leak": "memsw LEAK", "pin": "slot pinned"}.get(word, word)
     parts = [f"{SHORT[b]} {cell[b]}" for b in BUCKETS if cell[b]]
     return " · ".join(parts) + f" /{cell['runs']}"
