@@ -1,0 +1,131 @@
+"""The compose deployment's load generator: the scenario's workload, round after round.
+
+``kernsim up --load`` drives services it started itself; under compose each
+service has its own container, so this small client drives the ``tasks``
+service over the wire instead.  Each round: start the workload for
+``KERNSIM_LOAD_S`` seconds, wait until the cluster is quiet, kill whatever is
+left, wait again, then rest ``KERNSIM_REST_S`` seconds with no task in the
+cgroup.  The rest is what makes the leak readable on a dashboard: with no task
+left, usage is 0 and whatever memsw.usage still shows is the stale swap cache
+(the KernsimMemswLeak alert waits for exactly that).
+
+Settings (besides the services' own KERNSIM_* ones, read by ServiceConfig):
+``KERNSIM_LOAD_S`` 60, ``KERNSIM_REST_S`` 60, ``KERNSIM_ROUNDS`` 0 (forever),
+``KERNSIM_SETTLE_S`` 120 (how long a quiet cluster may take before the round
+fails), ``KERNSIM_HEARTBEAT`` (file touched while alive, for the healthcheck).
+Exits non-zero when a service stops answering, so compose restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernsim.protocol import ProtocolError
+from kernsim.services.catalog import registry
+from kernsim.services.config import ServiceConfig
+from kernsim.services.runtime import Body, Node, setup_logging
+
+log = logging.getLogger("kernsim.loadgen")
+POLL_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    load_s: float = 60.0
+    rest_s: float = 60.0
+    rounds: int = 0
+    settle_s: float = 120.0
+    heartbeat: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LoadConfig:
+        beat = env.get("KERNSIM_HEARTBEAT")
+        return cls(
+            load_s=float(env.get("KERNSIM_LOAD_S", "60")),
+            rest_s=float(env.get("KERNSIM_REST_S", "60")),
+            rounds=int(env.get("KERNSIM_ROUNDS", "0")),
+            settle_s=float(env.get("KERNSIM_SETTLE_S", "120")),
+            heartbeat=Path(beat) if beat else None,
+        )
+
+
+class LoadGen:
+    def __init__(self, svc: ServiceConfig, load: LoadConfig) -> None:
+        self.svc = svc
+        self.load = load
+        self.node = Node(
+            "loadgen",
+            registry(),
+            peers=svc.peers,
+            rpc_timeout_s=svc.rpc_timeout_s,
+            token=svc.token,
+        )
+
+    def beat(self) -> None:
+        if self.load.heartbeat is not None:
+            self.load.heartbeat.touch()
+
+    async def call(self, type_: str, body: Body | None = None) -> Body:
+        conn = await self.node.peer("tasks")
+        return await conn.call(type_, body or {})
+
+    async def until_quiet(self, deadline_s: float, what: str) -> None:
+        """Poll tasks' quiesce_status; a cluster that never settles fails the round."""
+        end = time.monotonic() + deadline_s
+        while not (await self.call("quiesce_status"))["quiescent"]:
+            self.beat()
+            if time.monotonic() > end:
+                raise TimeoutError(f"cluster not quiet {deadline_s:.0f} s after {what}")
+            await asyncio.sleep(POLL_S)
+
+    async def round(self, n: int) -> None:
+        seed = self.svc.seed + n  # each round its own schedule, the whole run repeatable
+        log.info("round %d: %s for %.0f s, seed %d", n, self.svc.scenario, self.load.load_s, seed)
+        body = {"scenario": self.svc.scenario, "duration_s": self.load.load_s, "seed": seed}
+        await self.call("start_workload", body)
+        await self.until_quiet(self.load.load_s * 3 + self.load.settle_s, "the workload")
+        await self.call("kill_all")
+        await self.until_quiet(self.load.settle_s, "kill_all")
+        rest_end = time.monotonic() + self.load.rest_s
+        while time.monotonic() < rest_end:
+            self.beat()
+            await asyncio.sleep(min(1.0, max(0.0, rest_end - time.monotonic())))
+
+    async def run(self) -> None:
+        self.beat()
+        try:
+            # A restarted load generator may find the previous round still running.
+            await self.until_quiet(self.load.load_s * 3 + self.load.settle_s, "a previous run")
+            n = 0
+            while self.load.rounds == 0 or n < self.load.rounds:
+                await self.round(n)
+                n += 1
+        finally:
+            await self.node.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    svc = ServiceConfig.load("loadgen", argv)
+    setup_logging("loadgen", svc.log_level)
+    load = LoadConfig.from_env(os.environ)
+
+    async def run() -> None:
+        await LoadGen(svc, load).run()
+
+    try:
+        asyncio.run(run())
+    except (TimeoutError, OSError, ProtocolError) as exc:
+        log.error("load generator stopped: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
