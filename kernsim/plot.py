@@ -1,0 +1,184 @@
+"""``kernsim plot``: the dashboard's headline panels as a PNG, from Prometheus.
+
+For people without Grafana: one ``query_range`` per series against the
+Prometheus that scrapes the cluster (the compose deployment's, or any other),
+drawn with matplotlib's Agg backend (no display needed):
+
+- memory.usage vs memory.memsw.usage per cgroup (the headline),
+- the memsw leak (memsw.usage - usage),
+- stale swap cache pages.
+
+The queries are the dashboard's own (deploy/grafana/build_dashboard.py), so the
+picture and the Grafana panel show the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernsim.cli import UsageError
+
+#: (panel title, [(PromQL, legend template)], unit): a subset of the dashboard's panels.
+PANELS: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...] = (
+    (
+        "memory.usage vs memory.memsw.usage per cgroup",
+        (
+            ('kernsim_memcg_usage_bytes{cgroup!="/"}', "{stack} {cgroup} usage"),
+            ('kernsim_memcg_memsw_usage_bytes{cgroup!="/"}', "{stack} {cgroup} memsw.usage"),
+        ),
+        "bytes",
+    ),
+    (
+        "memsw leak",
+        (('kernsim_memcg_memsw_leak_bytes{cgroup!="/"}', "{stack} {cgroup}"),),
+        "bytes",
+    ),
+    (
+        "stale swap cache pages",
+        (("kernsim_stale_swapcache_pages", "{stack} stale"),),
+        "pages",
+    ),
+)
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_POINTS = 1000  # stays under Prometheus' 11,000-point limit per series
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    label: str
+    times: list[float]
+    values: list[float]
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``10m``, ``1.5h``, ``2d`` -> seconds (a positive amount)."""
+    m = _DURATION.match(text.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise UsageError(f"not a duration: {text!r} (try 90s, 10m, 1h)")
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def check_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"not a Prometheus URL: {url!r} (try http://127.0.0.1:9090)")
+    return url.rstrip("/")
+
+
+def query_range(
+    base: str, expr: str, start: float, end: float, step_s: float, timeout_s: float = 10.0
+) -> list[dict[str, Any]]:
+    """One /api/v1/query_range; a server that cannot be reached or refuses is a UsageError."""
+    params = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step_s})
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/query_range?{params}", timeout=timeout_s) as r:
+            body = json.load(r)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:200]
+        raise UsageError(f"Prometheus refused {expr!r}: HTTP {exc.code} {detail}") from exc
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot query Prometheus at {base}: {exc}") from exc
+    if body.get("status") != "success":
+        raise UsageError(f"Prometheus refused {expr!r}: {body.get('error')}")
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def fetch(base: str, since_s: float, step_s: float | None, end: float) -> list[list[Series]]:
+    """Every panel's series over the last ``since_s`` seconds up to ``end``."""
+    start = end - since_s
+    step = step_s or max(1.0, since_s / MAX_POINTS)
+    panels = []
+    for _title, targets, _unit in PANELS:
+        series = []
+        for expr, legend in targets:
+            for r in query_range(base, expr, start, end, step):
+                labels = {"stack": "", "cgroup": "", **r["metric"]}
+                series.append(
+                    Series(
+                        legend.format(**labels).strip(),
+                        [float(t) - end for t, _ in r["values"]],
+                        [float(v) for _, v in r["values"]],
+                    )
+                )
+        panels.append(series)
+    return panels
+
+
+def draw(panels: list[list[Series]], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heights = [2.0] + [1.0] * (len(PANELS) - 1)
+    fig, axes = plt.subplots(
+        len(PANELS), 1, figsize=(10, 7), sharex=True, gridspec_kw={"height_ratios": heights}
+    )
+    for ax, (ptitle, _targets, unit), series in zip(axes, PANELS, panels, strict=True):
+        scale, unit_label = (1024.0, "KiB") if unit == "bytes" else (1.0, unit)
+        for s in series:
+            # memsw dashed over usage: where they part, the gap is swap (or the leak).
+            style = "--" if "memsw" in s.label else "-"
+            ax.plot(s.times, [v / scale for v in s.values], style, label=s.label, linewidth=1.2)
+        ax.set_title(ptitle, fontsize=10, loc="left")
+        ax.set_ylabel(unit_label)
+        ax.grid(True, alpha=0.3)
+        if series:
+            ax.legend(fontsize=7, loc="upper left")
+    axes[-1].set_xlabel("seconds before the end of the window")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    base = check_url(args.prometheus)
+    since_s = parse_duration(args.since)
+    step_s = parse_duration(args.step) if args.step else None
+    end = time.time()
+    panels = fetch(base, since_s, step_s, end)
+    if not any(panels):
+        raise UsageError(
+            f"no kernsim series at {base} in the last {args.since}: is it scraping the cluster?"
+        )
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UsageError(f"no such folder for --out: {out.parent}")
+    draw(panels, out, args.title or f"kernsim, last {args.since} ({base})")
+    n = sum(len(p) for p in panels)
+    print(f"wrote {out} ({n} series over {args.since})")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``plot`` to the kernsim command line."""
+    p = sub.add_parser(
+        "plot",
+        help="draw usage vs memsw.usage over time as PNG from Prometheus",
+        description="Query a Prometheus that scrapes the cluster (query_range) and draw the "
+        "dashboard's headline panels (usage vs memsw.usage per cgroup, memsw leak, stale swap "
+        "cache pages) as one PNG, for a user without Grafana.  Exit 2 on bad input or when "
+        "Prometheus cannot be reached or has no kernsim series.",
+    )
+    p.add_argument(
+        "--prometheus",
+        default="http://127.0.0.1:9090",
+        help="Prometheus base URL (default: the compose deployment's, http://127.0.0.1:9090)",
+    )
+    p.add_argument("--since", default="10m", help="window up to now: 90s, 10m, 1h (default: 10m)")
+    p.add_argument("--step", default=None, help="resolution, e.g. 5s (default: window / 1000)")
+    p.add_argument("--out", default="kernsim-headline.png", help="PNG path (default: %(default)s)")
+    p.add_argument("--title", default=None, help="figure title")
+    p.set_defaults(handler=cmd_plot)
