@@ -99,8 +99,10 @@ def make_strategy(job: Job) -> Callable[[random.Random], Strategy]:
     raise ValueError(f"unknown strategy {job.strategy!r} (known: {', '.join(STRATEGIES)})")
 
 
-def execute(job: Job) -> Run:
-    """Run ``job`` as simulate() would, keeping the chooser and where the load ended."""
+def execute(job: Job, observers: tuple[Callable[..., None], ...] = ()) -> Run:
+    """Run ``job`` as simulate() would, keeping the chooser and where the load ended.
+
+    ``observers`` are added to the engine's (e.g. a counter sampler for a plot)."""
     sc = get_scenario(job.scenario)
     var = get_variant(job.variant)
     mm_kwargs: dict[str, Any] = dict(sc.mm, swap_has_cache=var.swap_has_cache)
@@ -121,6 +123,7 @@ def execute(job: Job) -> Run:
     assert isinstance(chooser, Chooser)
     checker = ContinuousChecker()
     engine.observers.append(checker)
+    engine.observers.extend(observers)
     run = Run(job, None, chooser)
     try:
         sc.run(world, {**sc.params, **dict(job.params)})

@@ -51,6 +51,7 @@ def write_explore_report(out: Path, summary: dict[str, Any]) -> Path:
     races = "".join(
         f"<h3>{html.escape(r['class'])} &times;{r['count']} ({html.escape(', '.join(r['kinds']))})"
         f"</h3><pre>{html.escape(r.get('diagram', r.get('detail', '')))}</pre>"
+        + (_img(out / r["usage_plot"]) if r.get("usage_plot") else "")
         for r in summary["races"]
     )
     page = (

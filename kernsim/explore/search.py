@@ -13,6 +13,7 @@ from kernsim.explore.diagram import draw_all
 from kernsim.explore.executors import run_all
 from kernsim.explore.job import WINDOW_S, Job, Outcome, execute, run_schedule
 from kernsim.explore.shrink import BUDGET, Shrunk, shrink
+from kernsim.explore.timeline import CounterSampler, plot_usage
 
 #: Distinct races shrunk per search; the rest are counted, not shrunk.
 MAX_SHRINKS = 8
@@ -151,18 +152,23 @@ def _shrink_races(cfg: SearchConfig, jobs: list[Job], races: list[Race]) -> list
 
 def describe(cfg: SearchConfig, sh: Shrunk) -> dict[str, Any]:
     """Replay the shrunk schedule: its class, diagram, and replay file."""
-    run = execute(sh.job)
+    sampler = CounterSampler()
+    run = execute(sh.job, observers=(sampler,))
     drawn = draw_all(run)
     cls = "+".join(sorted({m.cls for m, _ in drawn}))
     detail = "; ".join(sorted({m.detail for m, _ in drawn if m.detail}))
     diagram = "\n\n".join(d for _, d in drawn)
     replay = None
+    usage_plot = None
     if cfg.out is not None:
         cfg.out.mkdir(parents=True, exist_ok=True)
         path = cfg.out / f"{cfg.scenario}-{cfg.variant}-{cls}-seed{sh.job.seed}.json"
         replayfile.write(path, sh.job, run.result_hash(), sh.outcome.kinds,
                          race_class=cls, diagram=diagram)  # fmt: skip
         replay = str(path)
+        png = path.with_suffix(".usage.png")
+        if plot_usage(png, sampler, f"{cls}, seed {sh.job.seed}: usage and memsw.usage"):
+            usage_plot = png.name
     return {
         "class": cls,
         "detail": detail,
@@ -176,5 +182,6 @@ def describe(cfg: SearchConfig, sh: Shrunk) -> dict[str, Any]:
         "params": dict(sh.job.params),
         "trace_sha256": run.result_hash(),
         "replay": replay,
+        "usage_plot": usage_plot,
         "diagram": diagram,
     }
