@@ -3,7 +3,7 @@
 python bench/bench_explore.py  ->  bench/results/explore.json
 
 The determinism self-check (10,000 schedules run twice) is a one-off figure,
-measured by ``kernsim explore --check-determinism`` (see docs/explore-benchmarks.md)
+measured by ``kernsim explore --check-determinism`` (see BENCHMARKS.md)
 and read from bench/results/explore-determinism.json when present.
 """
 
