@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -94,4 +95,37 @@ def write_matrix(out: Path, m: dict[str, Any]) -> list[Path]:
     paths[1].write_text(json.dumps(m, indent=1) + "\n", encoding="utf-8")
     if not plot_matrix(paths[2], m):
         paths.pop()
+    paths.append(out / "index.html")
+    paths[-1].write_text(to_html(to_markdown(m), out / "matrix.png"), encoding="utf-8")
     return paths
+
+
+def to_html(markdown: str, png: Path) -> str:
+    """The matrix as one self-contained page: its tables, its text, the heat map inlined."""
+    from kernsim.explore.report import _img
+
+    body: list[str] = []
+    table: list[list[str]] = []
+    for line in [*markdown.splitlines(), ""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                table.append(cells)
+            continue
+        if table:
+            head, *rows = table
+            body.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head)
+                        + "</tr>" + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>"
+                                                             for c in r) + "</tr>" for r in rows)
+                        + "</table>")  # fmt: skip
+            table = []
+        if line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>kernsim matrix</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;"
+        "padding:3px 8px;text-align:left}table{border-collapse:collapse;margin:1em 0}</style>"
+        f"</head><body>{''.join(body)}{_img(png)}</body></html>"
+    )

@@ -68,4 +68,7 @@ def test_matrix_cli_writes_md_json_png(tmp_path: Path, capsys: pytest.CaptureFix
     assert (out / "matrix.md").read_text().startswith("# Leak matrix")
     assert json.loads((out / "matrix.json").read_text()) == m
     assert (out / "matrix.png").read_bytes()[:4] == b"\x89PNG"
+    page = (out / "index.html").read_text()
+    assert "<td>type-1</td><td>memsw LEAK</td><td>clean</td>" in page
+    assert "data:image/png;base64," in page
     assert main(["matrix", "--schedules", "-1"]) == 2
