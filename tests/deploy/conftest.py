@@ -1,0 +1,146 @@
+"""Fixtures for the deployment tests: the repo's deploy files, and a live stack.
+
+``live`` is the compose deployment without Docker: the six services as local
+processes (kernsim.services.cluster, as tests/cluster starts them), a real
+Prometheus run with deploy/prometheus/prometheus.yml and rules.yml, only the
+targets rewritten to the cluster's free ports and the intervals shortened, and
+one round of the load generator's cycle (load, kill all, quiet).  Everything
+it starts is stopped in a finally; every wait polls against a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+import yaml
+from kernsim.services.cluster import HOST, Cluster, free_ports
+from kernsim.services.config import SERVICES
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+LOAD_S = 12.0
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout_s: float = 30.0, every_s: float = 0.5
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with its last value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last: Any = None
+    while loop.time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(every_s)
+    raise AssertionError(f"condition not met in {timeout_s} s (last: {last!r})")
+
+
+async def query(base: str, promql: str) -> tuple[int, list[dict[str, Any]]]:
+    """(HTTP status, result) of an instant query; 400 means the PromQL did not parse,
+    0 that Prometheus is not listening yet."""
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(base + "/api/v1/query", params={"query": promql}) as resp,
+        ):
+            body = await resp.json()
+            return resp.status, list(body.get("data", {}).get("result", []))
+    except aiohttp.ClientConnectionError:
+        return 0, []
+
+
+def prometheus_config(ports: dict[str, int], rules: Path, interval_s: int = 1) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with the main stack's targets on ``ports``
+    (service -> admin port), the compare stack dropped, and ``interval_s`` intervals."""
+    cfg: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    cfg["global"]["scrape_interval"] = cfg["global"]["evaluation_interval"] = f"{interval_s}s"
+    cfg["rule_files"] = [str(rules)]
+    (job,) = cfg["scrape_configs"]
+    groups = [g for g in job["static_configs"] if g["labels"]["stack"] == "main"]
+    for g in groups:
+        g["targets"] = [f"{HOST}:{ports[g['labels']['service']]}"]
+    job["static_configs"] = groups
+    return cfg
+
+
+@contextlib.asynccontextmanager
+async def prometheus(cfg: dict[str, Any]) -> AsyncIterator[str]:
+    port = free_ports(1)[0]
+    work = Path(tempfile.mkdtemp(prefix="kernsim-deploy-prom-"))
+    (work / "prometheus.yml").write_text(yaml.safe_dump(cfg))
+    log = open(work / "prometheus.log", "wb")  # noqa: SIM115 (the child owns it)
+    proc = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address={HOST}:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    try:
+        yield f"http://{HOST}:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass
+class Live:
+    cluster: Cluster
+    prometheus: str
+
+
+async def until_quiet(cluster: Cluster, timeout_s: float) -> None:
+    async def quiet() -> bool:
+        return bool((await cluster.rpc("tasks", "quiesce_status"))["quiescent"])
+
+    await eventually(quiet, timeout_s=timeout_s, every_s=0.2)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def live() -> AsyncIterator[Live]:
+    """Vanilla 2.6.30 (none), no faults, one kamezawa round, scraped by a real Prometheus."""
+    if not Path(PROMETHEUS).exists():
+        pytest.skip("no prometheus binary (apt-get install -y prometheus; .ci/run does)")
+    cluster = Cluster(variant="none", scenario="kamezawa", faults="none", seed=1)
+    try:
+        await cluster.start()
+        ports = {s: cluster.ports[s][1] for s in SERVICES}
+        cfg = prometheus_config(ports, DEPLOY / "prometheus" / "rules.yml")
+        async with prometheus(cfg) as base:
+
+            async def all_up() -> bool:
+                status, up = await query(base, 'sum(up{job="kernsim"})')
+                return status == 200 and bool(up) and float(up[0]["value"][1]) == len(SERVICES)
+
+            await eventually(all_up, timeout_s=30)
+            # The load generator's cycle, once: load, kill all, wait for quiet.
+            body = {"scenario": "kamezawa", "duration_s": LOAD_S, "seed": 1}
+            await cluster.rpc("tasks", "start_workload", body)
+            await until_quiet(cluster, LOAD_S * 3 + 60)
+            await cluster.rpc("tasks", "kill_all")
+            await until_quiet(cluster, 60)
+            yield Live(cluster, base)
+    finally:
+        await cluster.stop()

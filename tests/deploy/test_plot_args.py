@@ -1,0 +1,29 @@
+"""``kernsim plot``'s refusals: bad input is exit 2 with one line, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from kernsim.services.launcher import EXIT_USAGE
+
+from kernsim.cli import main
+from kernsim.plot import parse_duration
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--since", "ten minutes"],
+        ["--since", "0m"],
+        ["--prometheus", "ftp://example"],
+        ["--prometheus", "http://127.0.0.1:1"],
+    ],
+)
+def test_kernsim_plot_bad_input_exits_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plot", *argv]) == EXIT_USAGE
+    assert "kernsim: error:" in capsys.readouterr().err
+
+
+def test_durations() -> None:
+    assert [parse_duration(t) for t in ("90s", "10m", "1.5h", "2d")] == [90, 600, 5400, 172800]
