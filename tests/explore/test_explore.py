@@ -30,9 +30,13 @@ def test_catalogue_trace_classifies_as_itself(name: str) -> None:
     assert "CPU0" in diagram and "CPU1" in diagram and "=> " in diagram
 
 
-def _first_failure(variant: str, cls: str, strategy: str = "random", n: int = 150) -> Job:
+def _first_failure(
+    variant: str, cls: str, strategy: str = "random", n: int = 150, window_s: float | None = None
+) -> Job:
     for seed in range(n):
         job = Job("race", variant, seed, strategy)
+        if window_s is not None:
+            job = replace(job, window_s=window_s)
         o = run_schedule(job)
         if o.failed and o.classes == (cls,):
             return job
@@ -43,6 +47,16 @@ def _first_failure(variant: str, cls: str, strategy: str = "random", n: int = 15
 def test_search_on_race_finds_catalogue_races(cls: str) -> None:
     job = _first_failure("none", cls)
     assert run_schedule(job).classes == (cls,)
+
+
+@pytest.mark.parametrize("cls", ["type-1", "example-b"])
+def test_search_with_a_wider_window_finds_the_readahead_races(cls: str) -> None:
+    """The readahead races need a bio completion to land inside a zap: with 1 ms of
+    concurrency window, a random walk on race finds both (600 schedules searched)."""
+    job = _first_failure("none", cls, n=600, window_s=0.001)
+    outcome = run_schedule(job)
+    assert outcome.classes == (cls,)
+    assert "memsw_leak" in outcome.kinds
 
 
 def test_same_seed_same_trace_pct() -> None:
