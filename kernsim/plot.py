@@ -5,7 +5,7 @@ Prometheus that scrapes the cluster (the compose deployment's, or any other),
 drawn with matplotlib's Agg backend (no display needed):
 
 - memory.usage vs memory.memsw.usage per cgroup (the headline),
-- the memsw leak (memsw.usage - usage),
+- memsw.usage - usage (the leak, when no task is left),
 - stale swap cache pages.
 
 The queries are the dashboard's own (deploy/grafana/build_dashboard.py), so the
@@ -38,7 +38,7 @@ PANELS: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...] = (
         "bytes",
     ),
     (
-        "memsw leak",
+        "memsw.usage - usage (a leak when no task is left)",
         (('kernsim_memcg_memsw_leak_bytes{cgroup!="/"}', "{stack} {cgroup}"),),
         "bytes",
     ),

@@ -66,8 +66,10 @@ PANELS: tuple[Panel, ...] = (
         full_width=True,
     ),
     Panel(
-        "memsw leak",
-        "memsw.usage - usage per cgroup (0 when not above); only a leak while no task runs.",
+        "memsw.usage - usage (a leak when no task is left)",
+        "kernsim_memcg_memsw_leak_bytes: memsw.usage - usage per cgroup (0 when not above). "
+        "While tasks run this is their pages on swap; during the rest between rounds, with "
+        "no task left, anything above 0 is the leak.",
         "bytes",
         (Target(f"kernsim_memcg_memsw_leak_bytes{{{CG}}}", "{{stack}} {{cgroup}}"),),
     ),
