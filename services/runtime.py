@@ -2,143 +2,100 @@
 
 Theory of operation
 -------------------
-A ``Node`` is one service's endpoint.  It serves TCP on asyncio streams and
-connects to its peers; both directions are a ``Connection`` carrying
-length-prefixed msgpack frames (``kernsim.protocol``).  The connecting side
+A ``Node`` is one service's endpoint.  It serves TCP and connects to its
+peers; both directions are a ``Connection`` (an asyncio Protocol carrying
+length-prefixed msgpack frames, see connection.py).  The connecting side
 sends ``hello`` first.  Any number of calls may be in flight on one
-connection: each request gets a fresh ``msg_id`` and a future in
-``Connection.pending``, and a reply is matched by its ``in_reply_to`` alone,
-never by order, because the fault layer reorders on purpose.
+connection, up to its bound: each request gets a fresh ``msg_id`` and an
+entry in ``Connection.pending``, and a reply is matched by its
+``in_reply_to`` alone, never by order, because the fault layer reorders on
+purpose.  One sweep timer per node fails the calls whose deadline passed.
 
 A request is validated against the registry, then handed to the handler for
-its type.  A handler returns the reply body, or an awaitable of it (a parked
-``lock_page``, a code path run to completion).  ``Node._reply_exception`` is
-the only place where a handler's exception becomes an ``error`` reply.
+its type.  Registered messages whose envelope and body pass the compiled
+checks of fastpath.py skip the generic validation; everything else takes
+the strict path, which accepts or rejects exactly as before.  A handler
+returns the reply body, or an awaitable of it (a parked ``lock_page``, a
+code path run to completion).  ``Node._reply_exception`` is the only place
+where a handler's exception becomes an ``error`` reply.
 
-Every frame leaves through ``Node.send``: kernel traffic passes the fault
-layer (which may delay, reorder or hold it), control traffic goes straight
-out.  Bad input follows PROTOCOL.md section 5: a bad frame poisons the
-decoder and closes the connection; a bad envelope or body gets an ``error``
-reply and the connection stays up.
+Every frame leaves through ``Node.send_wire``: kernel traffic passes the
+fault layer (which may delay, reorder or hold it), control traffic goes
+straight out.  Bad input follows PROTOCOL.md section 5: a bad frame poisons
+the decoder and closes the connection; a bad envelope or body gets an
+``error`` reply and the connection stays up.  Each gets a (rate-limited) log
+line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
-import signal
-import sys
-import time
+import struct
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import msgpack  # type: ignore[import-untyped]
 from kernsim.protocol import (
-    ERROR_TYPE,
     MAX_FRAME_BYTES,
+    OK_SUFFIX,
     Envelope,
-    FrameDecoder,
+    FrameTooLarge,
     InternalError,
     MalformedMessage,
     ProtocolError,
     Registry,
-    RequestTimeout,
     UnknownMessageType,
     accept_hello,
     check_hello_ok,
-    encode_frame,
-    error_from_reply,
     make_hello,
     reply_for_exception,
-    reply_ok,
     salvage_request,
 )
+from kernsim.services.connection import MAX_HANDLERS, MAX_IN_FLIGHT, Connection
+from kernsim.services.fastpath import FastPath
 from kernsim.services.faultlayer import FaultLayer
+from kernsim.services.plumbing import (
+    JsonFormatter,
+    RateLimitedLog,
+    setup_logging,
+    stop_on_signals,
+)
 
 log = logging.getLogger("kernsim.services")
 
 Body = dict[str, Any]
 Handler = Callable[[Envelope], "Body | Awaitable[Body]"]
-READ_CHUNK = 1 << 16
+#: How often deadlines are checked: a call times out at most this much late.
+SWEEP_S = 0.05
+#: Distinct (src, dest) links counted by name; more go to ("*", "*") so that
+#: peers choosing names cannot grow the metrics without bound.
+MAX_LINKS = 64
+_HEADER = struct.Struct(">I")
+_STAT_NAMES = [
+    "received",
+    "frame_errors",
+    "malformed",
+    "unknown_type",
+    "errors_replied",
+    "crashes",
+    "dropped_replies",
+    "connections",
+    "timeouts",
+    "read_pauses",
+]
+_packb = msgpack.packb
 
-
-class Connection:
-    """One TCP connection to a peer: framing in, frames out, calls in flight."""
-
-    __slots__ = ("_buf", "_closed", "greeted", "node", "peer", "pending", "reader", "writer")
-
-    def __init__(
-        self, node: Node, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
-    ) -> None:
-        self.node = node
-        self.reader = reader
-        self.writer = writer
-        self.peer = peer
-        self.greeted = False
-        self.pending: dict[int, asyncio.Future[Envelope]] = {}
-        self._closed = False
-        self._buf: list[bytes] = []
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def write(self, frame: bytes) -> None:
-        # Frames written in one loop turn leave in one send(): with many calls in
-        # flight that saves a system call per message.
-        if self._closed:
-            return
-        if not self._buf:
-            self.node.loop.call_soon(self._flush)
-        self._buf.append(frame)
-
-    def _flush_now(self) -> None:
-        if self._buf and not self._closed:
-            self._flush()
-
-    def _flush(self) -> None:
-        buf, self._buf = self._buf, []
-        if buf and not self._closed:
-            self.writer.write(b"".join(buf) if len(buf) > 1 else buf[0])
-
-    async def call(self, type_: str, body: Body, timeout_s: float | None = None) -> Body:
-        """Send a request and wait for its reply; an ``error`` reply is raised."""
-        node = self.node
-        if self._closed:
-            raise RequestTimeout(f"connection to {self.peer} is closed")
-        msg_id = node.next_msg_id()
-        fut: asyncio.Future[Envelope] = node.loop.create_future()
-        self.pending[msg_id] = fut
-        timer = node.loop.call_later(
-            node.rpc_timeout_s if timeout_s is None else timeout_s, _expire, fut, type_, self.peer
-        )
-        try:
-            node.send(self, Envelope(node.name, self.peer, msg_id, None, type_, body), type_)
-            reply = await fut
-        finally:
-            timer.cancel()
-            self.pending.pop(msg_id, None)
-        if reply.type == ERROR_TYPE:
-            raise error_from_reply(reply)
-        return reply.body
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._flush_now()
-        self._closed = True
-        self.writer.close()
-        for fut in self.pending.values():
-            if not fut.done():
-                # Indefinite: the peer may have applied the request before the link went.
-                fut.set_exception(RequestTimeout(f"connection to {self.peer} lost"))
-        self.pending.clear()
-
-
-def _expire(fut: asyncio.Future[Envelope], type_: str, peer: str) -> None:
-    if not fut.done():
-        fut.set_exception(RequestTimeout(f"{type_} to {peer}: no reply in time"))
+__all__ = [
+    "Body",
+    "Connection",
+    "Handler",
+    "JsonFormatter",
+    "Node",
+    "setup_logging",
+    "stop_on_signals",
+]
 
 
 class Node:
@@ -155,9 +112,12 @@ class Node:
         rpc_timeout_s: float = 30.0,
         token: str | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        max_handlers: int = MAX_HANDLERS,
     ) -> None:
         self.name = name
         self.registry = registry
+        self.fast = FastPath(registry)
         self.handlers: dict[str, Handler] = {}
         self.peers = dict(peers or {})
         self.fault = fault
@@ -165,61 +125,93 @@ class Node:
         self.rpc_timeout_s = rpc_timeout_s
         self.token = token
         self.max_frame_bytes = max_frame_bytes
+        self.max_in_flight = max_in_flight
+        self.max_handlers = max_handlers
         self.loop = asyncio.get_running_loop()
         self.conns: dict[str, Connection] = {}
-        self._accepted: set[Connection] = set()
+        self.live: set[Connection] = set()
         self._connecting: dict[str, asyncio.Future[Connection]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._msg_id = 0
+        self._sweep: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
+        self._bad_log = RateLimitedLog(log)
         self.sent: dict[tuple[str, str], int] = {}
-        self.stats: dict[str, int] = dict.fromkeys(
-            (
-                "received",
-                "frame_errors",
-                "malformed",
-                "unknown_type",
-                "errors_replied",
-                "crashes",
-                "dropped_replies",
-                "connections",
-            ),
-            0,
-        )
+        self.stats: dict[str, int] = dict.fromkeys(_STAT_NAMES, 0)
         self.crash_texts: list[str] = []
 
     def next_msg_id(self) -> int:
         self._msg_id += 1
         return self._msg_id
 
+    def note_bad(self, text: str) -> None:
+        """A log line for bad input, rate-limited (see RateLimitedLog)."""
+        self._bad_log.warning(text)
+
     # --- sending -----------------------------------------------------------------
 
     def send(self, conn: Connection, env: Envelope, kind: str) -> None:
-        """Frame ``env`` and send it, through the fault layer when ``kind`` is kernel traffic."""
-        frame = encode_frame(env.to_wire(), max_frame_bytes=self.max_frame_bytes)
-        link = (env.src, env.dest)
-        self.sent[link] = self.sent.get(link, 0) + 1
+        """Frame ``env`` and send it (see send_wire)."""
+        self.send_wire(conn, env.to_wire(), kind)
+
+    def send_wire(self, conn: Connection, wire: Body, kind: str) -> None:
+        """Frame a wire map and send it, through the fault layer when ``kind`` is kernel traffic.
+
+        Links are counted and judged by this node's name and the connection's
+        peer, not by the names inside the message, which a peer chooses.
+        """
+        payload: bytes = _packb(wire)
+        if len(payload) > self.max_frame_bytes:
+            raise FrameTooLarge(
+                f"frame payload of {len(payload)} bytes, limit {self.max_frame_bytes}"
+            )
+        frame = _HEADER.pack(len(payload)) + payload
+        link = conn.link
+        sent = self.sent
+        if link in sent:
+            sent[link] += 1
+        else:
+            sent[link if len(sent) < MAX_LINKS else ("*", "*")] = sent.get(link, 0) + 1
         if self.fault is not None and kind in self.faultable:
-            self.fault.send(conn, env.src, env.dest, kind, frame)
+            self.fault.send(conn, self.name, conn.peer, kind, frame)
         else:
             conn.write(frame)
+
+    # --- calling (Connection.call does the rest) ---------------------------------
+
+    def arm_sweep(self) -> None:
+        if self._sweep is None:
+            self._sweep = self.loop.call_later(SWEEP_S, self._run_sweep)
+
+    def _run_sweep(self) -> None:
+        self._sweep = None
+        now = self.loop.time()
+        busy = False
+        for conn in list(self.live):
+            if conn.pending:
+                self.stats["timeouts"] += conn.expire(now)
+                busy = busy or bool(conn.pending)
+        if busy:
+            self._sweep = self.loop.call_later(SWEEP_S, self._run_sweep)
 
     # --- serving and connecting ------------------------------------------------------
 
     async def serve(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0: any free port); return the port bound."""
-        self._server = await asyncio.start_server(self._accept, host, port)
+        self._server = await self.loop.create_server(self._accepted, host, port)
         bound: int = self._server.sockets[0].getsockname()[1]
         return bound
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = Connection(self, reader, writer, "?")
-        self._accepted.add(conn)
+    def _accepted(self) -> Connection:
+        conn = Connection(self, "?")
+        self.live.add(conn)
         self.stats["connections"] += 1
-        try:
-            await self._read_loop(conn)
-        finally:
-            self._accepted.discard(conn)
+        return conn
+
+    def connection_closed(self, conn: Connection) -> None:
+        self.live.discard(conn)
+        if self.conns.get(conn.peer) is conn:
+            del self.conns[conn.peer]
 
     async def peer(self, name: str) -> Connection:
         """The connection to peer ``name``, connecting (once, shared) if needed."""
@@ -250,13 +242,17 @@ class Node:
 
     async def connect(self, host: str, port: int, peer: str) -> Connection:
         """Open a connection to ``host:port`` and say hello; the peer must answer as ``peer``."""
-        reader, writer = await asyncio.open_connection(host, port)
-        conn = Connection(self, reader, writer, peer)
-        conn.greeted = True
-        self.spawn(self._read_loop(conn))
-        hello = make_hello(self.name, peer, msg_id=0, service=self.name, token=self.token)
-        body = await conn.call("hello", hello.body)
-        check_hello_ok(Envelope(peer, self.name, 0, 0, "hello_ok", body))
+        _transport, conn = await self.loop.create_connection(
+            lambda: Connection(self, peer, greeted=True), host, port
+        )
+        self.live.add(conn)
+        try:
+            hello = make_hello(self.name, peer, msg_id=0, service=self.name, token=self.token)
+            body = await conn.call("hello", hello.body)
+            check_hello_ok(Envelope(peer, self.name, 0, 0, "hello_ok", body))
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -268,26 +264,21 @@ class Node:
 
     # --- receiving -----------------------------------------------------------------
 
-    async def _read_loop(self, conn: Connection) -> None:
-        decoder = FrameDecoder(self.max_frame_bytes)
-        try:
-            while data := await conn.reader.read(READ_CHUNK):
-                try:
-                    objects = decoder.feed(data)
-                except ProtocolError as exc:
-                    # PROTOCOL.md 5: nothing after a bad frame can be placed; close.
-                    self.stats["frame_errors"] += 1
-                    log.warning("bad frame from %s, closing: %s", conn.peer, exc.text)
-                    return
-                for obj in objects:
-                    self._on_object(conn, obj)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            conn.close()
-
-    def _on_object(self, conn: Connection, obj: Any) -> None:
+    def on_object(self, conn: Connection, obj: Any) -> None:
+        """One decoded frame: the fast path for valid registered messages, else the strict one."""
         self.stats["received"] += 1
+        if type(obj) is dict:
+            if "r" in obj:
+                if self.fast.reply(obj):
+                    self._on_reply(conn, obj)
+                    return
+            elif conn.greeted and self.fast.request(obj):
+                env = Envelope(obj["s"], obj["d"], obj["i"], None, obj["t"], obj["b"])
+                self._dispatch(conn, env)
+                return
+        self._on_object_strict(conn, obj)
+
+    def _on_object_strict(self, conn: Connection, obj: Any) -> None:
         try:
             env = Envelope.from_wire(obj)
         except MalformedMessage as exc:
@@ -296,56 +287,69 @@ class Node:
             if req is not None:
                 self._reply_exception(conn, req, exc)
             else:
-                log.warning("dropped a malformed message from %s: %s", conn.peer, exc.text)
+                self.note_bad(f"dropped a malformed message from {conn.peer}: {exc.text}")
             return
         if env.in_reply_to is not None:
-            self._on_reply(conn, env)
+            self._on_strict_reply(conn, env)
         elif not conn.greeted:
             self._on_hello(conn, env)
         else:
+            try:
+                self.registry.validate_request(env)
+            except ProtocolError as exc:
+                self._reply_exception(conn, env, exc)
+                return
             self._dispatch(conn, env)
 
-    def _on_reply(self, conn: Connection, env: Envelope) -> None:
-        fut = conn.pending.get(env.in_reply_to)  # type: ignore[arg-type]
+    def _on_reply(self, conn: Connection, reply: Body) -> None:
+        entry = conn.pending.get(reply["r"])
+        if entry is None or entry[0].done():
+            # Late (timed out), duplicate, or answering nothing: never answer a reply.
+            self.stats["dropped_replies"] += 1
+            self.note_bad(f"dropped a reply from {conn.peer} to no pending call ({reply['r']})")
+            return
+        entry[0].set_result(reply)
+
+    def _on_strict_reply(self, conn: Connection, env: Envelope) -> None:
+        entry = conn.pending.get(env.in_reply_to)  # type: ignore[arg-type]
         try:
             self.registry.validate_reply(env)
         except ProtocolError as exc:
             # Never answer a reply: fail the call instead, so the caller learns.
-            if fut is not None and not fut.done():
-                fut.set_exception(exc)
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(exc)
             self.stats["dropped_replies"] += 1
+            self.note_bad(f"bad reply from {conn.peer}: {exc.text}")
             return
-        if fut is None or fut.done():
-            self.stats["dropped_replies"] += 1
-            return
-        fut.set_result(env)
+        self._on_reply(conn, env.to_wire())
 
     def _on_hello(self, conn: Connection, env: Envelope) -> None:
         try:
             self.registry.validate_request(env)
             reply = accept_hello(env, service=self.name, token=self.token)
         except ProtocolError as exc:
+            self.note_bad(f"refused a connection: {exc.text}")
             self._reply_exception(conn, env, exc)
             conn.close()
             return
         conn.greeted = True
-        conn.peer = env.src
+        conn.set_peer(env.src)
         self.send(conn, reply, "hello")
 
     def _dispatch(self, conn: Connection, env: Envelope) -> None:
+        """Run the handler of a validated request and reply (now, or when it finishes)."""
+        handler = self.handlers.get(env.type)
         try:
-            self.registry.validate_request(env)
-            handler = self.handlers.get(env.type)
             if handler is None:
                 raise UnknownMessageType(f"{self.name} does not serve {env.type!r}")
             result = handler(env)
         except Exception as exc:
             self._reply_exception(conn, env, exc)
             return
-        if inspect.isawaitable(result):
-            self.spawn(self._finish(conn, env, result))
+        if type(result) is not dict and inspect.isawaitable(result):
+            conn.handler_started(self.spawn(self._finish(conn, env, result)))
         else:
-            self.send(conn, reply_ok(env, result), env.type)
+            self._reply_ok(conn, env, result)
 
     async def _finish(self, conn: Connection, env: Envelope, pending: Awaitable[Body]) -> None:
         try:
@@ -353,7 +357,22 @@ class Node:
         except Exception as exc:
             self._reply_exception(conn, env, exc)
             return
-        self.send(conn, reply_ok(env, body), env.type)
+        self._reply_ok(conn, env, body)
+
+    def _reply_ok(self, conn: Connection, req: Envelope, body: Body) -> None:
+        wire = {
+            "s": req.dest,
+            "d": req.src,
+            "i": 0,
+            "r": req.msg_id,
+            "t": req.type + OK_SUFFIX,
+            "b": body,
+        }
+        try:
+            self.send_wire(conn, wire, req.type)
+        except (FrameTooLarge, TypeError, ValueError, OverflowError) as exc:
+            # A reply that cannot be framed still owes the caller an answer.
+            self._reply_exception(conn, req, exc)
 
     def _reply_exception(self, conn: Connection, req: Envelope, exc: Exception) -> None:
         """The one place where a handler's exception becomes an ``error`` reply."""
@@ -362,6 +381,7 @@ class Node:
                 self.stats["unknown_type"] += 1
             elif isinstance(exc, MalformedMessage):
                 self.stats["malformed"] += 1
+            self.note_bad(f"{req.type} from {conn.peer}: error {exc.code}: {exc.text}")
             err = exc
         else:
             self.stats["crashes"] += 1
@@ -378,7 +398,10 @@ class Node:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for conn in [*self.conns.values(), *self._accepted]:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        for conn in list(self.live):
             conn.close()
         for task in list(self._tasks):
             task.cancel()
@@ -388,44 +411,9 @@ class Node:
         return {
             **self.stats,
             "messages_sent": sum(self.sent.values()),
-            "in_flight": sum(len(c.pending) for c in self.conns.values()),
+            "in_flight": sum(len(c.pending) for c in self.live),
+            "connections_open": len(self.live),
+            "handler_tasks": sum(len(c.tasks) for c in self.live),
+            "log_lines_suppressed": self._bad_log.suppressed,
             "crash_texts": list(self.crash_texts),
         }
-
-
-# --- process plumbing -------------------------------------------------------------------
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: easy to grep, easy to ship."""
-
-    def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": round(time.time(), 6),
-            "level": record.levelname.lower(),
-            "service": self.service,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out)
-
-
-def setup_logging(service: str, level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-def stop_on_signals(stop: asyncio.Event) -> None:
-    """SIGTERM and SIGINT ask for a graceful stop instead of killing mid-reply."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
