@@ -4,7 +4,9 @@
 connection to each, and stops them all however the run ends.  Anything that
 waits on the services goes through ``watched``/``rpc``: a process that exits
 or a call that times out becomes a ``ServiceFailure`` naming the service, so
-a run can fail but never hang.
+a run can fail but never hang.  A liveness monitor pings every service a few
+times a second with its own short timeout, so that a stopped (SIGSTOP) or
+wedged service is named as itself, not as the caller stuck behind it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,11 +28,14 @@ import aiohttp
 from kernsim.protocol import ProtocolError, RequestTimeout
 from kernsim.services.catalog import registry
 from kernsim.services.config import SERVICES, format_peers
+from kernsim.services.records import proc_state
 from kernsim.services.runtime import Body, Node
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
 POLL_S = 0.05
+#: How often the liveness monitor pings each service.
+LIVENESS_EVERY_S = 0.5
 
 
 class ServiceFailure(RuntimeError):
@@ -63,10 +69,18 @@ class Cluster:
     page_cluster: int | None = None
     log_level: str = "WARNING"
     rpc_timeout_s: float = 30.0
+    #: A service that does not answer a ping within this is reported as stuck.
+    liveness_timeout_s: float = 5.0
+    token: str | None = None
     ports: dict[str, tuple[int, int]] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kernsim-")))
     node: Node | None = None
+    unresponsive: tuple[str, str] | None = None
+    _monitor: asyncio.Task[None] | None = None
+
+    def pids(self) -> dict[str, int]:
+        return {name: proc.pid for name, proc in self.procs.items()}
 
     def admin_url(self, service: str) -> str:
         return f"http://{HOST}:{self.ports[service][1]}"
@@ -83,7 +97,37 @@ class Cluster:
             registry(),
             peers={s: (HOST, p[0]) for s, p in self.ports.items()},
             rpc_timeout_s=self.rpc_timeout_s,
+            token=self.token,
         )
+        self._monitor = asyncio.ensure_future(self._watch_liveness())
+
+    async def _watch_liveness(self) -> None:
+        """Ping every service; the first that misses its deadline is marked unresponsive."""
+        assert self.node is not None
+        node = self.node
+
+        async def ping(name: str) -> None:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            try:
+                conn = await asyncio.wait_for(node.peer(name), self.liveness_timeout_s)
+                await conn.call("ping", {}, self.liveness_timeout_s)
+            except (TimeoutError, OSError, ProtocolError):
+                # A lost connection fails at once: that is a death, which dead()
+                # reports with its exit status.  Only a ping that waited its full
+                # deadline names a service that is alive but not answering.
+                if loop.time() - t0 < self.liveness_timeout_s or self.unresponsive:
+                    return
+                stopped = proc_state(self.procs[name].pid) == "T"
+                why = f"no reply to ping in {self.liveness_timeout_s:g} s"
+                self.unresponsive = (
+                    name,
+                    f"stopped answering ({why}{'; process is stopped' if stopped else ''})",
+                )
+
+        while self.unresponsive is None:
+            await asyncio.gather(*(ping(name) for name in SERVICES))
+            await asyncio.sleep(LIVENESS_EVERY_S)  # the ping period, not a wait for a state
 
     def _spawn(self, name: str, peers: str) -> subprocess.Popen[bytes]:
         rpc, admin = self.ports[name]
@@ -99,6 +143,8 @@ class Cluster:
             "KERNSIM_LOG_LEVEL": self.log_level,
             "KERNSIM_RPC_TIMEOUT_S": str(self.rpc_timeout_s),
         }
+        if self.token is not None:
+            env["KERNSIM_TOKEN"] = self.token
         if self.page_cluster is not None:
             env["KERNSIM_PAGE_CLUSTER"] = str(self.page_cluster)
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 (the child owns it)
@@ -142,6 +188,8 @@ class Cluster:
                     return task.result()
                 if (dead := self.dead()) is not None:
                     raise ServiceFailure(dead[0], f"exited with status {dead[1]} ({what})")
+                if self.unresponsive is not None:
+                    raise ServiceFailure(*self.unresponsive)
                 if loop.time() > deadline:
                     raise ServiceFailure("cluster", f"did not finish {what} in {timeout_s:.0f} s")
         finally:
@@ -174,11 +222,18 @@ class Cluster:
 
     async def stop(self) -> None:
         """SIGTERM everyone, then SIGKILL whoever is still there after a grace period."""
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(BaseException):
+                await self._monitor
         if self.node is not None:
             await self.node.close()
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
+                # A stopped process keeps SIGTERM pending until it runs again.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGCONT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5.0
         while loop.time() < deadline and any(p.poll() is None for p in self.procs.values()):

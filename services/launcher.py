@@ -5,21 +5,33 @@ kill all, wait for quiescence, drain the pagevecs, check the invariants on
 state fetched from mm and memcg with the simulation's checker, one pass of
 global reclaim, report.  Exit 0 when the invariants hold, 1 when not, 2 for
 bad usage, 3 when a service died or stopped answering (named on stderr).
+
+With ``--out DIR`` the run leaves ``DIR/records.jsonl``: the run's trace, one
+JSON record per line, each written whole and fsync'd as it is made (the
+services and their pids, every phase, a progress sample each second, the
+result, or the failure naming the service), so a run that dies midway still
+leaves everything up to that point readable; and ``DIR/results.json``, the
+result objects, written once at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from kernsim.protocol import ProtocolError
 from kernsim.services.cluster import Cluster, ServiceFailure
 from kernsim.services.config import SERVICES
+from kernsim.services.records import RecordWriter
 from kernsim.services.snapshot import memcg_restore, mm_restore
 
 from kernsim.sim.checker import Violation, quiescent_violations, slots_in_use, stale_swapcache_pages
@@ -78,17 +90,27 @@ class ClusterResult:
         }
 
 
-async def experiment(cluster: Cluster, duration_s: float, settle_s: float = 120.0) -> ClusterResult:
+async def experiment(
+    cluster: Cluster, duration_s: float, settle_s: float = 120.0, out: RecordWriter | None = None
+) -> ClusterResult:
     """Load, kill all, quiesce, drain, check, global reclaim: one run on a started cluster."""
+
+    def phase(name: str) -> None:
+        if out is not None:
+            out.write("phase", phase=name, variant=cluster.variant)
+
     t0 = time.monotonic()
     await cluster.rpc(
         "tasks",
         "start_workload",
         {"scenario": cluster.scenario, "duration_s": float(duration_s), "seed": cluster.seed},
     )
+    phase("workload_started")
     await cluster.watched(_until_quiet(cluster), duration_s * 3 + settle_s, "the workload")
     await cluster.rpc("tasks", "kill_all")
+    phase("killed_all")
     await cluster.watched(_until_quiet(cluster), settle_s, "quiescence")
+    phase("quiescent")
     wall_load = time.monotonic() - t0
     await cluster.rpc("workqueue", "run_path", {"path": "lru_add_drain_all"})
     mm = mm_restore((await cluster.rpc("mm", "snapshot"))["state"])
@@ -151,7 +173,24 @@ def _crashes(stats: dict[str, Any]) -> list[Violation]:
     return out
 
 
-async def run_one(args: argparse.Namespace, variant: str) -> ClusterResult:
+async def _progress(cluster: Cluster, out: RecordWriter, every_s: float = 1.0) -> None:
+    """A progress record each ``every_s``: kernel ops so far and memcg's counters."""
+    while True:
+        await asyncio.sleep(every_s)  # the sampling period, not a wait for a state
+        with contextlib.suppress(ServiceFailure, OSError, ProtocolError):
+            mm = (await cluster.rpc("mm", "statistics", timeout_s=2.0))["stats"]
+            memcg = (await cluster.rpc("memcg", "statistics", timeout_s=2.0))["stats"]
+            out.write(
+                "progress",
+                variant=cluster.variant,
+                ops=mm["ops"] + memcg["ops"],
+                cgroups=memcg.get("cgroups"),
+            )
+
+
+async def run_one(
+    args: argparse.Namespace, variant: str, out: RecordWriter | None = None
+) -> ClusterResult:
     cluster = Cluster(
         variant=variant,
         scenario=args.scenario,
@@ -159,16 +198,31 @@ async def run_one(args: argparse.Namespace, variant: str) -> ClusterResult:
         seed=args.seed,
         page_cluster=args.page_cluster,
     )
+    sampler: asyncio.Task[None] | None = None
     try:
         await cluster.start()
-        return await experiment(cluster, args.duration)
+        if out is not None:
+            ports = {n: {"rpc": p[0], "admin": p[1]} for n, p in cluster.ports.items()}
+            out.write("cluster_started", variant=variant, pids=cluster.pids(), ports=ports)
+            sampler = asyncio.ensure_future(_progress(cluster, out))
+        result = await experiment(cluster, args.duration, out=out)
+        if out is not None:
+            out.write("result", **result.to_dict())
+        return result
     except ServiceFailure as exc:
+        if out is not None:
+            why = str(exc).removeprefix(f"service {exc.service} ")
+            out.write("failure", variant=variant, service=exc.service, why=why)
         tail = cluster.log_tail(exc.service) if exc.service in SERVICES else ""
         why = str(exc).removeprefix(f"service {exc.service} ")
         if tail:
             why += f"\n--- last lines of its log ---\n{tail}"
         raise ServiceFailure(exc.service, why) from exc
     finally:
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(BaseException):
+                await sampler
         await cluster.stop()
 
 
@@ -177,18 +231,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _check_args(args)
     results = []
-    for variant in args.variant or ["none"]:
-        try:
-            r = asyncio.run(run_one(args, variant))
-        except ServiceFailure as exc:
-            print(f"kernsim: cluster failure: {exc}", file=sys.stderr)
-            return EXIT_SERVICE
-        results.append(r)
-        if args.json:
-            print(json.dumps(r.to_dict()), flush=True)
+    out = RecordWriter(Path(args.out) / "records.jsonl") if args.out else None
+    try:
+        for variant in args.variant or ["none"]:
+            try:
+                r = asyncio.run(run_one(args, variant, out))
+            except ServiceFailure as exc:
+                print(f"kernsim: cluster failure: {exc}", file=sys.stderr)
+                return EXIT_SERVICE
+            results.append(r)
+            if args.json:
+                print(json.dumps(r.to_dict()), flush=True)
+    finally:
+        if out is not None:
+            out.close()
+            _write_results(Path(args.out) / "results.json", results)
     if not args.json:
         print(render_table([_Row(r) for r in results]))
     return EXIT_OK if all(r.invariants_ok for r in results) else EXIT_VIOLATION
+
+
+def _write_results(path: Path, results: list[ClusterResult]) -> None:
+    """All results so far, replaced atomically: a reader sees the old file or the new one."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 class _Row:
@@ -309,6 +376,12 @@ def register(sub: Any) -> None:
     )
     run.add_argument("--duration", type=float, default=10.0, help="seconds of load (default: 10)")
     run.add_argument("--json", action="store_true", help="print one JSON object per run")
+    run.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="write DIR/records.jsonl (the run's trace, flushed per record) and DIR/results.json",
+    )
     run.set_defaults(handler=cmd_run)
     up = sub.add_parser(
         "up",
