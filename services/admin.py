@@ -5,8 +5,9 @@ Services add their own routes (memcg's cgroupfs files) before the app starts.
 
 from __future__ import annotations
 
+import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -22,8 +23,10 @@ def build_app(
     metrics: Metrics,
     statistics: Callable[[], dict[str, Any]],
     fault: FaultLayer,
+    token: str | None = None,
 ) -> web.Application:
-    app = web.Application()
+    """The admin app; with a ``token``, every request that changes something must carry it."""
+    app = web.Application(middlewares=[require_token(token)] if token else [])
 
     async def healthz(_req: web.Request) -> web.Response:
         return web.json_response({"service": service, "ok": True})
@@ -57,6 +60,29 @@ def build_app(
     return app
 
 
+#: Methods that only read; every other method changes state (faults, limits, workloads).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def require_token(token: str) -> Any:
+    """Middleware: mutating requests need ``Authorization: Bearer <token>`` (constant-time)."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(req: web.Request, handler: Handler) -> web.StreamResponse:
+        if req.method not in SAFE_METHODS:
+            given = req.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return web.json_response(
+                    {"error": "unauthorized", "message": "this request needs the shared token"},
+                    status=401,
+                )
+        return await handler(req)
+
+    return middleware
+
+
 async def start_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on ``host:port`` (0: any free port); return the runner and the port."""
     runner = web.AppRunner(app, access_log=None)
@@ -70,4 +96,4 @@ async def start_app(app: web.Application, host: str, port: int) -> tuple[web.App
     return runner, bound
 
 
-__all__ = ["Profile", "build_app", "start_app"]
+__all__ = ["SAFE_METHODS", "Profile", "build_app", "require_token", "start_app"]

@@ -7,6 +7,7 @@ on the command line (``--port 7001``); the launcher sets the environment.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ class ServiceConfig:
     - ``seed`` 1 (``KERNSIM_SEED``): seeds the fault layer and the workload.
     - ``page_cluster`` unset (``KERNSIM_PAGE_CLUSTER``): the scenario's default.
     - ``rpc_timeout_s`` 30 (``KERNSIM_RPC_TIMEOUT_S``): per call.
-    - ``token`` unset (``KERNSIM_TOKEN``): shared secret for ``hello``.
+    - ``token`` unset (``KERNSIM_TOKEN``): shared secret for ``hello`` and for the
+      admin API's mutating requests (``Authorization: Bearer TOKEN``).  Required
+      when ``host`` is not a loopback address (see ``check_exposure``).
     - ``log_level`` INFO (``KERNSIM_LOG_LEVEL``).
     """
 
@@ -85,6 +88,34 @@ class ServiceConfig:
             rpc_timeout_s=a.rpc_timeout_s,
             token=a.token,
             log_level=a.log_level,
+        )
+
+
+class InsecureConfig(ValueError):
+    """A listener would be reachable from other hosts with no token to guard it."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name, or "" / "0.0.0.0"-style wildcards: reachable from outside
+
+
+def check_exposure(config: ServiceConfig) -> None:
+    """Refuse to serve beyond loopback without a token.
+
+    Anyone who can reach an unguarded port can change faults, write limits,
+    start workloads and drive the kernel model; on 127.0.0.1 that is only
+    this machine's users, anywhere else it is the network.
+    """
+    if not is_loopback(config.host) and not config.token:
+        raise InsecureConfig(
+            f"{config.service}: refusing to listen on {config.host!r} without a token; "
+            "set KERNSIM_TOKEN (or --token), or bind 127.0.0.1"
         )
 
 

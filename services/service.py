@@ -16,7 +16,7 @@ from aiohttp import web
 from kernsim.protocol import Envelope
 from kernsim.services.admin import build_app, start_app
 from kernsim.services.catalog import KERNEL_TYPES, registry
-from kernsim.services.config import ServiceConfig
+from kernsim.services.config import InsecureConfig, ServiceConfig, check_exposure
 from kernsim.services.faultlayer import FaultLayer
 from kernsim.services.metrics import Metrics, counter_by
 from kernsim.services.runtime import Body, Node, setup_logging, stop_on_signals
@@ -87,8 +87,9 @@ class Service:
 
     async def start(self) -> None:
         cfg = self.config
+        check_exposure(cfg)
         self.port = await self.node.serve(cfg.host, cfg.port)
-        app = build_app(self.name, self.metrics, self.statistics, self.fault)
+        app = build_app(self.name, self.metrics, self.statistics, self.fault, cfg.token)
         self.add_routes(app)
         self._runner, self.admin_port = await start_app(app, cfg.host, cfg.admin_port)
         log.info(
@@ -115,6 +116,11 @@ def main(cls: type[Service], argv: Sequence[str] | None = None) -> None:
     """``python -m kernsim.services.<name>``: read the config, serve until SIGTERM."""
     config = ServiceConfig.load(cls.name, argv)
     setup_logging(cls.name, config.log_level)
+    try:
+        check_exposure(config)
+    except InsecureConfig as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from exc
 
     async def run() -> None:
         await cls(config).run()

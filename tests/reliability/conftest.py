@@ -33,3 +33,59 @@ def kill_all(pids: list[int]) -> None:
         if rss_bytes(pid) is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+
+
+class ServiceProcess:
+    """One service as its own process on 127.0.0.1 (no peers), for tests of one service."""
+
+    def __init__(self, name: str, token: str | None = None) -> None:
+        import subprocess
+        import sys
+
+        from kernsim.services.cluster import free_ports
+
+        self.name = name
+        self.port, self.admin_port = free_ports(2)
+        env = {
+            **os.environ,
+            "KERNSIM_PORT": str(self.port),
+            "KERNSIM_ADMIN_PORT": str(self.admin_port),
+            "KERNSIM_LOG_LEVEL": "WARNING",
+        }
+        env.pop("KERNSIM_TOKEN", None)
+        if token is not None:
+            env["KERNSIM_TOKEN"] = token
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"kernsim.services.{name}"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    async def wait_healthy(self) -> None:
+        import aiohttp
+
+        async def healthy() -> bool:
+            assert self.proc.poll() is None, "the service exited"
+            try:
+                async with aiohttp.ClientSession() as http, http.get(self.url + "/healthz") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(healthy, timeout_s=20)
+
+    def rss(self) -> int:
+        return rss_bytes(self.proc.pid) or 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
