@@ -134,6 +134,9 @@ class MemcgService(OwnerService):
         yield fam("kernsim_memcg_limit_bytes", "memory.limit_in_bytes.", lambda g: g.res.limit)
         yield fam("kernsim_memcg_failcnt", "memory.failcnt.", lambda g: g.res.failcnt, True)
         yield fam("kernsim_memcg_oom", "memcg OOM kills.", lambda g: g.oom_kills, True)
+        yield fam(
+            "kernsim_memcg_tasks", "Tasks in the cgroup (its tasks file).", lambda g: len(g.tasks)
+        )
 
     # --- cgroupfs ------------------------------------------------------------------------
 
