@@ -62,6 +62,13 @@ class RateLimitedLog:
         self._count = 0
 
     def warning(self, text: str) -> None:
+        self._emit(logging.WARNING, text, None)
+
+    def error(self, text: str, exc: BaseException) -> None:
+        """An error with its traceback, under the same budget."""
+        self._emit(logging.ERROR, text, exc)
+
+    def _emit(self, level: int, text: str, exc: BaseException | None) -> None:
         now = time.monotonic()
         if now - self._window >= 1.0:
             self._window, self._count = now, 0
@@ -72,4 +79,4 @@ class RateLimitedLog:
         if self.suppressed:
             text += f" ({self.suppressed} similar lines suppressed before this one)"
             self.suppressed = 0
-        self.log.warning("%s", text)
+        self.log.log(level, "%s", text, exc_info=exc)

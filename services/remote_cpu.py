@@ -32,6 +32,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger("kernsim.services")
 EINVAL = 22
+#: The longest delay a ``post`` may ask for (the kernel's longest is HZ-scale work).
+MAX_POST_DELAY_S = 3600.0
 
 
 class RemoteCpu(Cpu):
@@ -199,7 +201,13 @@ class CpuHost:
 
         def post(env: Envelope) -> Body:
             b = env.body
-            self.schedule(base(b["path"]), b["path"], b["args"], float(b["delay_s"]))
+            delay_s = float(b["delay_s"])
+            # inf or 1e300 would park a busy CPU forever (no quiescence); NaN has no order.
+            if not 0.0 <= delay_s <= MAX_POST_DELAY_S:
+                raise InvalidArgument(
+                    f"delay_s {delay_s} outside 0..{MAX_POST_DELAY_S}", errno=EINVAL
+                )
+            self.schedule(base(b["path"]), b["path"], b["args"], delay_s)
             return {}
 
         async def run_path(env: Envelope) -> Body:

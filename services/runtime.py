@@ -388,7 +388,8 @@ class Node:
             text = f"{req.type}: {type(exc).__name__}: {exc}"
             if len(self.crash_texts) < 20:
                 self.crash_texts.append(text)
-            log.error("handler crashed: %s", text, exc_info=exc)
+            # Rate-limited too: a peer can trigger the same crash a million times.
+            self._bad_log.error(f"handler crashed: {text}", exc)
             err = InternalError(text)
         self.stats["errors_replied"] += 1
         self.send(conn, reply_for_exception(req, err), req.type)

@@ -28,6 +28,8 @@ from kernsim.sim.scenarios import get_scenario
 
 #: The services whose code paths must all have finished for the cluster to be quiet.
 RUNNERS = ("blockdev", "workqueue", "vmscan")
+#: The longest workload ``start_workload`` accepts: a week of load.
+MAX_DURATION_S = 7 * 86400.0
 
 
 class TasksService(RunnerService):
@@ -107,6 +109,11 @@ class TasksService(RunnerService):
         if self.workload is not None and not self.workload.done():
             raise InvalidArgument("a workload is already running", errno=16)
         b = env.body
+        duration_s = float(b["duration_s"])
+        if not 0.0 < duration_s <= MAX_DURATION_S:  # also refuses NaN and inf
+            raise InvalidArgument(
+                f"duration_s {duration_s} outside (0, {MAX_DURATION_S}]", errno=22
+            )
         sc = get_scenario(b["scenario"])
         if sc.name not in CONTROLLERS:
             raise InvalidArgument(f"scenario {sc.name!r} has no cluster workload", errno=22)
@@ -120,7 +127,7 @@ class TasksService(RunnerService):
                 err = await shell.call(mem_cgroup_resize_limit, self.memcg_id, limit, memsw)
                 if err:
                     raise InvalidArgument(f"could not set the limit: errno {-err}", errno=-err)
-        run = CONTROLLERS[sc.name](self, {**sc.params}, float(b["duration_s"]))
+        run = CONTROLLERS[sc.name](self, {**sc.params}, duration_s)
         self.workload = self.node.spawn(self._guard(run))
         return {}
 
