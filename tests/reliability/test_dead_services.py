@@ -102,5 +102,5 @@ async def test_stopped_service_is_noticed_through_rpc_timeouts(tmp_path: Path) -
     assert len(failure) == 1 and failure[0]["service"] == "memcg"
     assert "process is stopped" in failure[0]["why"]
     # The liveness ping's deadline (5 s) plus one ping period, not the 30 s RPC timeout.
-    assert failure[0]["ts"] - r["t_hit"] < 8.0
+    assert failure[0]["ts"] - r["t_hit"] < 10.0
     assert all(proc_state(pid) in (None, "Z") for pid in r["pids"])
