@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,59 +35,22 @@ from kernsim.services.records import RecordWriter
 from kernsim.services.snapshot import memcg_restore, mm_restore
 
 from kernsim.sim.checker import Violation, quiescent_violations, slots_in_use, stale_swapcache_pages
+from kernsim.sim.result import RunResult
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
 
 
 @dataclass(slots=True)
-class ClusterResult:
+class ClusterResult(RunResult):
     """kernsim sim's result object, without trace_sha256, with wall_s, ops and messages."""
 
-    scenario: str
-    variant: str
-    seed: int
-    faults: str
-    page_cluster: int
-    events: int
-    virtual_s: float
-    usage_bytes: int
-    memsw_usage_bytes: int
-    stale_swapcache_pages: int
-    swap_slots_used: int
-    swap_slots_used_after_global_reclaim: int
-    oom_kills: int
-    vmscan_results: dict[str, int]
-    wall_s: float
-    messages: int
-    violations: list[Violation] = field(default_factory=list)
-
-    @property
-    def invariants_ok(self) -> bool:
-        return not self.violations
+    wall_s: float = 0.0
+    messages: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "scenario": self.scenario,
-            "variant": self.variant,
-            "seed": self.seed,
-            "faults": self.faults,
-            "page_cluster": self.page_cluster,
-            "events": self.events,
-            "virtual_s": round(self.virtual_s, 9),
-            "invariants_ok": self.invariants_ok,
-            "memsw_leak_bytes": max(0, self.memsw_usage_bytes - self.usage_bytes),
-            "usage_bytes": self.usage_bytes,
-            "memsw_usage_bytes": self.memsw_usage_bytes,
-            "stale_swapcache_pages": self.stale_swapcache_pages,
-            "swap_slots_used": self.swap_slots_used,
-            "swap_slots_used_after_global_reclaim": self.swap_slots_used_after_global_reclaim,
-            "oom_kills": self.oom_kills,
-            "vmscan_results": dict(sorted(self.vmscan_results.items())),
-            "violations": [v.to_dict() for v in self.violations],
-            "wall_s": round(self.wall_s, 3),
-            "ops": self.events,
-            "messages": self.messages,
-        }
+        d = RunResult.to_dict(self)
+        d.update(wall_s=round(self.wall_s, 3), ops=self.events, messages=self.messages)
+        return d
 
 
 async def experiment(

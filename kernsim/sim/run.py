@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kernsim.faults import Profile, load_profile
@@ -23,57 +23,21 @@ from kernsim.sim.checker import (
     stale_swapcache_pages,
 )
 from kernsim.sim.engine import SimCpu, Strategy
+from kernsim.sim.result import RunResult
 from kernsim.sim.scenarios import get_scenario
 from kernsim.sim.world import World
 from kernsim.variants import get_variant
 
 
 @dataclass(slots=True)
-class SimResult:
-    scenario: str
-    variant: str
-    seed: int
-    faults: str
-    page_cluster: int
-    trace_sha256: str
-    events: int
-    virtual_s: float
-    usage_bytes: int
-    memsw_usage_bytes: int
-    memsw_leak_bytes: int
-    stale_swapcache_pages: int
-    swap_slots_used: int
-    swap_slots_used_after_global_reclaim: int
-    oom_kills: int
-    vmscan_results: dict[str, int]
-    violations: list[Violation] = field(default_factory=list)
+class SimResult(RunResult):
+    """A simulation's result: the common fields plus the trace's SHA-256 and the world."""
+
+    trace_sha256: str = ""
     world: World | None = None
 
-    @property
-    def invariants_ok(self) -> bool:
-        return not self.violations
-
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "scenario": self.scenario,
-            "variant": self.variant,
-            "seed": self.seed,
-            "faults": self.faults,
-            "page_cluster": self.page_cluster,
-            "trace_sha256": self.trace_sha256,
-            "events": self.events,
-            "virtual_s": round(self.virtual_s, 9),
-            "invariants_ok": self.invariants_ok,
-            "memsw_leak_bytes": self.memsw_leak_bytes,
-            "usage_bytes": self.usage_bytes,
-            "memsw_usage_bytes": self.memsw_usage_bytes,
-            "stale_swapcache_pages": self.stale_swapcache_pages,
-            "swap_slots_used": self.swap_slots_used,
-            "swap_slots_used_after_global_reclaim": self.swap_slots_used_after_global_reclaim,
-            "oom_kills": self.oom_kills,
-            "vmscan_results": dict(sorted(self.vmscan_results.items())),
-            "violations": [v.to_dict() for v in self.violations],
-        }
+        return {**RunResult.to_dict(self), "trace_sha256": self.trace_sha256}
 
 
 def simulate(
@@ -142,7 +106,6 @@ def _crashed(world: World, checker: ContinuousChecker, exc: Exception) -> SimRes
         virtual_s=engine.now,
         usage_bytes=group.res.usage,
         memsw_usage_bytes=group.memsw.usage,
-        memsw_leak_bytes=max(0, group.memsw.usage - group.res.usage),
         stale_swapcache_pages=0,
         swap_slots_used=len(slots_in_use(engine.mm)),
         swap_slots_used_after_global_reclaim=-1,
@@ -202,7 +165,6 @@ def settle_and_check(world: World, checker: ContinuousChecker) -> SimResult:
         virtual_s=engine.now,
         usage_bytes=usage,
         memsw_usage_bytes=memsw,
-        memsw_leak_bytes=max(0, memsw - usage),
         stale_swapcache_pages=stale,
         swap_slots_used=used,
         swap_slots_used_after_global_reclaim=len(used_after),
