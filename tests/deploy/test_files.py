@@ -67,7 +67,7 @@ def test_compose_services_healthchecks_and_order() -> None:
     # The .env defaults reach the services: vanilla beside the 2.6.31 fix.
     assert cfg["mm"]["environment"]["KERNSIM_VARIANT"] == "none"
     assert cfg["mm-compare"]["environment"]["KERNSIM_VARIANT"] == "upstream"
-    assert cfg["mm"]["environment"]["KERNSIM_FAULTS"] == "none"
+    assert cfg["mm"]["environment"]["KERNSIM_FAULTS"] == "cluster-hdd"
     assert "--web.listen-address=127.0.0.1:9090" in cfg["prometheus"]["command"]
     assert cfg["grafana"]["environment"]["GF_SERVER_HTTP_ADDR"] == "127.0.0.1"
 
