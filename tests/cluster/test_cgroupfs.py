@@ -10,7 +10,9 @@ from kernsim.services.cluster import Cluster
 from kernsim.services.config import SERVICES
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import eventually, get_text, put_text
+from tests.polling import eventually
+
+from .conftest import get_text, put_text
 
 MiB, KiB = 1 << 20, 1 << 10
 KERNEL_SERVICES = [s for s in SERVICES if s not in ("mm", "memcg")]

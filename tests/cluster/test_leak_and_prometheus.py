@@ -26,7 +26,7 @@ from kernsim.services.cluster import HOST, Cluster, free_ports
 from kernsim.services.config import SERVICES
 from kernsim.services.launcher import ClusterResult, experiment
 
-from .conftest import eventually
+from tests.polling import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -10,12 +10,12 @@ it starts is stopped in a finally; every wait polls against a deadline.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,25 +27,16 @@ import yaml
 from kernsim.services.cluster import HOST, Cluster, free_ports
 from kernsim.services.config import SERVICES
 
+from tests import polling
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 LOAD_S = 15.0
 
 
-async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout_s: float = 30.0, every_s: float = 0.5
-) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with its last value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    last: Any = None
-    while loop.time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(every_s)
-    raise AssertionError(f"condition not met in {timeout_s} s (last: {last!r})")
+#: Prometheus and compose answer slower than a service: a longer deadline, fewer polls.
+eventually = functools.partial(polling.eventually, timeout_s=30.0, every_s=0.5)
 
 
 async def query(base: str, promql: str) -> tuple[int, list[dict[str, Any]]]:

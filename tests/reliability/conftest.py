@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import os
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from kernsim.services.records import rss_bytes
 
+from tests import polling
 
-async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout_s: float = 20.0, every_s: float = 0.05
-) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with its last value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    last: Any = None
-    while loop.time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(every_s)
-    raise AssertionError(f"condition not met in {timeout_s} s (last: {last!r})")
+#: Back-pressure and crash checks want a fine poll.
+eventually = functools.partial(polling.eventually, every_s=0.05)
 
 
 def kill_all(pids: list[int]) -> None:
