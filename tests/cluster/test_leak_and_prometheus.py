@@ -12,28 +12,24 @@ clock, and the cluster-hdd profile slows the disk by as much.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import subprocess
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
-from kernsim.services.cluster import HOST, Cluster, free_ports
+from kernsim.services.cluster import HOST, Cluster
 from kernsim.services.config import SERVICES
 from kernsim.services.launcher import ClusterResult, experiment
 
 from tests.polling import eventually
+from tests.prometheus import PROMETHEUS, prometheus_server, query
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PROFILE = "cluster-hdd"
 ROUNDS = 4
 DURATION_S = 15.0
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -87,48 +83,19 @@ async def test_upstream_does_not_leak() -> None:
     assert r["swap_slots_used_after_global_reclaim"] == 0
 
 
-@contextlib.asynccontextmanager
-async def prometheus(cluster: Cluster) -> AsyncIterator[str]:
-    port = free_ports(1)[0]
-    work = Path(tempfile.mkdtemp(prefix="kernsim-prom-"))
+def prometheus(cluster: Cluster) -> contextlib.AbstractAsyncContextManager[str]:
+    """Prometheus scraping the cluster's six admin ports every second."""
     targets = ", ".join(f"'{HOST}:{cluster.ports[s][1]}'" for s in SERVICES)
-    (work / "prometheus.yml").write_text(
+    return prometheus_server(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"scrape_configs:\n  - job_name: kernsim\n    static_configs:\n"
         f"      - targets: [{targets}]\n"
     )
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'data'}",
-            f"--web.listen-address={HOST}:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield f"http://{HOST}:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 async def _query(base: str, promql: str) -> list[dict[str, Any]]:
-    with contextlib.suppress(aiohttp.ClientError):
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(base + "/api/v1/query", params={"query": promql}) as resp,
-        ):
-            if resp.status == 200:
-                data = await resp.json()
-                return list(data["data"]["result"])
-    return []
+    status, result = await query(base, promql)
+    return result if status == 200 else []
 
 
 async def test_prometheus_sees_the_leak_the_services_report(

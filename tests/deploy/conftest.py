@@ -12,45 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import shutil
-import subprocess
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
-from kernsim.services.cluster import HOST, Cluster, free_ports
+from kernsim.services.cluster import HOST, Cluster
 from kernsim.services.config import SERVICES
 
 from tests import polling
+from tests.prometheus import PROMETHEUS, prometheus_server, query
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 LOAD_S = 15.0
 
 
 #: Prometheus and compose answer slower than a service: a longer deadline, fewer polls.
 eventually = functools.partial(polling.eventually, timeout_s=30.0, every_s=0.5)
-
-
-async def query(base: str, promql: str) -> tuple[int, list[dict[str, Any]]]:
-    """(HTTP status, result) of an instant query; 400 means the PromQL did not parse,
-    0 that Prometheus is not listening yet."""
-    try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(base + "/api/v1/query", params={"query": promql}) as resp,
-        ):
-            body = await resp.json()
-            return resp.status, list(body.get("data", {}).get("result", []))
-    except aiohttp.ClientConnectionError:
-        return 0, []
 
 
 def prometheus_config(ports: dict[str, int], rules: Path, interval_s: int = 1) -> dict[str, Any]:
@@ -67,33 +49,8 @@ def prometheus_config(ports: dict[str, int], rules: Path, interval_s: int = 1) -
     return cfg
 
 
-@contextlib.asynccontextmanager
-async def prometheus(cfg: dict[str, Any]) -> AsyncIterator[str]:
-    port = free_ports(1)[0]
-    work = Path(tempfile.mkdtemp(prefix="kernsim-deploy-prom-"))
-    (work / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-    log = open(work / "prometheus.log", "wb")  # noqa: SIM115 (the child owns it)
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'data'}",
-            f"--web.listen-address={HOST}:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    try:
-        yield f"http://{HOST}:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+def prometheus(cfg: dict[str, Any]) -> contextlib.AbstractAsyncContextManager[str]:
+    return prometheus_server(yaml.safe_dump(cfg))
 
 
 @dataclass
