@@ -34,7 +34,13 @@ from kernsim.services.config import SERVICES
 from kernsim.services.records import RecordWriter
 from kernsim.services.snapshot import memcg_restore, mm_restore
 
-from kernsim.sim.checker import Violation, quiescent_violations, slots_in_use, stale_swapcache_pages
+from kernsim.sim.checker import (
+    Violation,
+    global_reclaim_violations,
+    quiescent_violations,
+    slots_in_use,
+    stale_swapcache_pages,
+)
 from kernsim.sim.result import RunResult
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
@@ -87,14 +93,7 @@ async def experiment(
     await cluster.rpc("vmscan", "run_path", {"path": "global_reclaim"}, timeout_s=settle_s)
     mm_after = mm_restore((await cluster.rpc("mm", "snapshot"))["state"])
     used_after = slots_in_use(mm_after)
-    if used_after:
-        violations.append(
-            Violation(
-                "slot_leak_after_global_reclaim",
-                f"{len(used_after)} swap slots still in use after global reclaim",
-                slots=used_after,
-            )
-        )
+    violations += global_reclaim_violations(mm_after)
     stats = await cluster.statistics()
     violations += _crashes(stats)
     results: dict[str, int] = {}

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from kernsim.model.memcontrol import mem_cgroup_attach_task
-from kernsim.model.memory import PTE_SWAP, do_swap_page, exit_mmap, handle_mm_fault, mm_init
+from kernsim.model.memory import PTE_SWAP, do_swap_page, exit_mmap, handle_mm_fault
 from kernsim.model.mm_types import Pte
 from kernsim.model.rmap import page_referenced
 from kernsim.model.swap import isolate_lru_pages_of, lru_add_drain_all
@@ -28,16 +27,8 @@ def _run(world: World, cpu: SimCpu, coro: Coroutine[Any, Any, Any]) -> None:
 
 
 def _task(world: World, name: str) -> SimCpu:
-    tid = world.next_task
-    world.next_task += 1
-    cpu = SimCpu(world.engine, name, "tasks", name, world.memcg_id, tid)
-    world.tasks[tid] = cpu
-
-    async def init() -> None:
-        await cpu.call(mm_init, tid, world.memcg_id)
-        await cpu.call(mem_cgroup_attach_task, world.memcg_id, tid)
-
-    _run(world, cpu, init())
+    cpu = world.new_task_cpu(name)
+    _run(world, cpu, world.exec_task(cpu))
     return cpu
 
 

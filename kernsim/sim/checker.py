@@ -216,6 +216,21 @@ def quiescent_violations(mm: MmState, memcg: MemcgState) -> list[Violation]:
     return out
 
 
+def global_reclaim_violations(mm: MmState) -> list[Violation]:
+    """After a full pass of global reclaim: slots that even it could not free."""
+    used = slots_in_use(mm)
+    if not used:
+        return []
+    return [
+        Violation(
+            "slot_leak_after_global_reclaim",
+            f"{len(used)} swap slots still in use after global reclaim",
+            slots=used,
+            pages=[mm.swapper_space[e] for e in used if e in mm.swapper_space],
+        )
+    ]
+
+
 def attach_events(violations: list[Violation], trace: list[TraceEvent]) -> None:
     """Name, for each violation, the last trace events that touched its pages and slots."""
     for v in violations:

@@ -18,6 +18,7 @@ from kernsim.sim.checker import (
     Violation,
     attach_events,
     format_event,
+    global_reclaim_violations,
     quiescent_violations,
     slots_in_use,
     stale_swapcache_pages,
@@ -144,15 +145,7 @@ def settle_and_check(world: World, checker: ContinuousChecker) -> SimResult:
     attach_events(violations, engine.trace)  # the events up to the check, not global reclaim's
     _run_kernel(world, "reclaim", global_reclaim)
     used_after = slots_in_use(mm)
-    if used_after:
-        violations.append(
-            Violation(
-                "slot_leak_after_global_reclaim",
-                f"{len(used_after)} swap slots still in use after global reclaim",
-                slots=used_after,
-                pages=[mm.swapper_space[e] for e in used_after if e in mm.swapper_space],
-            )
-        )
+    violations += global_reclaim_violations(mm)
     attach_events(violations, engine.trace)
     return SimResult(
         scenario="",

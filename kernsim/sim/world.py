@@ -67,20 +67,28 @@ class World:
     def rng(self) -> random.Random:
         return self.engine.rng
 
-    def spawn_task(self, program: Program, name: str | None = None) -> SimCpu:
-        """fork + exec into cgroup /A: a new task running ``program`` from now on."""
+    def new_task_cpu(self, name: str | None = None) -> SimCpu:
+        """fork: a task of cgroup /A, on a CPU of its own (not started)."""
         tid = self.next_task
         self.next_task += 1
-        cpu = SimCpu(
-            self.engine, name or f"task{tid}", "tasks", name or f"task{tid}", self.memcg_id, tid
-        )
+        name = name or f"task{tid}"
+        cpu = SimCpu(self.engine, name, "tasks", name, self.memcg_id, tid)
         self.tasks[tid] = cpu
+        return cpu
+
+    async def exec_task(self, cpu: SimCpu) -> None:
+        """exec: an empty address space, and the task joins /A's tasks file."""
+        await cpu.call(mm_init, cpu.task, self.memcg_id)
+        await cpu.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+
+    def spawn_task(self, program: Program, name: str | None = None) -> SimCpu:
+        """fork + exec into cgroup /A: a new task running ``program`` from now on."""
+        cpu = self.new_task_cpu(name)
         self.engine.start(cpu, self._life(cpu, program))
         return cpu
 
     async def _life(self, cpu: SimCpu, program: Program) -> None:
-        await cpu.call(mm_init, cpu.task, self.memcg_id)
-        await cpu.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+        await self.exec_task(cpu)
         await program(cpu)
         await exit_mmap(cpu, cpu.task)
         del self.tasks[cpu.task]

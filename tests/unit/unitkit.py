@@ -14,8 +14,7 @@ from typing import Any
 
 from kernsim.faults import load_profile
 from kernsim.model.filemap import unlock_page
-from kernsim.model.memcontrol import MemcgState, mem_cgroup_attach_task
-from kernsim.model.memory import mm_init
+from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import MmConfig, MmState
 from kernsim.model.mm_types import SWAP_CLUSTER_MAX, Pte
 from kernsim.model.page_alloc import alloc_page
@@ -93,17 +92,8 @@ class Machine:
 
     def task(self, name: str = "A") -> SimCpu:
         """A task in /A with an empty mm."""
-        world = self.world
-        tid = world.next_task
-        world.next_task += 1
-        cpu = SimCpu(world.engine, name, "tasks", name, world.memcg_id, tid)
-        world.tasks[tid] = cpu
-
-        async def init() -> None:
-            await cpu.call(mm_init, tid, world.memcg_id)
-            await cpu.call(mem_cgroup_attach_task, world.memcg_id, tid)
-
-        self.run(cpu, init())
+        cpu = self.world.new_task_cpu(name)
+        self.run(cpu, self.world.exec_task(cpu))
         return cpu
 
     def kthread(self, name: str = "kswapd") -> SimCpu:
