@@ -10,6 +10,7 @@ from typing import Any
 from kernsim.cli import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, UsageError
 from kernsim.explore.executors import default_jobs
 from kernsim.explore.job import WINDOW_S
+from kernsim.sim.engine import TRACE_IDENTITY
 
 
 def _positive(text: str) -> int:
@@ -58,8 +59,10 @@ def register(sub: Any) -> None:
     rp = sub.add_parser(
         "replay",
         help="re-run a replay file and draw its race",
-        description="Exit 1 when the failure reproduces (same trace hash, same violations), "
-        "0 when it does not, 2 for a bad file.",
+        description="Exit 1 when the failure reproduces: the same trace hash and violations "
+        '("reproduced"), or the same violations on a trace the current model tells apart '
+        'from the recorded one ("same violations, different trace": the file was recorded '
+        "by an older model).  Exit 0 when it does not reproduce, 2 for a bad file.",
     )
     rp.add_argument("file", type=Path)
     rp.add_argument("--json", action="store_true")
@@ -165,15 +168,36 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ValueError as exc:  # an unknown scenario or variant named in the file
         raise UsageError(f"{args.file}: {exc}") from exc
     kinds = list(kinds_of(run.result)) if run.result is not None else []
-    same = run.result_hash() == data["trace_sha256"] and kinds == list(data["kinds"])
+    verdict = replay_verdict(data, run.result_hash(), kinds)
+    reproduced = verdict != "not reproduced"
     if args.json:
-        print(json.dumps({"reproduced": same and bool(kinds), "trace_sha256": run.result_hash(),
-                          "kinds": kinds}))  # fmt: skip
+        print(json.dumps({"reproduced": reproduced, "verdict": verdict,
+                          "trace_sha256": run.result_hash(),
+                          "recorded_trace_sha256": data["trace_sha256"],
+                          "trace_identity": TRACE_IDENTITY, "kinds": kinds}))  # fmt: skip
     else:
-        print("reproduced" if same and kinds else "NOT reproduced", f"({run.result_hash()[:12]})")
+        now, then = run.result_hash()[:12], str(data["trace_sha256"])[:12]
+        if verdict == "reproduced":
+            print(f"reproduced ({now})")
+        elif verdict == "same violations, different trace":
+            print(f"reproduced: same violations, different trace ({now}; the file's {then} "
+                  "was recorded by an older model)")  # fmt: skip
+        else:
+            print(f"NOT reproduced ({now}; the file recorded {then}: {', '.join(data['kinds'])})")
         if run.result is not None and run.result.violations:
             print("\n\n".join(d for _, d in draw_all(run)))
-    return EXIT_VIOLATION if same and kinds else EXIT_OK
+    return EXIT_VIOLATION if reproduced else EXIT_OK
+
+
+def replay_verdict(data: dict[str, Any], trace_sha256: str, kinds: list[str]) -> str:
+    """ "reproduced" (same trace, bit for bit), "same violations, different trace" (the
+    schedule still breaks the same invariants, but the model changed since the file was
+    recorded), or "not reproduced"."""
+    if not kinds or kinds != list(data["kinds"]):
+        return "not reproduced"
+    if trace_sha256 == data["trace_sha256"]:
+        return "reproduced"
+    return "same violations, different trace"
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:

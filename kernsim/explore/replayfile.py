@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kernsim.explore.job import Job
+from kernsim.sim.engine import TRACE_IDENTITY
 
 #: 2: switches are anchored to kernel events (D, m, X), no longer decision indexes.
 VERSION = 2
@@ -22,6 +23,7 @@ def write(path: Path, job: Job, trace_sha256: str, kinds: tuple[str, ...], **ext
         "version": VERSION,
         "job": {**asdict(job), "switches": [list(s) for s in job.switches]},
         "trace_sha256": trace_sha256,
+        "trace_identity": TRACE_IDENTITY,
         "kinds": list(kinds),
         **extra,
     }

@@ -17,8 +17,17 @@ same instant run in a seeded random order (or by PCT priority).  A scripted
 strategy instead names which CPU runs next.
 
 Everything random comes from one ``random.Random(seed)``, time is a float
-that only the engine advances, and the trace (CPU, kernel function,
-primitive, arguments, result) is hashed: same seed, same trace, bit for bit.
+that only the engine advances, and the trace is hashed: same seed, same
+trace, bit for bit.
+
+The hash is the trace's *identity* and holds kernel events only: the virtual
+time, the CPU, the primitive (named after the kernel function whose critical
+section it models), the objects it was called on and its result.  The Python
+function that issued the call is kept in the trace for the diagrams but left
+out of the identity, so a refactor that renames or moves model code without
+changing what the kernel does keeps every trace hash, and every replay file,
+valid.  ``TRACE_IDENTITY`` names this scheme; it changes only when the hashed
+fields do.
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import MmState
 from kernsim.model.port import CODE_PATHS, PRIMITIVE_BY_FN, Cpu, PrimitiveInfo, WouldBlock
 from kernsim.variants.base import Variant
+
+#: The trace identity scheme: what the trace hash covers (see the module docstring).
+TRACE_IDENTITY = "kernel-events/2"
 
 #: Virtual CPU time one critical section takes; keeps busy loops from freezing time.
 STEP_COST_S = 1e-6
@@ -279,9 +291,8 @@ class Engine:
         now = self.now
         # tuple.__repr__: a NamedTuple's own repr is slow Python and says the same.
         res = tuple.__repr__(result) if isinstance(result, tuple) else repr(result)
-        self._hash.update(
-            f"{now!r}|{cpu.name}|{req.func}|{info.name}|{req.args!r}|{res}\n".encode()
-        )
+        # The identity: kernel events only, never the Python call site (req.func).
+        self._hash.update(f"{now!r}|{cpu.name}|{info.name}|{req.args!r}|{res}\n".encode())
         if self.keep_trace:
             self.trace.append(TraceEvent(now, cpu.name, req.func, info.name, req.args, result))
         cost = self.strategy.step_cost_s

@@ -113,7 +113,12 @@ def test_replay_cli_reproduces(tmp_path: Path, capsys: pytest.CaptureFixture[str
     data = json.loads(path.read_text())
     data["trace_sha256"] = "0" * 64
     path.write_text(json.dumps(data))
+    assert main(["replay", str(path)]) == 1  # an older model: same violations
+    assert "same violations, different trace" in capsys.readouterr().out
+    data["job"]["switches"] = []  # the default, non-preemptive schedule: no race
+    path.write_text(json.dumps(data))
     assert main(["replay", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("NOT reproduced")
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "version", "notjson", "fields"])
