@@ -1,4 +1,4 @@
-"""Models mm/filemap.c: the page lock, find_get_page(), end_page_writeback(), put_page().
+"""Models mm/filemap.c: the page lock, find_get_page(), end_page_writeback().
 
 PG_locked is a sleeping lock: trylock_page() can fail, lock_page() waits its
 turn (the primitive answers WouldBlock and is run again when unlock_page()
@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from kernsim.model.mm import KernelBug, MmState
-from kernsim.model.mm_types import PAGEVEC_SIZE, Page
 from kernsim.model.port import WouldBlock, primitive
+from kernsim.model.swap import put_page, rotate_reclaimable_page
 
 
 class PageFlags(NamedTuple):
@@ -84,23 +84,6 @@ def find_get_page(mm: MmState, entry: int) -> int:
     return pfn
 
 
-def put_page(mm: MmState, page: Page) -> bool:
-    """Models put_page(): drop a reference; at zero take it off the LRU and free it."""
-    page.count -= 1
-    if page.count > 0:
-        return False
-    if page.count < 0:
-        raise KernelBug(f"put_page: page {page.pfn} count went negative")
-    if page.swapcache or page.mapcount or page.locked or page.writeback:
-        raise KernelBug(f"freeing page {page.pfn} still in use: {page}")
-    if page.lru:  # __page_cache_release()
-        (mm.lru_active if page.active else mm.lru_inactive).pop(page.pfn, None)
-        page.lru = False
-    del mm.pages[page.pfn]
-    mm.nr_free_pages += 1
-    return True
-
-
 @primitive("mm", "page")
 def page_cache_release(mm: MmState, pfn: int) -> bool:
     """Models page_cache_release() (put_page); True when the page was freed."""
@@ -109,41 +92,16 @@ def page_cache_release(mm: MmState, pfn: int) -> bool:
 
 @primitive("mm", "page")
 def end_page_writeback(mm: MmState, pfn: int, cpu: str) -> bool:
-    """Models end_page_writeback() with rotate_reclaimable_page(), in interrupt context.
-
-    If PG_reclaim was set (pageout() sets it) and the page is unlocked, clean,
-    inactive and on the LRU, rotate_reclaimable_page() takes an extra reference
-    while the page waits in this CPU's lru_rotate_pvecs.  That reference makes
-    __remove_mapping()'s page_freeze_refs(page, 2) fail until the pagevec drains.
-    Returns True when the page was put on the rotate pagevec.
-    """
+    """Models end_page_writeback(), in interrupt context: if TestClearPageReclaim(),
+    rotate_reclaimable_page(); then clear PG_writeback and wake its waiters.
+    Returns True when the page was put on the rotate pagevec."""
     page = mm.page(pfn)
     rotated = False
     if page.reclaim:
         page.reclaim = False
-        if not page.locked and not page.dirty and not page.active and page.lru:
-            page.count += 1
-            pvec = mm.lru_rotate_pvecs.setdefault(cpu, [])
-            pvec.append(pfn)
-            rotated = True
-            mm.count("rotate_reclaimable_page")
-            if len(pvec) >= PAGEVEC_SIZE:
-                pagevec_move_tail(mm, cpu)
+        rotated = rotate_reclaimable_page(mm, page, cpu)
     if not page.writeback:
         raise KernelBug(f"end_page_writeback: page {pfn} is not under writeback")
     page.writeback = False
     mm.woken.append(("PG_writeback", pfn))
     return rotated
-
-
-def pagevec_move_tail(mm: MmState, cpu: str) -> None:
-    """Models pagevec_move_tail(): rotate to the LRU tail, then release the references."""
-    pvec = mm.lru_rotate_pvecs.get(cpu)
-    if not pvec:
-        return
-    mm.lru_rotate_pvecs[cpu] = []
-    for pfn in pvec:
-        page = mm.pages[pfn]
-        if page.lru and not page.active:
-            mm.lru_inactive.move_to_end(pfn, last=False)
-        put_page(mm, page)

@@ -29,7 +29,7 @@ RES_UNLIMITED = (1 << 63) - 1
 EINVAL = 22
 EBUSY = 16
 
-#: mem_cgroup_try_charge() results.
+#: res_counter_charge() results.
 CHARGE_OK = 0
 CHARGE_FAIL_RES = 1
 CHARGE_FAIL_MEMSW = 2
@@ -135,8 +135,9 @@ def _clear_used(mc: MemcgState, pfn: int, pc: PageCgroup) -> MemCgroup:
 
 
 @primitive("memcg", "memcg")
-def mem_cgroup_try_charge(mc: MemcgState, memcg_id: int) -> int:
-    """The counter part of __mem_cgroup_try_charge(): res, then memsw (undoing res on failure)."""
+def res_counter_charge(mc: MemcgState, memcg_id: int) -> int:
+    """The counter part of __mem_cgroup_try_charge(): res_counter_charge(&mem->res), then
+    res_counter_charge(&mem->memsw), undoing res when memsw fails."""
     mem = mc.group(memcg_id)
     if not mem.res.charge(PAGE_SIZE):
         return CHARGE_FAIL_RES
@@ -147,15 +148,16 @@ def mem_cgroup_try_charge(mc: MemcgState, memcg_id: int) -> int:
 
 
 @primitive("memcg", "memcg")
-def mem_cgroup_cancel_charge(mc: MemcgState, memcg_id: int) -> None:
-    """Models mem_cgroup_cancel_charge_swapin() / the undo of a try_charge."""
+def mem_cgroup_cancel_charge_swapin(mc: MemcgState, memcg_id: int) -> None:
+    """Models mem_cgroup_cancel_charge_swapin(): do_swap_page()'s out_nomap undoes the
+    swap-in charge (res -1, memsw -1)."""
     mem = mc.group(memcg_id)
     mem.res.uncharge(PAGE_SIZE)
     mem.memsw.uncharge(PAGE_SIZE)
 
 
 @primitive("memcg", "page")
-def mem_cgroup_commit_charge(mc: MemcgState, pfn: int, memcg_id: int) -> bool:
+def __mem_cgroup_commit_charge(mc: MemcgState, pfn: int, memcg_id: int) -> bool:
     """Models __mem_cgroup_commit_charge(): set PCG_USED and link to the memcg LRU.
 
     If the page is already USED the new charge is undone and False returned.
@@ -219,7 +221,9 @@ def mem_cgroup_uncharge_swap(mc: MemcgState, memcg_id: int) -> None:
 
 
 @primitive("memcg", "page")
-def mem_cgroup_swapin_target(mc: MemcgState, pfn: int, swap_owner: int, current: int) -> int:
+def try_get_mem_cgroup_from_swapcache(
+    mc: MemcgState, pfn: int, swap_owner: int, current: int
+) -> int:
     """try_get_mem_cgroup_from_swapcache(): whom a swap-in is charged to.
 
     The page's owner if it is USED, else the swap_cgroup record of its slot
@@ -302,19 +306,29 @@ def mem_cgroup_resize_limit(mc: MemcgState, memcg_id: int, limit_bytes: int, mem
 # --- code paths -------------------------------------------------------------
 
 
+async def mem_cgroup_hierarchical_reclaim(cpu: Cpu, memcg_id: int, noswap: bool) -> int:
+    """Models mem_cgroup_hierarchical_reclaim() without a hierarchy: the group itself, twice."""
+    from kernsim.model.vmscan import try_to_free_mem_cgroup_pages
+
+    total = 0
+    for _ in range(2):
+        total += await try_to_free_mem_cgroup_pages(cpu, memcg_id, noswap)
+        if await cpu.call(mem_cgroup_check_under_limit, memcg_id):
+            return 1 + total
+    return total
+
+
 async def __mem_cgroup_try_charge(cpu: Cpu, memcg_id: int, oom: bool = True) -> int:
     """Models __mem_cgroup_try_charge(): charge, reclaiming and finally OOM-killing.
 
     Returns the memcg id charged, 0 when the charge was bypassed (TIF_MEMDIE),
     or -1 for -ENOMEM.
     """
-    from kernsim.model.vmscan import mem_cgroup_hierarchical_reclaim
-
     if cpu.fatal_signal_pending() and cpu.memdie:
         return 0  # TIF_MEMDIE: don't account this!
     nr_retries = MEM_CGROUP_RECLAIM_RETRIES
     while True:
-        ret = await cpu.call(mem_cgroup_try_charge, memcg_id)
+        ret = await cpu.call(res_counter_charge, memcg_id)
         if ret == CHARGE_OK:
             return memcg_id
         noswap = ret == CHARGE_FAIL_MEMSW
@@ -331,7 +345,7 @@ async def __mem_cgroup_try_charge(cpu: Cpu, memcg_id: int, oom: bool = True) -> 
 
 async def mem_cgroup_out_of_memory(cpu: Cpu, memcg_id: int) -> None:
     """Models mem_cgroup_out_of_memory(): kill the group's task with the largest RSS."""
-    from kernsim.model.memory import select_bad_process
+    from kernsim.model.oom_kill import select_bad_process
 
     tasks = await cpu.call(mem_cgroup_oom_tasks, memcg_id)
     victim = await cpu.call(select_bad_process, tasks)
@@ -346,7 +360,7 @@ async def mem_cgroup_commit_charge_swapin(cpu: Cpu, pfn: int, memcg_id: int) -> 
 
     if not memcg_id:
         return
-    await cpu.call(mem_cgroup_commit_charge, pfn, memcg_id)
+    await cpu.call(__mem_cgroup_commit_charge, pfn, memcg_id)
     flags = await cpu.call(page_flags, pfn)
     if flags.swapcache:
         old = await cpu.call(swap_cgroup_record, flags.private, 0)

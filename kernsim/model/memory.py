@@ -99,26 +99,6 @@ def pte_same(mm: MmState, task: int, addr: int, entry: int) -> bool:
     return pte is not None and not pte.present and pte.val == entry
 
 
-@primitive("mm", "page")
-def reuse_swap_page_check(mm: MmState, pfn: int) -> bool:
-    """reuse_swap_page()'s test: the only user, and nobody else references the slot.
-
-    True when the caller should delete_from_swap_cache() (the page is locked).
-    """
-    page = mm.page(pfn)
-    if page.mapcount > 1 or not page.swapcache:
-        return False
-    count = page.mapcount + _swapcount(mm, page.private)
-    return count == 1 and not page.writeback
-
-
-def _swapcount(mm: MmState, entry: int) -> int:
-    from kernsim.model.swapfile import swap_count
-
-    value = mm.swap.swap_map[entry]
-    return swap_count(mm, value) if mm.config.swap_has_cache else value - 1
-
-
 @primitive("mm", "task")
 def do_swap_page_map(mm: MmState, task: int, addr: int, pfn: int, write: bool) -> None:
     """do_swap_page(): set_pte_at() and page_add_anon_rmap() (the pte was checked same)."""
@@ -155,16 +135,6 @@ def zap_pte(mm: MmState, task: int, addr: int) -> tuple[int, int, bool]:
     return PTE_PRESENT, pte.val, page.mapcount == 0
 
 
-@primitive("mm")
-def select_bad_process(mm: MmState, tasks: list[int]) -> int:
-    """The memcg OOM killer's choice: the task with the largest RSS (0 if none)."""
-    best, best_rss = 0, -1
-    for task in tasks:
-        if task in mm.mms and (rss := mm.mms[task].rss()) > best_rss:
-            best, best_rss = task, rss
-    return best
-
-
 @primitive("mm", "task")
 def task_addresses(mm: MmState, task: int) -> list[int]:
     """The addresses with a pte, in order (unmap_vmas() walks the VMA in order)."""
@@ -185,8 +155,8 @@ async def page_remove_rmap_uncharge(cpu: Cpu, pfn: int) -> None:
 async def do_anonymous_page(cpu: Cpu, task: int, addr: int) -> int:
     """Models do_anonymous_page(): allocate, charge (mem_cgroup_newpage_charge), map."""
     from kernsim.model.memcontrol import (
+        __mem_cgroup_commit_charge,
         __mem_cgroup_try_charge,
-        mem_cgroup_commit_charge,
         mem_cgroup_uncharge_page,
     )
     from kernsim.model.page_alloc import alloc_page_vma
@@ -199,7 +169,7 @@ async def do_anonymous_page(cpu: Cpu, task: int, addr: int) -> int:
         await cpu.call(page_cache_release, pfn)
         return VM_FAULT_OOM
     if memcg:
-        await cpu.call(mem_cgroup_commit_charge, pfn, memcg)
+        await cpu.call(__mem_cgroup_commit_charge, pfn, memcg)
     if not await cpu.call(do_anonymous_page_map, task, addr, pfn, cpu.pvec):
         await cpu.call(mem_cgroup_uncharge_page, pfn, False, False)
         await cpu.call(page_cache_release, pfn)
@@ -211,13 +181,14 @@ async def do_swap_page(cpu: Cpu, task: int, addr: int, entry: int, write: bool) 
     from kernsim.model.filemap import find_get_page
     from kernsim.model.memcontrol import (
         __mem_cgroup_try_charge,
-        mem_cgroup_cancel_charge,
+        mem_cgroup_cancel_charge_swapin,
         mem_cgroup_commit_charge_swapin,
-        mem_cgroup_swapin_target,
+        try_get_mem_cgroup_from_swapcache,
     )
-    from kernsim.model.swap_state import delete_from_swap_cache, swapin_readahead
+    from kernsim.model.swap_state import swapin_readahead
     from kernsim.model.swapfile import (
         lookup_swap_cgroup,
+        reuse_swap_page,
         swap_free_and_uncharge,
         try_to_free_swap,
         vm_swap_full,
@@ -235,7 +206,7 @@ async def do_swap_page(cpu: Cpu, task: int, addr: int, entry: int, write: bool) 
     memcg = 0
     if (await cpu.call(page_flags, pfn)).swapcache:
         owner = await cpu.call(lookup_swap_cgroup, entry)
-        target = await cpu.call(mem_cgroup_swapin_target, pfn, owner, cpu.memcg)
+        target = await cpu.call(try_get_mem_cgroup_from_swapcache, pfn, owner, cpu.memcg)
         memcg = await __mem_cgroup_try_charge(cpu, target)
     if memcg < 0:
         await cpu.call(unlock_page, pfn)
@@ -245,12 +216,12 @@ async def do_swap_page(cpu: Cpu, task: int, addr: int, entry: int, write: bool) 
     if not await cpu.call(pte_same, task, addr, entry) or not flags.uptodate:
         # out_nomap
         if memcg:
-            await cpu.call(mem_cgroup_cancel_charge, memcg)
+            await cpu.call(mem_cgroup_cancel_charge_swapin, memcg)
         await cpu.call(unlock_page, pfn)
         await cpu.call(page_cache_release, pfn)
         return 0 if flags.uptodate else VM_FAULT_SIGBUS
-    if write and await cpu.call(reuse_swap_page_check, pfn):
-        await delete_from_swap_cache(cpu, pfn, set_dirty=True)
+    if write:
+        await reuse_swap_page(cpu, pfn)
     await cpu.call(do_swap_page_map, task, addr, pfn, write)
     await mem_cgroup_commit_charge_swapin(cpu, pfn, memcg)
     await swap_free_and_uncharge(cpu, entry)

@@ -31,8 +31,9 @@ def alloc_page(mm: MmState, kswapd_ok: bool) -> tuple[int, bool]:
 
 
 @primitive("mm", "page")
-def free_page(mm: MmState, pfn: int) -> None:
-    """Models free_hot_cold_page() of a page whose references were frozen to 0."""
+def __pagevec_free(mm: MmState, pfn: int) -> None:
+    """Models shrink_page_list()'s free_it: __pagevec_free() (free_hot_cold_page()) of a
+    page whose references __remove_mapping() froze to 0."""
     del mm.pages[pfn]
     mm.nr_free_pages += 1
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kernsim.model.filemap import put_page
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, Pte
 from kernsim.model.port import primitive
+from kernsim.model.swap import put_page
 
 
 @primitive("mm", "page")
@@ -27,15 +27,9 @@ def page_referenced(mm: MmState, pfn: int) -> int:
 
 
 @primitive("mm", "page")
-def page_mapping_inuse(mm: MmState, pfn: int) -> bool:
-    """Models page_mapping_inuse() for an anon page: mapped, or in the swap cache."""
-    page = mm.page(pfn)
-    return page.mapcount > 0 or page.swapcache
-
-
-@primitive("mm", "page")
-def try_to_unmap_one(mm: MmState, pfn: int) -> int:
-    """Models try_to_unmap() -> try_to_unmap_one() for the page's one pte, under the pte lock.
+def try_to_unmap(mm: MmState, pfn: int) -> int:
+    """Models try_to_unmap() -> try_to_unmap_anon() -> try_to_unmap_one() for the page's
+    one pte, under the pte lock.
 
     A young pte fails (SWAP_FAIL: the caller activates the page).  Otherwise
     swap_duplicate() the page's entry, install the swap pte, page_remove_rmap()

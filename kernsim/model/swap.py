@@ -1,4 +1,4 @@
-"""Models mm/swap.c: per-CPU pagevecs and the LRU lists (one zone, anon only).
+"""Models mm/swap.c: put_page(), per-CPU pagevecs and the LRU lists (one zone, anon only).
 
 The first key of an LRU OrderedDict is the list's tail in kernel terms: the
 page that reclaim isolates next.  New pages go to the other end.
@@ -6,10 +6,58 @@ page that reclaim isolates next.  New pages go to the other end.
 
 from __future__ import annotations
 
-from kernsim.model.filemap import pagevec_move_tail, put_page
 from kernsim.model.mm import KernelBug, MmState
-from kernsim.model.mm_types import PAGEVEC_SIZE
+from kernsim.model.mm_types import PAGEVEC_SIZE, Page
 from kernsim.model.port import primitive
+
+
+def put_page(mm: MmState, page: Page) -> bool:
+    """Models put_page(): drop a reference; at zero take it off the LRU and free it."""
+    page.count -= 1
+    if page.count > 0:
+        return False
+    if page.count < 0:
+        raise KernelBug(f"put_page: page {page.pfn} count went negative")
+    if page.swapcache or page.mapcount or page.locked or page.writeback:
+        raise KernelBug(f"freeing page {page.pfn} still in use: {page}")
+    if page.lru:  # __page_cache_release()
+        (mm.lru_active if page.active else mm.lru_inactive).pop(page.pfn, None)
+        page.lru = False
+    del mm.pages[page.pfn]
+    mm.nr_free_pages += 1
+    return True
+
+
+def pagevec_move_tail(mm: MmState, cpu: str) -> None:
+    """Models pagevec_move_tail(): rotate to the LRU tail, then release the references."""
+    pvec = mm.lru_rotate_pvecs.get(cpu)
+    if not pvec:
+        return
+    mm.lru_rotate_pvecs[cpu] = []
+    for pfn in pvec:
+        page = mm.pages[pfn]
+        if page.lru and not page.active:
+            mm.lru_inactive.move_to_end(pfn, last=False)
+        put_page(mm, page)
+
+
+def rotate_reclaimable_page(mm: MmState, page: Page, cpu: str) -> bool:
+    """Models rotate_reclaimable_page(), called by end_page_writeback() in interrupt context.
+
+    If the page is unlocked, clean, inactive and on the LRU, take an extra reference
+    while it waits in this CPU's lru_rotate_pvecs.  That reference makes
+    __remove_mapping()'s page_freeze_refs(page, 2) fail until the pagevec drains.
+    Returns True when the page was put on the rotate pagevec.
+    """
+    if page.locked or page.dirty or page.active or not page.lru:
+        return False
+    page.count += 1
+    pvec = mm.lru_rotate_pvecs.setdefault(cpu, [])
+    pvec.append(page.pfn)
+    mm.count("rotate_reclaimable_page")
+    if len(pvec) >= PAGEVEC_SIZE:
+        pagevec_move_tail(mm, cpu)
+    return True
 
 
 def _pagevec_lru_add(mm: MmState, cpu: str) -> None:
@@ -56,56 +104,6 @@ def lru_add_drain_all(mm: MmState) -> None:
     for cpu in sorted(set(mm.lru_add_pvecs) | set(mm.lru_rotate_pvecs)):
         _pagevec_lru_add(mm, cpu)
         pagevec_move_tail(mm, cpu)
-
-
-def _isolate(mm: MmState, pfn: int) -> bool:
-    """Models __isolate_lru_page() + del_page_from_lru(): take it off, with a reference."""
-    page = mm.pages.get(pfn)
-    if page is None or not page.lru or page.count == 0:
-        return False
-    (mm.lru_active if page.active else mm.lru_inactive).pop(pfn)
-    page.lru = False
-    page.count += 1
-    return True
-
-
-@primitive("mm")
-def isolate_lru_pages(mm: MmState, nr: int, active: bool) -> list[int]:
-    """Models isolate_lru_pages() on the zone's anon list: up to ``nr`` from the tail."""
-    lru = mm.lru_active if active else mm.lru_inactive
-    taken: list[int] = []
-    for pfn in list(lru)[:nr]:
-        if _isolate(mm, pfn):
-            taken.append(pfn)
-    return taken
-
-
-@primitive("mm")
-def isolate_lru_pages_of(mm: MmState, pfns: list[int], active: bool) -> list[int]:
-    """The zone half of mem_cgroup_isolate_pages(): isolate the memcg's candidates.
-
-    memcg picks the candidates from its own LRU (USED pages only); a page that is
-    not on the zone LRU (isolated, in a pagevec, on the other list) is skipped.
-    """
-    taken: list[int] = []
-    for pfn in pfns:
-        page = mm.pages.get(pfn)
-        if page is not None and page.active == active and _isolate(mm, pfn):
-            taken.append(pfn)
-    return taken
-
-
-@primitive("mm", "page")
-def putback_lru_page(mm: MmState, pfn: int, active: bool) -> bool:
-    """Models putback_lru_page(): back on the LRU (SetPageActive if ``active``), drop the
-    isolation reference.  True when that was the last reference and the page was freed."""
-    page = mm.page(pfn)
-    if page.lru:
-        raise KernelBug(f"putback_lru_page: page {pfn} is already on the LRU")
-    page.lru = True
-    page.active = active
-    (mm.lru_active if active else mm.lru_inactive)[pfn] = None
-    return put_page(mm, page)
 
 
 @primitive("mm")

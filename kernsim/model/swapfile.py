@@ -264,6 +264,21 @@ def lookup_swap_cgroup(mm: MmState, entry: int) -> int:
     return mm.swap.swap_cgroup[entry]
 
 
+@primitive("mm", "page")
+def reuse_swap_page_check(mm: MmState, pfn: int) -> bool:
+    """The swap_lock part of reuse_swap_page(): page_mapcount() + page_swapcount() == 1,
+    and !PageWriteback().  True when the caller should delete_from_swap_cache().
+
+    The kernel reads the mapcount and PageWriteback() locklessly around the
+    swap_lock section; the caller holds PG_locked, so the page stays in the cache.
+    """
+    page = mm.page(pfn)
+    if page.mapcount > 1 or not page.swapcache:
+        return False
+    count = page.mapcount + page_swapcount(mm, pfn)
+    return count == 1 and not page.writeback
+
+
 # --- code paths -------------------------------------------------------------
 
 
@@ -286,6 +301,22 @@ async def try_to_free_swap(cpu: Cpu, pfn: int) -> bool:
     if not flags.swapcache or flags.writeback:
         return False
     if await cpu.call(page_swapcount, pfn):
+        return False
+    await delete_from_swap_cache(cpu, pfn, set_dirty=True)
+    return True
+
+
+async def reuse_swap_page(cpu: Cpu, pfn: int) -> bool:
+    """Models reuse_swap_page() for do_swap_page()'s write fault (the page is locked):
+    if the faulting pte is the page's only user, free its swap (delete_from_swap_cache(),
+    SetPageDirty()).  True when the swap was freed.
+
+    (The kernel also answers "reuse" for a page under writeback, keeping its swap;
+    do_wp_page() is not modelled, so only the freeing matters here.)
+    """
+    from kernsim.model.swap_state import delete_from_swap_cache
+
+    if not await cpu.call(reuse_swap_page_check, pfn):
         return False
     await delete_from_swap_cache(cpu, pfn, set_dirty=True)
     return True

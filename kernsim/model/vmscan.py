@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kernsim.model.filemap import page_flags, trylock_page, unlock_page
-from kernsim.model.mm import MmState
+from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import SWAP_CLUSTER_MAX, SWAP_FAIL, SWAP_SUCCESS
 from kernsim.model.port import Cpu, code_path, primitive
+from kernsim.model.swap import put_page
 
 DEF_PRIORITY = 12
 PAGE_KEEP, PAGE_ACTIVATE, PAGE_SUCCESS, PAGE_CLEAN = "keep", "activate", "success", "clean"
@@ -57,6 +58,76 @@ def zone_free_pages(mm: MmState) -> tuple[int, int]:
 def kswapd_sleep(mm: MmState) -> None:
     """kswapd goes back to sleep until the allocator wakes it below pages_low."""
     mm.kswapd_running = False
+
+
+# --- LRU isolation and putback ---------------------------------------------------
+
+
+@primitive("mm", "page")
+def page_mapping_inuse(mm: MmState, pfn: int) -> bool:
+    """Models page_mapping_inuse() for an anon page: mapped, or in the swap cache."""
+    page = mm.page(pfn)
+    return page.mapcount > 0 or page.swapcache
+
+
+def _isolate(mm: MmState, pfn: int) -> bool:
+    """Models __isolate_lru_page() + del_page_from_lru(): take it off, with a reference."""
+    page = mm.pages.get(pfn)
+    if page is None or not page.lru or page.count == 0:
+        return False
+    (mm.lru_active if page.active else mm.lru_inactive).pop(pfn)
+    page.lru = False
+    page.count += 1
+    return True
+
+
+@primitive("mm")
+def isolate_lru_pages(mm: MmState, nr: int, active: bool) -> list[int]:
+    """Models isolate_lru_pages() on the zone's anon list: up to ``nr`` from the tail."""
+    lru = mm.lru_active if active else mm.lru_inactive
+    taken: list[int] = []
+    for pfn in list(lru)[:nr]:
+        if _isolate(mm, pfn):
+            taken.append(pfn)
+    return taken
+
+
+@primitive("mm")
+def isolate_lru_pages_of(mm: MmState, pfns: list[int], active: bool) -> list[int]:
+    """The zone half of mem_cgroup_isolate_pages(): isolate the memcg's candidates.
+
+    memcg picks the candidates from its own LRU (USED pages only); a page that is
+    not on the zone LRU (isolated, in a pagevec, on the other list) is skipped.
+    """
+    taken: list[int] = []
+    for pfn in pfns:
+        page = mm.pages.get(pfn)
+        if page is not None and page.active == active and _isolate(mm, pfn):
+            taken.append(pfn)
+    return taken
+
+
+@primitive("mm", "page")
+def putback_lru_page(mm: MmState, pfn: int, active: bool) -> bool:
+    """Puts one isolated page back: shrink_inactive_list()'s putback loop (and
+    shrink_active_list()'s), i.e. SetPageLRU + add_page_to_lru_list() under lru_lock
+    (SetPageActive if ``active``), then the pagevec release of the isolation reference.
+    True when that was the last reference and the page was freed.
+
+    The kernel puts a whole batch back after shrink_page_list() returns; the model
+    puts each page back as soon as its loop iteration ends (docs/MODEL.md).  K30's
+    own putback_lru_page() (the unevictable path) goes through a pagevec instead.
+    """
+    page = mm.page(pfn)
+    if page.lru:
+        raise KernelBug(f"putback_lru_page: page {pfn} is already on the LRU")
+    page.lru = True
+    page.active = active
+    (mm.lru_active if active else mm.lru_inactive)[pfn] = None
+    return put_page(mm, page)
+
+
+# --- shrink_page_list() ------------------------------------------------------------
 
 
 @primitive("mm", "page")
@@ -113,8 +184,8 @@ async def __remove_mapping(cpu: Cpu, pfn: int) -> bool:
 
 async def shrink_page(cpu: Cpu, pfn: int, sc: ScanControl) -> str:
     """One iteration of shrink_page_list()'s loop; returns the label the page ends at."""
-    from kernsim.model.page_alloc import free_page
-    from kernsim.model.rmap import page_mapping_inuse, page_referenced, try_to_unmap_one
+    from kernsim.model.page_alloc import __pagevec_free
+    from kernsim.model.rmap import page_referenced, try_to_unmap
     from kernsim.model.swap_state import add_to_swap
 
     if not await cpu.call(trylock_page, pfn):
@@ -131,7 +202,7 @@ async def shrink_page(cpu: Cpu, pfn: int, sc: ScanControl) -> str:
     if flags.anon and not flags.swapcache and not await add_to_swap(cpu, pfn):
         return ACTIVATE_LOCKED
     if (await cpu.call(page_flags, pfn)).mapped:
-        ret = await cpu.call(try_to_unmap_one, pfn)
+        ret = await cpu.call(try_to_unmap, pfn)
         if ret == SWAP_FAIL:
             return ACTIVATE_LOCKED
         if ret != SWAP_SUCCESS:
@@ -155,13 +226,12 @@ async def shrink_page(cpu: Cpu, pfn: int, sc: ScanControl) -> str:
     if not await __remove_mapping(cpu, pfn):
         await cpu.variant.remove_mapping_failed(cpu, pfn)
         return KEEP_LOCKED
-    await cpu.call(free_page, pfn)  # __clear_page_locked(); free_it
+    await cpu.call(__pagevec_free, pfn)  # __clear_page_locked(); free_it
     return FREED
 
 
 async def finish_page(cpu: Cpu, pfn: int, label: str) -> None:
     """The labels after the loop body: activate_locked, keep_locked, keep; then putback."""
-    from kernsim.model.swap import putback_lru_page
     from kernsim.model.swapfile import try_to_free_swap, vm_swap_full
 
     if label == FREED:
@@ -192,8 +262,7 @@ async def shrink_page_list(cpu: Cpu, pfns: list[int], sc: ScanControl) -> int:
 
 async def deactivate_pages(cpu: Cpu, pfns: list[int]) -> None:
     """shrink_active_list() for anon pages (2.6.30): clear the young bits, move all to inactive."""
-    from kernsim.model.rmap import page_mapping_inuse, page_referenced
-    from kernsim.model.swap import putback_lru_page
+    from kernsim.model.rmap import page_referenced
 
     for pfn in pfns:
         if await cpu.call(page_mapping_inuse, pfn):
@@ -204,7 +273,7 @@ async def deactivate_pages(cpu: Cpu, pfns: list[int]) -> None:
 async def shrink_batch(cpu: Cpu, sc: ScanControl, nr: int) -> None:
     """Isolate up to ``nr`` pages (zone LRU, or the memcg's) and reclaim them."""
     from kernsim.model.memcontrol import mem_cgroup_lru_candidates
-    from kernsim.model.swap import isolate_lru_pages, isolate_lru_pages_of, lru_add_drain
+    from kernsim.model.swap import lru_add_drain
 
     await cpu.call(lru_add_drain, cpu.pvec)
     if sc.memcg:
@@ -291,18 +360,6 @@ async def try_to_free_pages(cpu: Cpu) -> int:
 async def try_to_free_mem_cgroup_pages(cpu: Cpu, memcg_id: int, noswap: bool) -> int:
     """Models try_to_free_mem_cgroup_pages(): reclaim from one memcg's LRU only."""
     return await do_try_to_free_pages(cpu, ScanControl(memcg=memcg_id, may_swap=not noswap))
-
-
-async def mem_cgroup_hierarchical_reclaim(cpu: Cpu, memcg_id: int, noswap: bool) -> int:
-    """Models mem_cgroup_hierarchical_reclaim() without a hierarchy: the group itself, twice."""
-    from kernsim.model.memcontrol import mem_cgroup_check_under_limit
-
-    total = 0
-    for _ in range(2):
-        total += await try_to_free_mem_cgroup_pages(cpu, memcg_id, noswap)
-        if await cpu.call(mem_cgroup_check_under_limit, memcg_id):
-            return 1 + total
-    return total
 
 
 @code_path

@@ -17,7 +17,8 @@ from kernsim.model.filemap import (
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import PAGEVEC_SIZE
 from kernsim.model.port import WouldBlock
-from kernsim.model.swap import lru_add_drain, lru_cache_add, putback_lru_page
+from kernsim.model.swap import lru_add_drain, lru_cache_add
+from kernsim.model.vmscan import putback_lru_page
 
 # --- PG_locked ---------------------------------------------------------------------
 

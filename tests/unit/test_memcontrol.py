@@ -16,14 +16,14 @@ from kernsim.model.memcontrol import (
     EINVAL,
     MemcgBug,
     MemcgState,
-    mem_cgroup_cancel_charge,
-    mem_cgroup_commit_charge,
+    __mem_cgroup_commit_charge,
+    mem_cgroup_cancel_charge_swapin,
     mem_cgroup_resize_limit,
-    mem_cgroup_swapin_target,
-    mem_cgroup_try_charge,
     mem_cgroup_uncharge_page,
     mem_cgroup_uncharge_swap,
     mem_cgroup_uncharge_swapcache,
+    res_counter_charge,
+    try_get_mem_cgroup_from_swapcache,
 )
 from kernsim.model.mm_types import PAGE_SIZE
 
@@ -39,8 +39,8 @@ def usage(mc: MemcgState, memcg_id: int = A) -> tuple[int, int]:
 
 def charged_page(mc: MemcgState, pfn: int = PFN, memcg_id: int = A) -> None:
     """mem_cgroup_newpage_charge(): try_charge + commit."""
-    assert mem_cgroup_try_charge(mc, memcg_id) == CHARGE_OK
-    assert mem_cgroup_commit_charge(mc, pfn, memcg_id) is True
+    assert res_counter_charge(mc, memcg_id) == CHARGE_OK
+    assert __mem_cgroup_commit_charge(mc, pfn, memcg_id) is True
 
 
 def test_anon_fault_charges_res_and_memsw(mc: MemcgState) -> None:
@@ -129,19 +129,19 @@ def test_swapin_target_prefers_the_used_owner(mc: MemcgState) -> None:
     swap_cgroup says and whoever faults."""
     b = mc.create("/B")
     charged_page(mc, memcg_id=b)
-    assert mem_cgroup_swapin_target(mc, PFN, A, 1) == b
+    assert try_get_mem_cgroup_from_swapcache(mc, PFN, A, 1) == b
 
 
 def test_swapin_target_uses_the_swap_record(mc: MemcgState) -> None:
     """K30 try_get_mem_cgroup_from_swapcache(): !USED -> mem_cgroup_lookup(swap_cgroup id)."""
-    assert mem_cgroup_swapin_target(mc, PFN, A, 1) == A
+    assert try_get_mem_cgroup_from_swapcache(mc, PFN, A, 1) == A
 
 
 def test_swapin_target_falls_back_to_current(mc: MemcgState) -> None:
     """K30 mem_cgroup_try_charge_swapin(): no memcg from the swap cache -> charge_cur_mm;
     an id with no group (removed) counts as none."""
-    assert mem_cgroup_swapin_target(mc, PFN, 0, A) == A
-    assert mem_cgroup_swapin_target(mc, PFN, 99, A) == A
+    assert try_get_mem_cgroup_from_swapcache(mc, PFN, 0, A) == A
+    assert try_get_mem_cgroup_from_swapcache(mc, PFN, 99, A) == A
 
 
 def test_swapin_of_a_swapped_out_page_nets_one_page(mc: MemcgState) -> None:
@@ -150,10 +150,10 @@ def test_swapin_of_a_swapped_out_page_nets_one_page(mc: MemcgState) -> None:
     charged_page(mc)
     mem_cgroup_uncharge_swapcache(mc, PFN, False, True)  # swapped out: (0, 1)
     new = PFN + 1
-    target = mem_cgroup_swapin_target(mc, new, A, 1)
-    assert mem_cgroup_try_charge(mc, target) == CHARGE_OK
+    target = try_get_mem_cgroup_from_swapcache(mc, new, A, 1)
+    assert res_counter_charge(mc, target) == CHARGE_OK
     assert usage(mc) == (1, 2)
-    assert mem_cgroup_commit_charge(mc, new, target)
+    assert __mem_cgroup_commit_charge(mc, new, target)
     mem_cgroup_uncharge_swap(mc, A)  # the record's double count
     assert usage(mc) == (1, 1)
 
@@ -162,17 +162,17 @@ def test_commit_of_an_already_used_page_undoes_the_new_charge(mc: MemcgState) ->
     """K30 __mem_cgroup_commit_charge(): ``if (PageCgroupUsed(pc))`` uncharge res and memsw
     of the new charge and return (swap-in of a page still charged)."""
     charged_page(mc)
-    assert mem_cgroup_try_charge(mc, A) == CHARGE_OK
+    assert res_counter_charge(mc, A) == CHARGE_OK
     assert usage(mc) == (2, 2)
-    assert mem_cgroup_commit_charge(mc, PFN, A) is False
+    assert __mem_cgroup_commit_charge(mc, PFN, A) is False
     assert usage(mc) == (1, 1)
     assert mc.page_cgroup[PFN].used
 
 
 def test_cancel_charge_undoes_try_charge(mc: MemcgState) -> None:
     """K30 mem_cgroup_cancel_charge_swapin(): res -1 and memsw -1 (do_swap_page out_nomap)."""
-    assert mem_cgroup_try_charge(mc, A) == CHARGE_OK
-    mem_cgroup_cancel_charge(mc, A)
+    assert res_counter_charge(mc, A) == CHARGE_OK
+    mem_cgroup_cancel_charge_swapin(mc, A)
     assert usage(mc) == (0, 0)
 
 
@@ -184,7 +184,7 @@ def test_res_limit_failure(mc: MemcgState) -> None:
     (failcnt++), nothing charged."""
     assert mem_cgroup_resize_limit(mc, A, PAGE_SIZE, False) == 0
     charged_page(mc)
-    assert mem_cgroup_try_charge(mc, A) == CHARGE_FAIL_RES
+    assert res_counter_charge(mc, A) == CHARGE_FAIL_RES
     assert usage(mc) == (1, 1)
     assert mc.group(A).res.failcnt == 1
     assert mc.group(A).memsw.failcnt == 0
@@ -198,7 +198,7 @@ def test_memsw_limit_failure_undoes_res(mc: MemcgState) -> None:
     charged_page(mc, PFN)
     charged_page(mc, PFN + 1)
     mem_cgroup_uncharge_swapcache(mc, PFN, False, True)  # swapped out: res 1, memsw 2
-    assert mem_cgroup_try_charge(mc, A) == CHARGE_FAIL_MEMSW
+    assert res_counter_charge(mc, A) == CHARGE_FAIL_MEMSW
     assert usage(mc) == (1, 2)
     assert mc.group(A).res.failcnt == 0
     assert mc.group(A).memsw.failcnt == 1
@@ -237,5 +237,5 @@ def test_counters_never_go_negative(mc: MemcgState) -> None:
     with pytest.raises(MemcgBug):
         mem_cgroup_uncharge_swap(mc, A)
     with pytest.raises(MemcgBug):
-        mem_cgroup_cancel_charge(mc, A)
+        mem_cgroup_cancel_charge_swapin(mc, A)
     assert usage(mc) == (0, 0)

@@ -12,13 +12,12 @@ from kernsim.model.memory import (
     exit_mmap,
     handle_mm_fault,
     mm_init,
-    reuse_swap_page_check,
     zap_pte,
 )
 from kernsim.model.mm import MmState
 from kernsim.model.mm_types import PAGE_SIZE, SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, Pte
-from kernsim.model.rmap import page_referenced, try_to_unmap_one
-from kernsim.model.swapfile import swap_duplicate
+from kernsim.model.rmap import page_referenced, try_to_unmap
+from kernsim.model.swapfile import reuse_swap_page_check, swap_duplicate
 
 TASK = 1
 
@@ -36,13 +35,13 @@ def mapped_swapcache_page(mm: MmState, young: bool = False) -> tuple[int, int]:
 
 
 def test_try_to_unmap_one_makes_a_swap_pte(mm30: MmState) -> None:
-    """K30 try_to_unmap_one() (anon, PageSwapCache): swap_duplicate(entry) (+1), the pte
+    """K30 try_to_unmap() (anon, PageSwapCache): swap_duplicate(entry) (+1), the pte
     becomes a swap pte, the pte's dirty bit moves to the page, page_remove_rmap() and
     page_cache_release() of the pte's reference."""
     pfn, entry = mapped_swapcache_page(mm30)
     refs = mm30.pages[pfn].count
     mm30.pages[pfn].dirty = False
-    assert try_to_unmap_one(mm30, pfn) == SWAP_SUCCESS
+    assert try_to_unmap(mm30, pfn) == SWAP_SUCCESS
     page = mm30.pages[pfn]
     assert mm30.swap.swap_map[entry] == 2
     assert mm30.mms[TASK].ptes[0] == Pte(False, entry)
@@ -52,10 +51,10 @@ def test_try_to_unmap_one_makes_a_swap_pte(mm30: MmState) -> None:
 
 
 def test_try_to_unmap_one_fails_on_a_young_pte(mm30: MmState) -> None:
-    """K30 try_to_unmap_one(): ``ptep_clear_flush_young_notify()`` -> SWAP_FAIL (activate),
+    """K30 try_to_unmap(): ``ptep_clear_flush_young_notify()`` -> SWAP_FAIL (activate),
     nothing else changes."""
     pfn, entry = mapped_swapcache_page(mm30, young=True)
-    assert try_to_unmap_one(mm30, pfn) == SWAP_FAIL
+    assert try_to_unmap(mm30, pfn) == SWAP_FAIL
     assert mm30.mms[TASK].ptes[0].present
     assert mm30.swap.swap_map[entry] == 1
     assert mm30.pages[pfn].mapcount == 1
@@ -64,7 +63,7 @@ def test_try_to_unmap_one_fails_on_a_young_pte(mm30: MmState) -> None:
 def test_try_to_unmap_of_an_unmapped_page(mm30: MmState) -> None:
     """K30 try_to_unmap_anon(): no pte maps the page -> SWAP_AGAIN, no swap reference."""
     pfn, entry = swapcache_page(mm30, locked=True)
-    assert try_to_unmap_one(mm30, pfn) == SWAP_AGAIN
+    assert try_to_unmap(mm30, pfn) == SWAP_AGAIN
     assert mm30.swap.swap_map[entry] == 1
 
 
@@ -92,7 +91,7 @@ def test_zap_pte_of_a_swap_pte(mm30: MmState) -> None:
     """K30 zap_pte_range(): a swap pte is handed to free_swap_and_cache() by the caller;
     zap_pte itself does not touch swap_map."""
     pfn, entry = mapped_swapcache_page(mm30)
-    try_to_unmap_one(mm30, pfn)
+    try_to_unmap(mm30, pfn)
     assert zap_pte(mm30, TASK, 0) == (PTE_SWAP, entry, False)
     assert mm30.swap.swap_map[entry] == 2
 

@@ -9,9 +9,13 @@ from unitkit import Machine, drain_all, make_machine, small_mm, swap_out, swapca
 from kernsim.model.memory import handle_mm_fault
 from kernsim.model.mm import MmState
 from kernsim.model.mm_types import SWAP_HAS_CACHE
-from kernsim.model.swap import isolate_lru_pages_of, putback_lru_page
 from kernsim.model.swapfile import swap_duplicate
-from kernsim.model.vmscan import ScanControl, shrink_page_list
+from kernsim.model.vmscan import (
+    ScanControl,
+    isolate_lru_pages_of,
+    putback_lru_page,
+    shrink_page_list,
+)
 from kernsim.sim.engine import SimCpu
 from kernsim.variants import VARIANTS, get_variant
 from kernsim.variants.upstream import scan_swap_map_reuse

@@ -8,7 +8,6 @@ from unitkit import Machine, make_machine, new_page, swapcache_page
 
 from kernsim.model.filemap import find_get_page, page_cache_release, trylock_page, unlock_page
 from kernsim.model.mm import MmState
-from kernsim.model.swap import isolate_lru_pages_of, putback_lru_page
 from kernsim.model.swap_state import add_to_swap_cache
 from kernsim.model.swapfile import get_swap_page, swap_duplicate
 from kernsim.model.vmscan import (
@@ -17,7 +16,9 @@ from kernsim.model.vmscan import (
     PAGE_CLEAN,
     PAGE_KEEP,
     ScanControl,
+    isolate_lru_pages_of,
     pageout_prepare,
+    putback_lru_page,
     remove_mapping_freeze,
     shrink_page_list,
 )
