@@ -105,6 +105,7 @@ def do_swap_page_map(mm: MmState, task: int, addr: int, pfn: int, write: bool) -
     page = mm.page(pfn)
     if page.mapcount:
         raise KernelBug(f"do_swap_page: anon page {pfn} mapped twice (no fork in the model)")
+    page.anon = True  # page_add_anon_rmap(): page->mapping = anon_vma, so PageAnon()
     page.mapcount = 1
     page.rmap = (task, addr)
     _mm(mm, task).ptes[addr] = Pte(True, pfn, young=True, dirty=write)
@@ -125,8 +126,8 @@ def zap_pte(mm: MmState, task: int, addr: int) -> tuple[int, int, bool]:
     if not pte.present:
         return PTE_SWAP, pte.val, False
     page = mm.page(pte.val)
-    if pte.dirty:
-        page.dirty = True  # "Move the dirty bit to the physical page now the pte is gone"
+    # PageAnon: "anon_rss--" only.  The pte's dirty bit is dropped with the pte (the
+    # contents are dead); only file pages get set_page_dirty() here.
     page.mapcount -= 1
     if page.mapcount < 0:
         raise KernelBug(f"page {page.pfn}: mapcount went negative")

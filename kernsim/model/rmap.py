@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kernsim.model.mm import KernelBug, MmState
-from kernsim.model.mm_types import SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, Pte
+from kernsim.model.mm_types import SWAP_FAIL, SWAP_SUCCESS, Pte
 from kernsim.model.port import primitive
 from kernsim.model.swap import put_page
 
@@ -40,7 +40,11 @@ def try_to_unmap(mm: MmState, pfn: int) -> int:
 
     page = mm.page(pfn)
     if not page.mapcount or page.rmap is None:
-        return SWAP_AGAIN
+        # page_lock_anon_vma() finds no anon_vma (try_to_unmap_anon() answers SWAP_AGAIN),
+        # then try_to_unmap(): "if (ret != SWAP_MLOCK && !page_mapped(page)) ret =
+        # SWAP_SUCCESS".  A zap that unmapped the page since the caller's page_mapped()
+        # read lets shrink_page_list() go on to pageout() and __remove_mapping().
+        return SWAP_SUCCESS
     task, addr = page.rmap
     pte = mm.mms[task].ptes.get(addr)
     if pte is None or not pte.present or pte.val != pfn:

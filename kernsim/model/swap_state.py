@@ -29,10 +29,9 @@ def add_to_swap_cache(mm: MmState, pfn: int, entry: int, new_page: bool) -> int:
         raise KernelBug(f"add_to_swap_cache: page {pfn} already in swap cache")
     if entry in mm.swapper_space:
         return -EEXIST
-    if new_page:
+    if new_page:  # not PageAnon: that comes with page_add_anon_rmap() in do_swap_page()
         page.locked = True
         page.swapbacked = True
-        page.anon = True
     page.count += 1
     page.swapcache = True
     page.private = entry

@@ -307,29 +307,35 @@ def zone_nr_scan(mm: MmState, scan: int) -> int:
 async def shrink_zone(cpu: Cpu, sc: ScanControl, priority: int, memcg_size: int = 0) -> None:
     """Models shrink_zone() for the anon lists at ``priority``.
 
-    The scan target is the list size >> priority (all of it at priority 0); global
-    reclaim accumulates it in the zone, memcg reclaim uses it as it is.
+    get_scan_ratio() gives anon 0 % without swap (!may_swap, or nr_swap_pages <= 0),
+    else (anon pages only) 100 %.  2.6.30 applies the ratio only ``if (priority)``:
+    at priority 0 the whole anon list is scanned even without swap.  2.6.31 applies
+    it ``if (priority || noswap)`` (Variant.scan_anon_at_priority_0_without_swap).
+    The scan target is the list size >> priority; global reclaim accumulates it in
+    the zone, memcg reclaim uses it as it is.
     """
-    if not sc.may_swap:
-        return  # get_scan_ratio(): anon is not scanned without swap
     if sc.memcg:
-        nr_scan = memcg_size >> priority
+        noswap, scan = not sc.may_swap, memcg_size
     else:
         n_inactive, n_active, nr_swap_pages = await cpu.call(reclaim_lru_sizes)
-        if nr_swap_pages <= 0:
-            return
-        nr_scan = await cpu.call(zone_nr_scan, (n_inactive + n_active) >> priority)
-    start = sc.nr_reclaimed
+        noswap, scan = not sc.may_swap or nr_swap_pages <= 0, n_inactive + n_active
+    if priority or (noswap and not cpu.variant.scan_anon_at_priority_0_without_swap):
+        scan = 0 if noswap else scan >> priority
+    nr_scan = scan
+    if not sc.memcg and scan:
+        nr_scan = await cpu.call(zone_nr_scan, scan)
     while nr_scan > 0:
         n = min(nr_scan, SWAP_CLUSTER_MAX)
         nr_scan -= n
         await shrink_batch(cpu, sc, n)
-        if sc.nr_reclaimed - start > SWAP_CLUSTER_MAX and priority < DEF_PRIORITY and not sc.kswapd:
+        # nr_reclaimed counts from sc->nr_reclaimed, i.e. what this reclaim freed so far.
+        if sc.nr_reclaimed > SWAP_CLUSTER_MAX and priority < DEF_PRIORITY and not sc.kswapd:
             break
 
 
 async def do_try_to_free_pages(cpu: Cpu, sc: ScanControl) -> int:
-    """Models do_try_to_free_pages(): shrink at falling priority until a batch is freed.
+    """Models do_try_to_free_pages(): shrink at falling priority until a batch is freed;
+    returns the pages freed, or 0 (see the end).
 
     For memcg reclaim, swap running out (get_scan_ratio()) and the LRU size are
     read once per call rather than per shrink_zone().
@@ -348,8 +354,10 @@ async def do_try_to_free_pages(cpu: Cpu, sc: ScanControl) -> int:
             continue
         await shrink_zone(cpu, sc, priority, size)
         if sc.nr_reclaimed >= SWAP_CLUSTER_MAX:
-            break
-    return sc.nr_reclaimed
+            return sc.nr_reclaimed
+    # "top priority shrink_zones still had more to do? don't OOM, then" is for global
+    # reclaim only: memcg reclaim that freed fewer than SWAP_CLUSTER_MAX pages returns 0.
+    return 0 if sc.memcg else sc.nr_reclaimed
 
 
 async def try_to_free_pages(cpu: Cpu) -> int:

@@ -176,9 +176,9 @@ class Script:
         for task in list(self.world.tasks.values()):
             self.run(task, self.exit(task))
 
-    def check(self) -> list[Violation]:
-        """Drain every CPU's pagevecs (lru_add_drain_all()) and return what the checker
-        calls a failure at quiescence (docs/MODEL.md); [] when the invariants hold."""
+    def drain_all(self) -> None:
+        """lru_add_drain_all() on a kworker: every CPU's lru_add and lru_rotate pagevecs
+        give back the references they hold."""
         from kernsim.model.swap import lru_add_drain_all
 
         async def drain(cpu: SimCpu) -> None:
@@ -186,6 +186,11 @@ class Script:
 
         kworker = self.kthread("kworker")
         self.run(kworker, drain(kworker))
+
+    def check(self) -> list[Violation]:
+        """Drain every CPU's pagevecs (:meth:`drain_all`) and return what the checker
+        calls a failure at quiescence (docs/MODEL.md); [] when the invariants hold."""
+        self.drain_all()
         return quiescent_violations(self.mm, self.memcg)
 
 

@@ -15,6 +15,10 @@ class Variant:
     name = "none"
     #: swap_map[] encoding: 2.6.31's count | SWAP_HAS_CACHE instead of refs + 1.
     swap_has_cache = False
+    #: shrink_zone(): 2.6.30 scans the whole anon list at priority 0 even when this
+    #: reclaim may not swap or swap is full ("if (priority)"); 2.6.31 does not
+    #: ("if (priority || noswap)").
+    scan_anon_at_priority_0_without_swap = True
 
     async def get_swap_page(self, cpu: Cpu) -> int:
         """add_to_swap()'s get_swap_page()."""

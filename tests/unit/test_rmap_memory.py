@@ -15,7 +15,7 @@ from kernsim.model.memory import (
     zap_pte,
 )
 from kernsim.model.mm import MmState
-from kernsim.model.mm_types import PAGE_SIZE, SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, Pte
+from kernsim.model.mm_types import PAGE_SIZE, SWAP_FAIL, SWAP_SUCCESS, Pte
 from kernsim.model.rmap import page_referenced, try_to_unmap
 from kernsim.model.swapfile import reuse_swap_page_check, swap_duplicate
 
@@ -61,9 +61,10 @@ def test_try_to_unmap_one_fails_on_a_young_pte(mm30: MmState) -> None:
 
 
 def test_try_to_unmap_of_an_unmapped_page(mm30: MmState) -> None:
-    """K30 try_to_unmap_anon(): no pte maps the page -> SWAP_AGAIN, no swap reference."""
+    """K30 try_to_unmap(): try_to_unmap_anon() finds no anon_vma (SWAP_AGAIN), then
+    ``if (ret != SWAP_MLOCK && !page_mapped(page)) ret = SWAP_SUCCESS``; no swap reference."""
     pfn, entry = swapcache_page(mm30, locked=True)
-    assert try_to_unmap(mm30, pfn) == SWAP_AGAIN
+    assert try_to_unmap(mm30, pfn) == SWAP_SUCCESS
     assert mm30.swap.swap_map[entry] == 1
 
 
@@ -76,14 +77,15 @@ def test_page_referenced_clears_what_it_counts(mm30: MmState) -> None:
 
 
 def test_zap_pte_of_a_present_pte(mm30: MmState) -> None:
-    """K30 zap_pte_range(): ptep_get_and_clear; dirty pte -> set_page_dirty;
-    page_remove_rmap() (mapcount to 0); the pte's reference moves to the mmu_gather."""
+    """K30 zap_pte_range(): ptep_get_and_clear; for an anon page the pte's dirty bit is
+    dropped (set_page_dirty() is for file pages only); page_remove_rmap() (mapcount to
+    0); the pte's reference moves to the mmu_gather."""
     pfn, _ = mapped_swapcache_page(mm30)
     refs = mm30.pages[pfn].count
     mm30.pages[pfn].dirty = False
     assert zap_pte(mm30, TASK, 0) == (PTE_PRESENT, pfn, True)
     assert 0 not in mm30.mms[TASK].ptes
-    assert mm30.pages[pfn].mapcount == 0 and mm30.pages[pfn].dirty
+    assert mm30.pages[pfn].mapcount == 0 and not mm30.pages[pfn].dirty
     assert mm30.pages[pfn].count == refs  # dropped later by tlb_finish_mmu
 
 

@@ -54,12 +54,13 @@ def test_add_to_swap_cache_needs_the_page_lock(mm30: MmState) -> None:
 
 def test_new_readahead_page_is_added_locked(mm30: MmState) -> None:
     """K30 read_swap_cache_async(): __set_page_locked() and SetPageSwapBacked() before
-    add_to_swap_cache(); the page stays locked until end_swap_bio_read()."""
+    add_to_swap_cache(); the page stays locked until end_swap_bio_read().  It is not
+    PageAnon: page->mapping is set by page_add_anon_rmap() when do_swap_page() maps it."""
     entry = get_swap_page(mm30)
     pfn = new_page(mm30)
     assert add_to_swap_cache(mm30, pfn, entry, True) == 0
     page = mm30.pages[pfn]
-    assert page.locked and page.swapbacked and page.anon
+    assert page.locked and page.swapbacked and not page.anon
 
 
 def test_delete_from_swap_cache_needs_lock_and_no_writeback(mm30: MmState) -> None:
