@@ -164,10 +164,25 @@ def swap_free(mm: MmState, entry: int) -> tuple[int, int]:
 
 
 @primitive("mm", "swp")
-def swapcache_free_entry(mm: MmState, entry: int) -> tuple[int, int]:
-    """The swap_lock section of 2.6.31 swapcache_free(): clear SWAP_HAS_CACHE."""
+def swapcache_free(mm: MmState, entry: int, memcg_id: int) -> tuple[int, int, bool]:
+    """The swap_lock section of 2.6.31 swapcache_free(entry, page).
+
+    swap_entry_free(SWAP_CACHE) clears SWAP_HAS_CACHE; then, for the page's
+    mem_cgroup_uncharge_swapcache(page, entry, swapout = value != 0): with a swap
+    user left (SWAPOUT) the memsw charge moves to the slot (swap_cgroup_record()),
+    with none (DROP) it must be uncharged.  ``memcg_id`` is the group the caller's
+    memcg half already took res from (0: the page was not uncharged, or no page).
+
+    Returns (new value, memcg id whose old record swap_entry_free() dropped, DROP?):
+    the caller uncharges memsw for the first id and, on DROP, for ``memcg_id``.
+    Doing the record here, in the same section as swap_entry_free(), keeps the
+    kernel's guarantee that it can never land on a slot freed and reused meanwhile.
+    """
     _check_entry(mm, entry)
-    return swap_entry_free(mm, entry, SWAP_CACHE)
+    value, uncharge_id = swap_entry_free(mm, entry, SWAP_CACHE)
+    if memcg_id and value:
+        mm.swap.swap_cgroup[entry] = memcg_id
+    return value, uncharge_id, bool(memcg_id) and not value
 
 
 @primitive("mm", "page")

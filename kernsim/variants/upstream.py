@@ -16,7 +16,7 @@ diff against vanilla 2.6.30:
 from __future__ import annotations
 
 from kernsim.model.mm import MmState
-from kernsim.model.mm_types import EEXIST, SWAP_COUNT_MASK, SWAP_HAS_CACHE
+from kernsim.model.mm_types import EEXIST, SWAP_HAS_CACHE
 from kernsim.model.port import Cpu, primitive
 from kernsim.variants.base import Claim, Variant
 
@@ -80,39 +80,31 @@ class Upstream(Variant):
         return "retry" if err == -EEXIST else "fail"
 
     async def swapcache_free(self, cpu: Cpu, entry: int, pfn: int, mapped: bool) -> None:
-        """swapcache_free(entry, page): clear SWAP_HAS_CACHE, then uncharge with
-        ``swapout`` = some swap user is left (else MEM_CGROUP_CHARGE_TYPE_DROP)."""
+        """swapcache_free(entry, page): clear SWAP_HAS_CACHE and uncharge the page,
+        SWAPOUT (memsw moves to the slot) if a swap user is left, else DROP.
+
+        The kernel does all of it under swap_lock.  The memcg half runs first here
+        (res -1, memsw kept, mem_cgroup_get() as SWAPOUT does), then the swap_lock
+        section decides SWAPOUT or DROP and records the slot in the same step as
+        swap_entry_free(), so the record can never land on a slot that was freed and
+        given to another page in between; on DROP memsw is uncharged after it.  No
+        lock-free reader tells the orders apart: the page is locked and out of the
+        swap cache, and its slot still has SWAP_HAS_CACHE until the mm step.
+        """
         from kernsim.model.memcontrol import (
             mem_cgroup_uncharge_swap,
             mem_cgroup_uncharge_swapcache,
         )
-        from kernsim.model.swapfile import swapcache_free_entry
+        from kernsim.model.swapfile import swapcache_free
 
-        value, uncharge_id = await cpu.call(swapcache_free_entry, entry)
+        record = 0
+        if pfn:
+            record = await cpu.call(mem_cgroup_uncharge_swapcache, pfn, mapped, True)
+        _, uncharge_id, drop = await cpu.call(swapcache_free, entry, record)
         if uncharge_id:
             await cpu.call(mem_cgroup_uncharge_swap, uncharge_id)
-        if pfn:
-            record = await cpu.call(mem_cgroup_uncharge_swapcache, pfn, mapped, value != 0)
-            if record and not await cpu.call(swap_cgroup_record_if_used, entry, record):
-                await cpu.call(mem_cgroup_uncharge_swap, record)
-
-
-@primitive("mm", "swp")
-def swap_cgroup_record_if_used(mm: MmState, entry: int, memcg_id: int) -> bool:
-    """swapcache_free()'s swap_cgroup_record(), re-checking the count under swap_lock.
-
-    In 2.6.31 swap_entry_free(SWAP_CACHE), mem_cgroup_uncharge_swapcache() and
-    the record all happen under one swap_lock, so a racing free_swap_and_cache()
-    runs wholly before or after them.  Here the memcg half runs on the memcg
-    service in between; if the last pte reference went meanwhile, recording
-    would charge a free slot forever.  So the record is only made while a swap
-    user is left, and otherwise the caller uncharges memsw at once -- the end
-    state of the kernel's order "swapcache_free(), then swap_entry_free()".
-    """
-    if mm.swap.swap_map[entry] & SWAP_COUNT_MASK == 0:
-        return False
-    mm.swap.swap_cgroup[entry] = memcg_id
-    return True
+        if drop:
+            await cpu.call(mem_cgroup_uncharge_swap, record)
 
 
 @primitive("mm", "swp")

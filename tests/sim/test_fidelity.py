@@ -130,6 +130,38 @@ def test_w5_noswap_memcg_reclaim_scans_no_anon_in_2_6_31() -> None:
     assert pfns[0] in s.mm.pages and s.mm.pages[pfns[0]].swapcache
 
 
+def test_w7_swapcache_free_never_records_on_a_reused_slot() -> None:
+    """K31 swapfile.c swapcache_free(): swap_entry_free(SWAP_CACHE) and
+    mem_cgroup_uncharge_swapcache() (with its swap_cgroup_record()) run under one
+    swap_lock.  Here A's last swap pte is zapped, the slot is given to B's page Q and
+    try_to_unmap(Q) takes a reference, all while kswapd is inside __remove_mapping()'s
+    swapcache_free() of A's page: A's record must not land on Q's slot, where Q's own
+    record (Q leaves the cache while B's swap pte holds the slot) would overwrite it
+    and the memsw charge it stands for would never be uncharged."""
+    s = Script.create("upstream", swap_pages=1)
+    a, b = s.task("A"), s.task("B")
+    k, k2 = s.kthread("kswapd"), s.kthread("kswapd2")
+    pfn = s.fault(a, 0)
+    q = s.fault(b, 0)
+    s.run(k, s.reclaim(k, [pfn], drain=True, age=True))  # written; slot 1 = A's pte + cache
+    s.pte(b, 0).young = False
+    s.race(
+        [
+            Run("kswapd", through=call("mem_cgroup_uncharge_swapcache", a0=pfn)),
+            Run("A"),  # exits: its swap pte goes
+            Run("kswapd2", through=call("try_to_unmap", a0=q)),
+        ],
+        [(k, s.reclaim(k, [pfn], drain=True)), (a, s.exit(a)), (k2, s.reclaim(k2, [q]))],
+    )
+    s.drain_all()
+    s.run(k2, s.reclaim(k2, [q], drain=True))  # Q leaves the cache: its slot is recorded
+    s.exit_all()
+    assert s.check() == []
+    group = s.memcg.group(s.memcg_id)
+    assert group.memsw.usage == group.res.usage == 0
+    assert group.swap_refs == 0
+
+
 def test_w8_a_readahead_page_is_not_anon_until_mapped() -> None:
     """K30 swap_state.c read_swap_cache_async() sets only PG_locked and PG_swapbacked;
     PageAnon comes with page_add_anon_rmap() in do_swap_page().  A readahead page that

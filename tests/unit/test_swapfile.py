@@ -28,7 +28,7 @@ from kernsim.model.swapfile import (
     swap_cgroup_record,
     swap_duplicate,
     swap_free,
-    swapcache_free_entry,
+    swapcache_free,
     swapcache_prepare,
     valid_swaphandles,
     vm_swap_full,
@@ -206,7 +206,7 @@ def test_swapcache_prepare_claims_the_flag(mm31: MmState) -> None:
     a second claim is -EEXIST (read_swap_cache_async() loops on it)."""
     entry = get_swap_page(mm31)
     swap_duplicate(mm31, entry)  # a pte reference ...
-    swapcache_free_entry(mm31, entry)  # ... and the cache page gone: map = 1
+    swapcache_free(mm31, entry, 0)  # ... and the cache page gone: map = 1
     assert mm31.swap.swap_map[entry] == 1
     assert swapcache_prepare(mm31, entry) == 0
     assert mm31.swap.swap_map[entry] == SWAP_HAS_CACHE | 1
@@ -240,36 +240,37 @@ def test_swap_free_to_count_0_uncharges_while_the_cache_pins_the_slot(mm31: MmSt
     assert lookup_swap_cgroup(mm31, entry) == 0
 
 
-def test_swapcache_free_entry_clears_the_flag_and_frees_at_0(mm31: MmState) -> None:
+def test_swapcache_free_clears_the_flag_and_frees_at_0(mm31: MmState) -> None:
     """K31 swap_entry_free(SWAP_CACHE): clear SWAP_HAS_CACHE; the slot is freed when the
-    whole value is 0."""
+    whole value is 0.  No swap user is left: the page's uncharge is DROP, nothing is
+    recorded."""
     entry = get_swap_page(mm31)
     free = mm31.swap.nr_swap_pages
-    value, _ = swapcache_free_entry(mm31, entry)
-    assert value == 0
+    assert swapcache_free(mm31, entry, 3) == (0, 0, True)
     assert mm31.swap.swap_map[entry] == 0
     assert mm31.swap.nr_swap_pages == free + 1
+    assert lookup_swap_cgroup(mm31, entry) == 0
 
 
-def test_swapcache_free_entry_keeps_a_used_slot_and_its_record(mm31: MmState) -> None:
+def test_swapcache_free_keeps_a_used_slot_and_records_it(mm31: MmState) -> None:
     """K31 swapcache_free(): with a pte reference left the value is the count (swapout =
-    true), the slot stays allocated and swap_cgroup keeps its owner."""
+    true), the slot stays allocated and mem_cgroup_uncharge_swapcache()'s
+    swap_cgroup_record() gives it the page's owner, in the same swap_lock section."""
     entry = get_swap_page(mm31)
     swap_duplicate(mm31, entry)
-    swap_cgroup_record(mm31, entry, 3)
     free = mm31.swap.nr_swap_pages
-    assert swapcache_free_entry(mm31, entry) == (1, 0)
+    assert swapcache_free(mm31, entry, 3) == (1, 0, False)
     assert mm31.swap.nr_swap_pages == free
     assert lookup_swap_cgroup(mm31, entry) == 3
 
 
-def test_swapcache_free_entry_without_the_flag_is_a_bug(mm31: MmState) -> None:
+def test_swapcache_free_without_the_flag_is_a_bug(mm31: MmState) -> None:
     """K31 swap_entry_free(SWAP_CACHE): ``VM_BUG_ON(!has_cache)``."""
     entry = get_swap_page(mm31)
     swap_duplicate(mm31, entry)
-    swapcache_free_entry(mm31, entry)
+    swapcache_free(mm31, entry, 0)
     with pytest.raises(KernelBug):
-        swapcache_free_entry(mm31, entry)
+        swapcache_free(mm31, entry, 0)
 
 
 def test_page_swapcount_is_the_count_in_2_6_31(mm31: MmState) -> None:
@@ -350,7 +351,7 @@ def test_free_swap_and_cache_2_6_31_ignores_a_value_of_1(mm31: MmState) -> None:
     pfn, entry = swapcache_page(mm31)
     swap_duplicate(mm31, entry)
     swap_duplicate(mm31, entry)
-    swapcache_free_entry(mm31, entry)  # flag cleared, count 2
+    swapcache_free(mm31, entry, 0)  # flag cleared, count 2
     # The page is left in swapper_space on purpose: a 2.6.30-style ``== 1`` test
     # would find it; 2.6.31's ``== SWAP_HAS_CACHE`` must not look.
     res = free_swap_and_cache_locked(mm31, entry)
