@@ -2,7 +2,9 @@
 
 - ``none``: vanilla 2.6.30.
 - ``v5``: "memcg: fix stale swap cache leak v5" as posted (LKML, 30 Apr 2009),
-  its lockless check and its page reference bug included.
+  as the compiler builds it: its lockless check and its page reference bug
+  included, its vmscan.c hook compiled out by a misspelt ``#ifdef``.
+- ``v5-as-intended``: v5 with that hook built, for comparison.
 - ``upstream``: what went into 2.6.31 (SWAP_HAS_CACHE, swapcache_prepare /
   swapcache_free, memsw uncharged when the count reaches 0, the DROP uncharge
   type, scan_swap_map() reusing cache-only slots when vm_swap_full()).
@@ -16,11 +18,12 @@ from __future__ import annotations
 from kernsim.variants.base import Variant
 from kernsim.variants.none import Vanilla
 from kernsim.variants.upstream import Upstream
-from kernsim.variants.v5 import V5
+from kernsim.variants.v5 import V5, V5AsIntended
 
 VARIANTS: dict[str, type[Variant]] = {
     "none": Vanilla,
     "v5": V5,
+    "v5-as-intended": V5AsIntended,
     "upstream": Upstream,
 }
 

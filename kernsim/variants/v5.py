@@ -1,11 +1,19 @@
-"""memcg: fix stale swap cache leak v5 (KAMEZAWA Hiroyuki, LKML, 30 Apr 2009), as posted.
+"""memcg: fix stale swap cache leak v5 (KAMEZAWA Hiroyuki, LKML, 30 Apr 2009), as posted,
+i.e. as the compiler builds it with CONFIG_CGROUP_MEM_RES_CTLR=y and
+CONFIG_CGROUP_MEM_RES_CTLR_SWAP=y.
 
 1. After every swap I/O, end_swap_bio_read/write call
    mem_cgroup_swapio_check_again(): a lockless look at the page
    (mem_cgroup_staleswap_hint(): in swap cache, unmapped, swap_map == 1 read
    without swap_lock).  A stale-looking entry is queued on stale_swap_check and
    a delayed work (HZ/10) frees it later with try_to_free_swap().
-2. shrink_page_list() calls try_to_free_swap() when __remove_mapping() fails.
+   (page_io.c and swapfile.c: under ``#ifdef CONFIG_CGROUP_MEM_RES_CTLR``, built.)
+2. The vmscan.c hunk adds unuse_swapcache_check_again(), a try_to_free_swap()
+   when __remove_mapping() fails, under ``#ifdef CONFIG_CGROUP_MEM_RES_CTRL``:
+   a symbol that does not exist (2.6.30 init/Kconfig has CGROUP_MEM_RES_CTLR), so
+   the ``#else`` stub -- an empty inline function -- is what is built.  ``v5``
+   therefore does nothing there; ``v5-as-intended`` runs the hook as its author
+   meant it, so both outcomes can be compared.
 
 Bugs kept on purpose, as in the mail: the worker's
 ``if (!page || page_mapped(page)) continue;`` leaks the reference that
@@ -136,6 +144,18 @@ class V5(Variant):
     async def end_swap_bio_write_hook(self, cpu: Cpu, pfn: int) -> None:
         # "While PG_writeback, this page is stable ...then, call this here"
         await mem_cgroup_swapio_check_again(cpu, pfn)
+
+    # remove_mapping_failed() is not overridden: unuse_swapcache_check_again() is the
+    # empty stub of ``#else /* CONFIG_CGROUP_MEM_RES_CTRL */`` (see the module docstring).
+
+
+class V5AsIntended(V5):
+    """v5 with its vmscan.c hunk built, as if its ``#ifdef`` named CONFIG_CGROUP_MEM_RES_CTLR.
+
+    Not what was posted: for comparison only (what v5 would have caught).
+    """
+
+    name = "v5-as-intended"
 
     async def remove_mapping_failed(self, cpu: Cpu, pfn: int) -> None:
         """unuse_swapcache_check_again(): the page is locked but has an extra reference."""

@@ -27,16 +27,14 @@ from kernsim.variants.v5 import (
 )
 
 
-def test_get_variant_knows_the_three() -> None:
-    """The variants are vanilla 2.6.30, v5 and 2.6.31; only 2.6.31 changes swap_map."""
-    assert sorted(VARIANTS) == ["none", "upstream", "v5"]
-    assert [get_variant(n).swap_has_cache for n in ("none", "v5", "upstream")] == [
-        False,
-        False,
-        True,
-    ]
-    with pytest.raises(ValueError, match="known: none, upstream, v5"):
-        get_variant("v6")
+def test_get_variant_knows_the_four() -> None:
+    """The variants are vanilla 2.6.30, v5 (as built and as intended) and 2.6.31; only
+    2.6.31 changes swap_map."""
+    assert sorted(VARIANTS) == ["none", "upstream", "v5", "v5-as-intended"]
+    names = ("none", "v5", "v5-as-intended", "upstream")
+    assert [get_variant(n).swap_has_cache for n in names] == [False, False, False, True]
+    with pytest.raises(ValueError, match="known: none, upstream, v5, v5-as-intended"):
+        get_variant("v99")
 
 
 # --- v5: the lockless hint ------------------------------------------------------------
@@ -129,11 +127,17 @@ def test_v5_worker_leaks_a_reference_on_a_mapped_page() -> None:
     assert page.swapcache and not page.locked
 
 
-@pytest.mark.parametrize(("variant", "freed"), [("none", False), ("v5", True)])
+@pytest.mark.parametrize(
+    ("variant", "freed"), [("none", False), ("v5", False), ("v5-as-intended", True)]
+)
 def test_v5_remove_mapping_failure_hook(variant: str, freed: bool) -> None:
-    """v5 shrink_page_list(): when __remove_mapping() fails (here on the rotate pagevec's
-    extra reference) the page is still locked, so try_to_free_swap() runs; a cache-only
-    page (page_swapcount 0) leaves the swap cache and its slot is freed.  Vanilla keeps it."""
+    """v5's vmscan.c hunk: when __remove_mapping() fails (here on the rotate pagevec's
+    extra reference) the page is still locked, so unuse_swapcache_check_again() would
+    try_to_free_swap() it; a cache-only page (page_swapcount 0) would leave the swap
+    cache and free its slot.  As posted the hunk sits under ``#ifdef
+    CONFIG_CGROUP_MEM_RES_CTRL``, which no Kconfig symbol defines (2.6.30 init/Kconfig:
+    CGROUP_MEM_RES_CTLR): the empty ``#else`` stub is built, and v5 keeps the page as
+    vanilla does.  Only v5-as-intended frees it."""
     m = make_machine(variant)
     pfn, entry = swapcache_page(m.mm)  # written, clean, unmapped; swap_map 1
     m.mm.pages[pfn].anon = m.mm.pages[pfn].uptodate = True
