@@ -1,4 +1,4 @@
-"""The known races of kernel-semantics.md section 6, each forced by a scripted schedule.
+"""The known races of docs/KERNEL.md section 8, each forced by a scripted schedule.
 
 Each function builds the starting state with ordinary code paths run one at a
 time (fault the pages in, swap them out through shrink_page_list), then lets
