@@ -130,6 +130,8 @@ async def shrink_page(cpu: Cpu, pfn: int, sc: ScanControl) -> str:
         return ACTIVATE_LOCKED
     if flags.anon and not flags.swapcache and not await add_to_swap(cpu, pfn):
         return ACTIVATE_LOCKED
+    if flags.anon and not flags.swapcache and await cpu.variant.after_add_to_swap(cpu, pfn):
+        return KEEP_LOCKED
     if (await cpu.call(page_flags, pfn)).mapped:
         ret = await cpu.call(try_to_unmap_one, pfn)
         if ret == SWAP_FAIL:

@@ -56,3 +56,15 @@ class Variant:
 
     async def remove_mapping_failed(self, cpu: Cpu, pfn: int) -> None:
         """shrink_page_list(): __remove_mapping() failed, the page is still locked."""
+
+    async def swapin_readahead_window(self, cpu: Cpu, entry: int) -> tuple[int, int]:
+        """swapin_readahead(): the (first offset, number of pages) its loop reads before
+        the faulting entry.  2.6.30: valid_swaphandles()."""
+        from kernsim.model.swapfile import valid_swaphandles
+
+        return await cpu.call(valid_swaphandles, entry)
+
+    async def after_add_to_swap(self, cpu: Cpu, pfn: int) -> bool:
+        """shrink_page_list(), right after add_to_swap() succeeded (the page is locked):
+        True sends the page to keep_locked.  2.6.30 has nothing here."""
+        return False
