@@ -1,0 +1,275 @@
+"""The 2009 thread, claim by claim (docs/HISTORY.md): each test runs the race a claim is
+about under the version it is about and asserts what the kernel does -- derived from
+the kernel source and the patches as posted (v5's and v6's vmscan hunks compile to the
+empty stub), not from what the thread hoped.  Message-Ids are linux-mm's."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernsim.cli import main
+from kernsim.explore import replayfile
+from kernsim.explore.history import COLUMNS, ROWS, V5_HOLE_FILE, build_history, repo_file
+from kernsim.explore.job import execute
+from kernsim.sim.run import SimResult, simulate
+
+REPO = Path(__file__).resolve().parents[2]
+CLEAN, LEAK, STALE, CHARGED = "clean", "memsw LEAK", "stale slot", "slot pinned (charged)"
+
+
+@cache
+def run(race: str, variant: str, page_cluster: int | None = None) -> SimResult:
+    """One catalogue race (scripted, seed 1) under ``variant``; cached: runs are pure."""
+    return simulate(race, variant, 1, None, page_cluster, keep_trace=True)
+
+
+@cache
+def hole(variant: str, page_cluster: int | None = None) -> SimResult:
+    """The v5 hole's recorded schedule (docs/replays) replayed under ``variant``."""
+    job, _ = replayfile.read(REPO / V5_HOLE_FILE)
+    result = execute(replace(job, variant=variant, page_cluster=page_cluster)).result
+    assert result is not None, "livelock"
+    return result
+
+
+def verdict(r: SimResult) -> str:
+    if r.memsw_leak_bytes:
+        return LEAK
+    if r.swap_slots_used:
+        return STALE if r.stale_swapcache_pages else CHARGED
+    return CLEAN if not r.violations else "other"
+
+
+def free_swap_and_cache_results(r: SimResult) -> list[Any]:
+    """What the zap's free_swap_and_cache() saw under swap_lock: (value, page) per call."""
+    assert r.world is not None
+    return [e.result for e in r.world.engine.trace if e.prim == "free_swap_and_cache_locked"]
+
+
+# --- vanilla 2.6.30: what the reports say the races do --------------------------------------
+
+
+def test_type1_swap_entry_free_returns_1_not_0() -> None:
+    """Nishimura's Type-1 diagram has ``swap_entry_free() == 0``; Kamezawa: "== 1?"
+    (<20090317143903.a789cf57.kamezawa.hiroyu@jp.fujitsu.com>).  2.6.30's
+    swap_entry_free() returns the value left, and the cache page's reference is part of
+    it: 1, and find_get_page() finds the locked readahead page."""
+    (res,) = free_swap_and_cache_results(run("type-1", "none"))
+    assert res.value == 1 and res.page and not res.locked
+
+
+def test_type1_is_charged_as_swap_and_off_the_memcg_lru() -> None:
+    """Nishimura (<20090317135702.4222e62e.nishimura@mxp.nes.nec.co.jp>, v6/v7 cover
+    letters): Type-1 pages are not linked to memcg's LRU (!PageCgroupUsed) and "have been
+    charged as swap"; Balbir (<20090511065008.GA5588@balbir.in.ibm.com>): "They are
+    accounted to memcg in type 1 leak"."""
+    r = run("type-1", "none")
+    assert r.stale_swapcache_pages == 1 and r.memsw_leak_bytes == 4096
+    assert any("on no memcg LRU" in v.message for v in r.violations)
+
+
+def test_type2_moves_no_counter_but_keeps_a_slot() -> None:
+    """Nishimura (<20090427210856.d5f4109e.d-nishimura@mtf.biglobe.ne.jp>): "Type-2
+    doesn't pressure memsw.usage, but you can see it by plotting grep SwapCached";
+    Balbir (<20090508165636.GD4630@balbir.in.ibm.com>): "Type 2 is not a problem, since
+    the accounting is already correct"; Nishimura
+    (<20090511092241.f332a1d6.nishimura@mxp.nes.nec.co.jp>): "Both type-1 and type-2
+    have the problem that swp_entry is not freed correctly"."""
+    t2 = run("type-2", "none")
+    assert t2.memsw_leak_bytes == 0 and t2.usage_bytes == t2.memsw_usage_bytes == 0
+    assert t2.stale_swapcache_pages == 1 and t2.swap_slots_used == 1
+    assert run("type-1", "none").swap_slots_used == 1
+
+
+@pytest.mark.parametrize("race", ["example-a", "example-b", "type-1", "type-2"])
+def test_global_reclaim_frees_every_stale_slot(race: str) -> None:
+    """Kamezawa (<20090317143903.a789cf57...>): "this is not 'leak'... This is a 'delay'"
+    -- stale swap cache stays "until global LRU found it": one pass of global reclaim
+    frees every slot; nothing inside the memcg ever does."""
+    r = run(race, "none")
+    assert r.swap_slots_used >= 1
+    assert r.swap_slots_used_after_global_reclaim == 0
+
+
+def test_v1_and_v4_triggers_never_fire_in_ex_b_and_type_2() -> None:
+    """v1 marks PCG_STALE, and v4 records the entry, only when free_swap_and_cache()'s
+    trylock_page() fails (v4 also when a readahead page's swapcount is 0 as it is added).
+    Nishimura on v1 (<20090422143833.2e11e10b.nishimura@mxp.nes.nec.co.jp>): in Ex. B
+    "find_get_page() -> cannot find. so PCG_STALE isn't set", and Type-2 never reaches
+    free_swap_and_cache(); on v4 (<20090427210856...>): "this cannot avoid type-2".
+    kernsim has no v1/v4 variant; it checks the premise on vanilla's trace."""
+    (b,) = free_swap_and_cache_results(run("example-b", "none"))
+    assert b.value == 1 and b.page == 0  # the zap found no cache page to mark
+    assert free_swap_and_cache_results(run("type-2", "none")) == []  # a present pte
+    r = run("type-2", "none")
+    assert r.world is not None
+    readahead_adds = [e for e in r.world.engine.trace
+                      if e.prim == "add_to_swap_cache" and e.args[2] is True]  # fmt: skip
+    assert readahead_adds == []
+
+
+# --- v5 (30 Apr 2009) ---------------------------------------------------------------------------
+
+
+def test_v5_found_a_hole() -> None:
+    """Kamezawa, v5 (<20090430163539.7a882cef.kamezawa.hiroyu@jp.fujitsu.com>): "I found a
+    hole immediately after posted this".  kernsim's search found one (docs/v5-hole.md):
+    its schedule leaks memsw under v5 as posted."""
+    assert verdict(hole("v5")) == LEAK
+
+
+def test_v5_did_not_work_with_no_races() -> None:
+    """v5 cover letter (lkml.iu.edu 0904.3/02992): "Works well for me. no extra resources
+    and no races."  It misses Type-2 (no I/O, no __remove_mapping()) and the hole."""
+    assert verdict(run("type-2", "v5")) == STALE
+    assert verdict(hole("v5")) == LEAK
+
+
+def test_v5_catches_the_readahead_races_at_read_completion() -> None:
+    """v5: "page's swapcount is checked after I/O (without locks)": Ex. B and Type-1 end
+    with swap_map == 1 on an unmapped cache page, so the worker frees them."""
+    assert verdict(run("example-b", "v5")) == CLEAN
+    assert verdict(run("type-1", "v5")) == CLEAN
+
+
+def test_v5_vmscan_hook_is_compiled_out() -> None:
+    """v5 cover: "2. vmscan.c calls try_to_free_swap() when __remove_mapping() fails" --
+    but that hunk is under #ifdef CONFIG_CGROUP_MEM_RES_CTRL, which no Kconfig defines:
+    the empty stub compiles, so Ex. A ends under v5 as under vanilla."""
+    assert verdict(run("example-a", "v5")) == verdict(run("example-a", "none")) == CHARGED
+
+
+# --- no readahead -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("variant", "page_cluster"), [("none", 0), ("v6", None), ("v7", None)])
+def test_no_readahead_removes_the_readahead_races(variant: str, page_cluster: int | None) -> None:
+    """Kamezawa (<20090430184738.752858ea.kamezawa.hiroyu@jp.fujitsu.com>): "'Don't do
+    swapin-readahead, at all' will remove following race completely" (free_swap_and_cache
+    against read_swapcache_async); Nishimura (Type-1): "can be avoided by setting
+    /proc/sys/vm/page-cluster to 0"; on v6 (<20090508230107.8dd680b3...>): "disabling
+    readahead would be the easiest way to avoid type-1"."""
+    for race in ("example-b", "type-1"):
+        assert verdict(run(race, variant, page_cluster)) == CLEAN
+    assert verdict(hole(variant, page_cluster)) == CLEAN
+
+
+# --- v6 (8 May 2009) ----------------------------------------------------------------------------
+
+
+def test_v6_still_misses_type2() -> None:
+    """Nishimura on v6 (<20090508230107.8dd680b3.d-nishimura@mtf.biglobe.ne.jp>): "this
+    patch still cannot avoid type-2 in some cases (for example, if stale swap cache hits
+    'goto keep_locked' before pageout() is called)... In fact, I can see some leak";
+    Kamezawa had hoped freeing after writeback would remove "another half"
+    (<20090430180426.25ae2fa6.kamezawa.hiroyu@jp.fujitsu.com>).  Type-2 never writes."""
+    assert verdict(run("type-2", "v6")) == STALE
+
+
+def test_v6_does_not_handle_remove_mapping() -> None:
+    """v6 2/2: "Handle racy case of __remove_mapping() in vmscan.c" -- the same
+    CONFIG_CGROUP_MEM_RES_CTRL typo as v5: no hook.  Its writeback worker instead takes
+    Ex. A's page out of the swap cache 0.1 s after the write, before the catalogue's race
+    starts; the race's reclaim then gives the orphaned, uncharged page a new slot and
+    keeps it at the referenced exit: a stale slot of v6's own making."""
+    r = run("example-a", "v6")
+    assert verdict(r) == STALE and r.memsw_leak_bytes == 0
+
+
+# --- Nishimura's type-2 patch (1 May 2009) and v7 (12 May 2009) ----------------------------
+
+
+def test_type2_patch_with_page_cluster_0_leaks_nothing() -> None:
+    """Nishimura (<20090508230107.8dd680b3...>): "no leak can be seen with my patch and
+    with setting page-cluster to 0".  Every stale race is closed; Ex. A's page is still
+    charged (on the memcg LRU), so memcg reclaim can free it: no leak in his sense."""
+    for race in ("example-b", "type-1", "type-2"):
+        assert verdict(run(race, "type2-fix", 0)) == CLEAN
+    assert verdict(run("example-a", "type2-fix", 0)) == CHARGED
+    assert verdict(hole("type2-fix", 0)) == CLEAN
+
+
+def test_v7_closes_type1_type2_and_the_hole_but_not_ex_a() -> None:
+    """v7 cover (<20090512104401.28edc0a8.kamezawa.hiroyu@jp.fujitsu.com>): "Result is
+    good under my test", the test being "memsw.usage_in_bytes == usage_in_bytes and there
+    is no _used_ swp_entry".  memsw always agrees; but Ex. A leaves a used slot (a charged
+    page no task maps): v7 has nothing for it."""
+    for race in ("example-b", "type-1", "type-2"):
+        assert verdict(run(race, "v7")) == CLEAN
+    assert verdict(hole("v7")) == CLEAN
+    a = run("example-a", "v7")
+    assert a.memsw_leak_bytes == 0 and a.swap_slots_used == 1 and verdict(a) == CHARGED
+
+
+# --- 2.6.31: "memcg fix swap accounting" (28 May - 2 June 2009) ----------------------------
+
+
+@pytest.mark.parametrize("race", ["example-b", "type-1"])
+def test_upstream_uncharges_memsw_at_count_zero(race: str) -> None:
+    """Balbir (<20090508165636.GD4630@balbir.in.ibm.com>): "In type 1, the problem can be
+    solved by unaccounting the pages in swap_entry_free"; 0/4
+    (<20090528135455.0c83bedc.kamezawa.hiroyu@jp.fujitsu.com>): "uncharging account when
+    swap's refcnt goes to 0 even if there is an unused swap-cache".  memsw is right; the
+    slot stays with its stale page until global reclaim or vm_swap_full() reuse."""
+    r = run(race, "upstream")
+    assert r.memsw_leak_bytes == 0 and verdict(r) == STALE
+    assert r.swap_slots_used_after_global_reclaim == 0
+
+
+def test_upstream_on_the_v5_hole_keeps_memsw_right() -> None:
+    """docs/v5-hole.md: under 2.6.31 the hole's schedule pins a slot but leaks no memsw."""
+    r = hole("upstream")
+    assert r.memsw_leak_bytes == 0
+
+
+# --- kernsim matrix --history ----------------------------------------------------------------
+
+#: The kernel's answer per cell, from the tests above.  v5/example-a depends on the model
+#: running only what the compiler builds of v5 (the vmscan hunk is compiled out).
+EXPECTED = {
+    "example-a": [CHARGED, CHARGED, STALE, CHARGED, CHARGED, CHARGED, CHARGED],
+    "example-b": [LEAK, CLEAN, CLEAN, CLEAN, CLEAN, STALE, CLEAN],
+    "type-1": [LEAK, CLEAN, CLEAN, CLEAN, CLEAN, STALE, CLEAN],
+    "type-2": [STALE, STALE, STALE, CLEAN, CLEAN, STALE, STALE],
+}
+
+
+def test_history_matrix_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``kernsim matrix --history --out DIR --json``: exit 1 (some cell is not clean), the
+    cells the kernel gives, and the three files."""
+    status = main(["matrix", "--history", "--jobs", "1", "--out", str(tmp_path), "--json"])
+    assert status == 1
+    h = json.loads(capsys.readouterr().out)
+    assert h["columns"] == [c.label for c in COLUMNS]
+    assert [r["race"] for r in h["rows"]] == list(ROWS)
+    for row in h["rows"]:
+        got = [row["cells"][c]["verdict"] for c in h["columns"]]
+        if row["race"] in EXPECTED:
+            assert got == EXPECTED[row["race"]], row["race"]
+    hole_row = next(r for r in h["rows"] if r["race"] == "v5-hole")["cells"]
+    assert hole_row["v5"]["verdict"] == LEAK
+    assert {hole_row[c]["verdict"] for c in ("v6", "v7", "type2-fix+pc0", "page_cluster=0")} == {
+        CLEAN
+    }
+    assert hole_row["upstream"]["memsw_leak_bytes"] == 0
+    md = (tmp_path / "history.md").read_text(encoding="utf-8")
+    assert "| type-2 | stale slot | stale slot | stale slot | clean |" in md
+    assert json.loads((tmp_path / "history.json").read_text(encoding="utf-8")) == h
+    assert "<table>" in (tmp_path / "history.html").read_text(encoding="utf-8")
+
+
+def test_history_matrix_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``kernsim matrix --history --out DIR`` (as in docs/HISTORY.md): the Markdown table
+    on stdout, the files it wrote, exit 1."""
+    assert repo_file(V5_HOLE_FILE).is_file()
+    assert main(["matrix", "--history", "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "| race | none | v5 | v6 | v7 | type2-fix+pc0 | upstream | page_cluster=0 |" in out
+    assert f"written: {tmp_path / 'history.md'}" in out
+    assert build_history(jobs=1)["columns"][0] == "none"
