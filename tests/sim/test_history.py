@@ -176,8 +176,9 @@ def test_v6_does_not_handle_remove_mapping() -> None:
     """v6 2/2: "Handle racy case of __remove_mapping() in vmscan.c" -- the same
     CONFIG_CGROUP_MEM_RES_CTRL typo as v5: no hook.  Its writeback worker instead takes
     Ex. A's page out of the swap cache 0.1 s after the write, before the catalogue's race
-    starts; the race's reclaim then gives the orphaned, uncharged page a new slot and
-    keeps it at the referenced exit: a stale slot of v6's own making."""
+    starts; the race's reclaim then gives the orphaned, uncharged page a new slot, and
+    pageout() meets the rotate pagevec's reference (PAGE_KEEP): a stale slot of v6's
+    own making."""
     r = run("example-a", "v6")
     assert verdict(r) == STALE and r.memsw_leak_bytes == 0
 
