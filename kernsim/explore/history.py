@@ -3,7 +3,7 @@
 ``kernsim matrix --history``.  Rows are the races: the catalogue's scripted ones
 (``example-a``, ``example-b``, ``type-1``, ``type-2``) and the v5 hole that schedule
 search found (docs/v5-hole.md), replayed from its file.  Columns are vanilla 2.6.30,
-each version of the fix kernsim models as posted (v5, v6, v7; Nishimura's type-2 patch
+each version of the fix kernsim models as posted (v4, v5, v6, v7; Nishimura's type-2 patch
 with page-cluster 0, the configuration he tested), 2.6.31, and 2.6.30 with
 page_cluster=0.  Every cell is one deterministic run; docs/HISTORY.md says, claim by
 claim, what the thread expected of each cell.
@@ -40,6 +40,7 @@ class HistoryColumn:
 
 COLUMNS = (
     HistoryColumn("none", "none", None, "vanilla 2.6.30"),
+    HistoryColumn("v4", "v4", None, "27 Apr 2009, as posted"),
     HistoryColumn("v5", "v5", None, "30 Apr 2009, as posted"),
     HistoryColumn("v6", "v6", None, "8 May 2009, as posted"),
     HistoryColumn("v7", "v7", None, "12 May 2009, as posted"),

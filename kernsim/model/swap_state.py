@@ -115,6 +115,7 @@ async def read_swap_cache_async(cpu: Cpu, entry: int) -> int:
             break
         err = await cpu.call(add_to_swap_cache, new_pfn, entry, True)
         if err == 0:
+            await cpu.variant.read_swap_cache_async_added(cpu, new_pfn, entry)
             await cpu.call(lru_cache_add, new_pfn, cpu.pvec, False)
             await swap_readpage(cpu, new_pfn)
             return new_pfn

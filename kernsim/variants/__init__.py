@@ -3,6 +3,8 @@
 - ``none``: vanilla 2.6.30.
 - ``v5``: "memcg: fix stale swap cache leak v5" as posted (LKML, 30 Apr 2009),
   its lockless check and its page reference bug included.
+- ``v4``: the version of 27 Apr 2009 (a buffer of entries whose trylock failed,
+  swept by a delayed work; "congestion" above 256 of them).
 - ``v6``, ``v7``: the versions of 8 and 12 May 2009 as the compiler builds them (no
   readahead once memcg is mounted; v6: a check after swap writeback; v7: a hook right
   after add_to_swap()); ``type2-fix``: v7's hook alone, Nishimura's patch of 1 May.
@@ -20,12 +22,14 @@ from __future__ import annotations
 from kernsim.variants.base import Variant
 from kernsim.variants.none import Vanilla
 from kernsim.variants.upstream import Upstream
+from kernsim.variants.v4 import V4
 from kernsim.variants.v5 import V5
 from kernsim.variants.v6 import V6
 from kernsim.variants.v7 import V7, FreeUnusedSwapcache
 
 VARIANTS: dict[str, type[Variant]] = {
     "none": Vanilla,
+    "v4": V4,
     "v5": V5,
     "v6": V6,
     "v7": V7,

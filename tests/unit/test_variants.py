@@ -31,7 +31,7 @@ def test_get_variant_knows_the_three() -> None:
         False,
         True,
     ]
-    with pytest.raises(ValueError, match="known: none, type2-fix, upstream, v5, v6, v7"):
+    with pytest.raises(ValueError, match="known: none, type2-fix, upstream, v4, v5, v6, v7"):
         get_variant("v8")
 
 

@@ -6,14 +6,21 @@ from __future__ import annotations
 import pytest
 from unitkit import Machine, drain_all, make_machine, swap_out, swapcache_page
 
-from kernsim.model.filemap import trylock_page
+from kernsim.model.filemap import trylock_page, unlock_page
 from kernsim.model.memcontrol import MemcgState
 from kernsim.model.memory import handle_mm_fault, zap_page_range
 from kernsim.model.swap import isolate_lru_pages_of, lru_add_drain_all, putback_lru_page
 from kernsim.model.swap_state import add_to_swap
-from kernsim.model.swapfile import swap_duplicate, valid_swaphandles
+from kernsim.model.swapfile import free_swap_and_cache, swap_duplicate, valid_swaphandles
 from kernsim.model.vmscan import ScanControl, shrink_page_list
 from kernsim.sim.engine import SimCpu
+from kernsim.variants.v4 import (
+    STALE_ENTS,
+    _ssc,
+    memcg_fixup_stale_swapcache,
+    memcg_mark_swapent_stale,
+    ssc_forget,
+)
 from kernsim.variants.v5 import stale_swap_check_pop, stale_swap_check_queue
 from kernsim.variants.v6 import (
     mem_cgroup_activated,
@@ -242,3 +249,90 @@ def test_free_unused_swapcache_leaves_a_mapped_page_alone() -> None:
     assert m.run(k, add_then_hook()) is False
     page = m.mm.pages[pfn]
     assert page.swapcache and page.mapcount == 1 and page.locked
+
+
+# --- v4 (27 Apr 2009): the stale-entry buffer and its GC -------------------------------------
+
+
+def _run_v4_gc(m: Machine) -> None:
+    k = SimCpu(m.world.engine, "kworker", "workqueue", "workqueue")
+    m.run(k, memcg_fixup_stale_swapcache(k))
+
+
+def test_v4_records_an_entry_when_the_zap_trylock_fails() -> None:
+    """v4 free_swap_and_cache(): ``if (page && !trylock_page(page)) { ...;
+    memcg_mark_swapent_stale(entry); }`` -- and the GC, HZ/10 later, frees the page
+    (lock_page waits for the holder; try_to_free_swap: swapcount 0)."""
+    m = make_machine("v4")
+    pfn, entry = swapcache_page(m.mm, locked=True)  # e.g. under read I/O
+    swap_duplicate(m.mm, entry)  # one swap pte + the cache
+    a = m.task()
+
+    async def zap_then_unlock() -> None:
+        await free_swap_and_cache(a, entry)
+        assert _ssc(m.mm).ents == {0: entry}  # recorded, GC pending
+        await a.call(unlock_page, pfn)  # the I/O completes
+
+    m.run(a, zap_then_unlock())
+    assert not _ssc(m.mm).ents
+    assert entry not in m.mm.swapper_space and m.mm.swap.swap_map[entry] == 0
+
+
+def test_v4_sanity_check_records_a_readahead_page_nobody_uses() -> None:
+    """v4 memcg_sanity_check_swapin(): a page added by read_swap_cache_async() whose
+    page_swapcount() is 0 (Ex. B: the last pte went between swap_duplicate() and
+    add_to_swap_cache()) is recorded; one a pte still uses is not."""
+    m = make_machine("v4")
+    k = m.kthread()
+    used, e_used = swapcache_page(m.mm)
+    swap_duplicate(m.mm, e_used)
+    m.run(k, m.world.engine.variant.read_swap_cache_async_added(k, used, e_used))
+    assert not _ssc(m.mm).ents
+    stale, e_stale = swapcache_page(m.mm)  # cache only: page_swapcount() == 0
+    m.run(k, m.world.engine.variant.read_swap_cache_async_added(k, stale, e_stale))
+    prims = [p for p, _ in _prims(m)]
+    assert prims.count("memcg_mark_swapent_stale") == 1
+    assert entry_is_gone(m, e_stale)  # the GC ran HZ/10 later and freed it
+    assert not entry_is_gone(m, e_used)
+
+
+def entry_is_gone(m: Machine, entry: int) -> bool:
+    return entry not in m.mm.swapper_space and m.mm.swap.swap_map[entry] == 0
+
+
+def test_v4_gc_keeps_an_entry_under_writeback() -> None:
+    """``if (!ret && PageWriteback(page)) forget = 0;`` and ``if (ssc.num)
+    schedule_ssc_gc();``"""
+    m = make_machine("v4")
+    pfn, entry = swapcache_page(m.mm)
+    m.mm.pages[pfn].writeback = True
+    memcg_mark_swapent_stale(m.mm, entry)
+    k = SimCpu(m.world.engine, "kworker", "workqueue", "workqueue")
+    m.world.engine.start(k, memcg_fixup_stale_swapcache(k))
+    m.world.engine.run(until_s=0.05)
+    assert _ssc(m.mm).ents == {0: entry} and _ssc(m.mm).work_pending
+    m.mm.pages[pfn].writeback = False
+    m.world.engine.run()
+    assert entry_is_gone(m, entry) and not _ssc(m.mm).ents
+
+
+def test_v4_congestion_above_half_the_buffer() -> None:
+    """More than STALE_ENTS/2 recorded: readahead reads only the faulting entry
+    (``offset = swp_offset(entry); nr_pages = 1``) and shrink_page_list() keeps anon
+    pages out of the swap cache; below half again, both are back to normal."""
+    m = make_machine("v4")
+    for _ in range(3):
+        swapcache_page(m.mm)
+    ssc = _ssc(m.mm)
+    for i in range(STALE_ENTS // 2 + 1):
+        memcg_mark_swapent_stale(m.mm, 1 + i % 3)
+    assert ssc.congestion
+    k = m.kthread()
+    v = m.world.engine.variant
+    assert m.run(k, v.swapin_readahead_window(k, 2)) == (2, 1)
+    assert m.run(k, v.before_add_to_swap(k, 1)) is True
+    ssc_forget(m.mm, 0)
+    ssc_forget(m.mm, 1)
+    assert not ssc.congestion
+    assert m.run(k, v.swapin_readahead_window(k, 2)) == (1, 3)
+    assert m.run(k, v.before_add_to_swap(k, 1)) is False
