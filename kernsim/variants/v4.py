@@ -111,7 +111,7 @@ def ssc_next(mm: MmState, pos: int) -> tuple[int, int]:
 def ssc_forget(mm: MmState, pos: int) -> None:
     """clear_bit(pos); ssc.num--; congestion ends below STALE_ENTS/2."""
     ssc = _ssc(mm)
-    del ssc.ents[pos]
+    ssc.ents.pop(pos, None)
     if len(ssc.ents) < STALE_ENTS // 2:
         ssc.congestion = False
 
