@@ -7,8 +7,8 @@ Messages:
   <20090508140713.e08827d8.kamezawa.hiroyu@jp.fujitsu.com>: mem_cgroup_activated(), set
   by the memory subsystem's ->bind() when it is first mounted;
 - [PATCH 2/2] <20090508140910.bb07f5c6.kamezawa.hiroyu@jp.fujitsu.com>.  The 2/2 mail
-  itself is not in the archive kernsim's authors could read; its text is taken from the
-  whole-patch quote in Daisuke Nishimura's reply
+  itself was not found; its text is taken from the whole-patch quote in Daisuke
+  Nishimura's reply
   <20090508230107.8dd680b3.d-nishimura@mtf.biglobe.ne.jp> (every hunk, page_io.c,
   vmscan.c and swap_state.c, is quoted there in full).  Nothing here is reconstructed
   beyond that quote.
