@@ -2,7 +2,8 @@
 
 ``kernsim matrix --history``.  Rows are the races: the catalogue's scripted ones
 (``example-a``, ``example-b``, ``type-1``, ``type-2``) and the v5 hole that schedule
-search found (docs/v5-hole.md), replayed from its file.  Columns are vanilla 2.6.30,
+search found (docs/v5-hole.md), both replayed from its file and forced step by step
+(:func:`v5_hole`).  Columns are vanilla 2.6.30,
 each version of the fix kernsim models as posted (v4, v5, v6, v7; Nishimura's type-2 patch
 with page-cluster 0, the configuration he tested), 2.6.31, and 2.6.30 with
 page_cluster=0.  Every cell is one deterministic run; docs/HISTORY.md says, claim by
@@ -25,7 +26,8 @@ from kernsim.explore.executors import run_all
 
 CATALOGUE = ("example-a", "example-b", "type-1", "type-2")
 V5_HOLE = "v5-hole"
-ROWS = (*CATALOGUE, V5_HOLE)
+V5_HOLE_SCRIPTED = "v5-hole (scripted)"
+ROWS = (*CATALOGUE, V5_HOLE, V5_HOLE_SCRIPTED)
 #: The replay file of the v5 hole, relative to the repository root.
 V5_HOLE_FILE = Path("docs") / "replays" / "race-v5-hole-seed246.json"
 
@@ -84,6 +86,8 @@ def run_history_task(task: HistoryTask) -> dict[str, Any]:
     try:
         if task.row == V5_HOLE:
             result = _replay(task)
+        elif task.row == V5_HOLE_SCRIPTED:
+            result = simulate_scripted(v5_hole, task.variant, task.page_cluster)
         else:
             result = simulate(task.row, task.variant, 1, None, task.page_cluster, keep_trace=False)
     except (AssertionError, RuntimeError, ValueError, OSError) as exc:
@@ -110,6 +114,84 @@ def _replay(task: HistoryTask) -> Any:
     job, _ = replayfile.read(Path(task.replay))
     run = execute(replace(job, variant=task.variant, page_cluster=task.page_cluster))
     return run.result
+
+
+def v5_hole(world: Any) -> None:
+    """The v5 hole (docs/v5-hole.md) forced step by step, as the catalogue forces its races.
+
+    A's page P is in the swap cache (written, unmapped) on slot eA; B's page is swapped out
+    on the next slot eB.  CPU0 (A) write-faults eA: reuse_swap_page() deletes P from the
+    swap cache, whose swap_free() leaves eA at 1 (A's pte).  CPU1 (B) faults eB; its
+    readahead finds no page for eA, takes a reference (1 -> 2) and adds Q.  Q's read
+    completes (v5's lockless check reads 2: in use).  Then A's do_swap_page() goes on to
+    its own swap_free(eA): 2 -> 1, and Q is the slot's only user, uncharged.
+    """
+    from kernsim.model.memory import do_swap_page
+    from kernsim.sim.catalogue import (
+        _exit_all,
+        _fault,
+        _kswapd,
+        _pte,
+        _race,
+        _reclaim,
+        _run,
+        _swap_out,
+        _task,
+    )
+    from kernsim.sim.scripted import Run, call
+
+    a, b = _task(world, "A"), _task(world, "B")
+    pa = _fault(world, a, 0)
+    kswapd = _kswapd(world)
+    _run(world, kswapd, _reclaim(kswapd, [pa], drain=True, age=True))  # P stays cached
+    _swap_out(world, [_fault(world, b, 0)])
+    ea, eb = _pte(world, a, 0).val, _pte(world, b, 0).val
+    assert not _pte(world, a, 0).present, "setup: A's page is still mapped"
+    assert pa in world.engine.mm.swapper_space.values(), "setup: P is not in the swap cache"
+    assert ea < eb, "setup: Q must be B's first readahead read"
+    n = world.engine._names.get("irq", 0)
+    q_irq = "irq" if n == 0 and "irq" not in world.engine.cpus else f"irq{n}"
+    free = ("swap_free", "swapcache_free_entry")
+    _race(
+        world,
+        [
+            Run("A", through=call(free, a0=ea)),  # reuse_swap_page() deleted P
+            Run("B", through=call("add_to_swap_cache", a1=ea)),  # readahead adds Q
+            Run("B"),  # B submits its reads and sleeps on its own page
+            Run(q_irq),  # Q's read completes: end_swap_bio_read()
+        ],
+        [(a, do_swap_page(a, a.task, 0, ea, True)), (b, do_swap_page(b, b.task, 0, eb, True))],
+    )
+    _exit_all(world)
+
+
+def simulate_scripted(race: Any, variant: str, page_cluster: int | None) -> Any:
+    """simulate() for a scripted race that is not in the catalogue: the catalogue's
+    machine, limit and fault profile, seed 1."""
+    from kernsim.faults import load_profile
+    from kernsim.model.memcontrol import MemcgBug
+    from kernsim.model.mm import KernelBug, MmConfig
+    from kernsim.sim.checker import ContinuousChecker
+    from kernsim.sim.run import settle_and_check
+    from kernsim.sim.scenarios import get_scenario
+    from kernsim.sim.world import World
+    from kernsim.variants import get_variant
+
+    sc = get_scenario("type-1")
+    var = get_variant(variant)
+    mm_kwargs: dict[str, Any] = dict(sc.mm, swap_has_cache=var.swap_has_cache)
+    if page_cluster is not None:
+        mm_kwargs["page_cluster"] = page_cluster
+    world = World.create(var, 1, load_profile(sc.faults), MmConfig(**mm_kwargs),
+                         limit_bytes=sc.limit_bytes,
+                         memsw_limit_bytes=sc.memsw_limit_bytes)  # fmt: skip
+    checker = ContinuousChecker()
+    world.engine.observers.append(checker)
+    try:
+        race(world)
+        return settle_and_check(world, checker)
+    except (KernelBug, MemcgBug) as exc:
+        raise RuntimeError(f"kernel bug: {exc}") from exc
 
 
 def build_history(jobs: int = 1, replay: Path | None = None) -> dict[str, Any]:

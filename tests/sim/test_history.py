@@ -6,7 +6,6 @@ empty stub), not from what the thread hoped.  Message-Ids are linux-mm's."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,17 @@ from typing import Any
 import pytest
 
 from kernsim.cli import main
-from kernsim.explore import replayfile
-from kernsim.explore.history import COLUMNS, ROWS, V5_HOLE_FILE, build_history, repo_file
-from kernsim.explore.job import execute
+from kernsim.explore.history import (
+    COLUMNS,
+    ROWS,
+    V5_HOLE_FILE,
+    build_history,
+    repo_file,
+    simulate_scripted,
+    v5_hole,
+)
 from kernsim.sim.run import SimResult, simulate
 
-REPO = Path(__file__).resolve().parents[2]
 CLEAN, LEAK, STALE, CHARGED = "clean", "memsw LEAK", "stale slot", "slot pinned (charged)"
 
 
@@ -27,15 +31,6 @@ CLEAN, LEAK, STALE, CHARGED = "clean", "memsw LEAK", "stale slot", "slot pinned 
 def run(race: str, variant: str, page_cluster: int | None = None) -> SimResult:
     """One catalogue race (scripted, seed 1) under ``variant``; cached: runs are pure."""
     return simulate(race, variant, 1, None, page_cluster, keep_trace=True)
-
-
-@cache
-def hole(variant: str, page_cluster: int | None = None) -> SimResult:
-    """The v5 hole's recorded schedule (docs/replays) replayed under ``variant``."""
-    job, _ = replayfile.read(REPO / V5_HOLE_FILE)
-    result = execute(replace(job, variant=variant, page_cluster=page_cluster)).result
-    assert result is not None, "livelock"
-    return result
 
 
 def verdict(r: SimResult) -> str:
@@ -142,18 +137,40 @@ def test_v4_works_on_the_reproducer() -> None:
 # --- v5 (30 Apr 2009) ---------------------------------------------------------------------------
 
 
+@cache
+def scripted_hole(variant: str, page_cluster: int | None = None) -> SimResult:
+    """The v5 hole (docs/v5-hole.md) forced step by step under ``variant``."""
+    result: SimResult = simulate_scripted(v5_hole, variant, page_cluster)
+    return result
+
+
 def test_v5_found_a_hole() -> None:
     """Kamezawa, v5 (<20090430163539.7a882cef.kamezawa.hiroyu@jp.fujitsu.com>): "I found a
     hole immediately after posted this".  kernsim's search found one (docs/v5-hole.md):
-    its schedule leaks memsw under v5 as posted."""
-    assert verdict(hole("v5")) == LEAK
+    forced step by step, its interleaving leaks memsw under v5 as posted: v5's lockless
+    check reads swap_map == 2 for Q."""
+    r = scripted_hole("v5")
+    assert verdict(r) == LEAK
+    assert r.world is not None
+    hints = [e.result for e in r.world.engine.trace if e.prim == "mem_cgroup_staleswap_hint"]
+    assert hints and all(hints)  # every completion looked "in use": nothing queued
+
+
+def test_v4_misses_the_hole_too() -> None:
+    """By its triggers v4 cannot see the hole: Q is added while A's pte still counts
+    (page_swapcount() 1) and the last reference goes by swap_free(), not by
+    free_swap_and_cache(), so no trylock fails.  Nobody in the thread said so."""
+    r = scripted_hole("v4")
+    assert verdict(r) == LEAK
+    assert r.world is not None
+    assert "memcg_mark_swapent_stale" not in {e.prim for e in r.world.engine.trace}
 
 
 def test_v5_did_not_work_with_no_races() -> None:
     """v5 cover letter (lkml.iu.edu 0904.3/02992): "Works well for me. no extra resources
     and no races."  It misses Type-2 (no I/O, no __remove_mapping()) and the hole."""
     assert verdict(run("type-2", "v5")) == STALE
-    assert verdict(hole("v5")) == LEAK
+    assert verdict(scripted_hole("v5")) == LEAK
 
 
 def test_v5_catches_the_readahead_races_at_read_completion() -> None:
@@ -182,7 +199,11 @@ def test_no_readahead_removes_the_readahead_races(variant: str, page_cluster: in
     readahead would be the easiest way to avoid type-1"."""
     for race in ("example-b", "type-1"):
         assert verdict(run(race, variant, page_cluster)) == CLEAN
-    assert verdict(hole(variant, page_cluster)) == CLEAN
+    if variant == "v6":  # its writeback worker empties the hole's start state first
+        with pytest.raises(AssertionError, match="P is not in the swap cache"):
+            simulate_scripted(v5_hole, variant, page_cluster)
+    else:
+        assert verdict(scripted_hole(variant, page_cluster)) == CLEAN
 
 
 # --- v6 (8 May 2009) ----------------------------------------------------------------------------
@@ -218,7 +239,7 @@ def test_type2_patch_with_page_cluster_0_leaks_nothing() -> None:
     for race in ("example-b", "type-1", "type-2"):
         assert verdict(run(race, "type2-fix", 0)) == CLEAN
     assert verdict(run("example-a", "type2-fix", 0)) == CHARGED
-    assert verdict(hole("type2-fix", 0)) == CLEAN
+    assert verdict(scripted_hole("type2-fix", 0)) == CLEAN
 
 
 def test_v7_closes_type1_type2_and_the_hole_but_not_ex_a() -> None:
@@ -228,7 +249,7 @@ def test_v7_closes_type1_type2_and_the_hole_but_not_ex_a() -> None:
     page no task maps): v7 has nothing for it."""
     for race in ("example-b", "type-1", "type-2"):
         assert verdict(run(race, "v7")) == CLEAN
-    assert verdict(hole("v7")) == CLEAN
+    assert verdict(scripted_hole("v7")) == CLEAN
     a = run("example-a", "v7")
     assert a.memsw_leak_bytes == 0 and a.swap_slots_used == 1 and verdict(a) == CHARGED
 
@@ -249,9 +270,10 @@ def test_upstream_uncharges_memsw_at_count_zero(race: str) -> None:
 
 
 def test_upstream_on_the_v5_hole_keeps_memsw_right() -> None:
-    """docs/v5-hole.md: under 2.6.31 the hole's schedule pins a slot but leaks no memsw."""
-    r = hole("upstream")
-    assert r.memsw_leak_bytes == 0
+    """docs/v5-hole.md: under 2.6.31 the hole pins a slot (Q, cache only) but leaks no
+    memsw: A's swap_free() takes the count to 0 and uncharges at once."""
+    r = scripted_hole("upstream")
+    assert r.memsw_leak_bytes == 0 and verdict(r) == STALE
 
 
 # --- kernsim matrix --history ----------------------------------------------------------------
@@ -263,6 +285,9 @@ EXPECTED = {  # none, v4, v5, v6, v7, type2-fix+pc0, upstream, page_cluster=0
     "example-b": [LEAK, CLEAN, CLEAN, CLEAN, CLEAN, CLEAN, STALE, CLEAN],
     "type-1": [LEAK, CLEAN, CLEAN, CLEAN, CLEAN, CLEAN, STALE, CLEAN],
     "type-2": [STALE, STALE, STALE, STALE, CLEAN, CLEAN, STALE, STALE],
+    # v6: its writeback worker takes P out of the swap cache 0.1 s after the write, so
+    # the scripted start state does not exist (and without readahead the race cannot).
+    "v5-hole (scripted)": [LEAK, LEAK, LEAK, "n/a", CLEAN, CLEAN, STALE, CLEAN],
 }
 
 
@@ -277,13 +302,12 @@ def test_history_matrix_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     for row in h["rows"]:
         got = [row["cells"][c]["verdict"] for c in h["columns"]]
         if row["race"] in EXPECTED:
+            got = ["n/a" if g.startswith("n/a (AssertionError: setup: P") else g for g in got]
             assert got == EXPECTED[row["race"]], row["race"]
-    hole_row = next(r for r in h["rows"] if r["race"] == "v5-hole")["cells"]
-    assert hole_row["v5"]["verdict"] == LEAK
-    assert {hole_row[c]["verdict"] for c in ("v6", "v7", "type2-fix+pc0", "page_cluster=0")} == {
-        CLEAN
-    }
-    assert hole_row["upstream"]["memsw_leak_bytes"] == 0
+    # The replayed row is what one recorded schedule does under each column; it moves with
+    # the model, so only its shape is checked here (the scripted row has the verdicts).
+    replayed = next(r for r in h["rows"] if r["race"] == "v5-hole")["cells"]
+    assert all(isinstance(c["verdict"], str) and c["verdict"] for c in replayed.values())
     md = (tmp_path / "history.md").read_text(encoding="utf-8")
     assert "| type-2 | stale slot | stale slot | stale slot | stale slot | clean |" in md
     assert json.loads((tmp_path / "history.json").read_text(encoding="utf-8")) == h
