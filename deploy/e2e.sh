@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end check of the compose deployment on a real Docker engine, as far as
-# a machine without a registry allows (see /work/shared/ECOSYSTEM.md-style notes
+# a machine without a registry allows (see the notes
 # in docs/compose.md):
 #
 #   1. start a private dockerd (own data/exec roots and socket, no bridge);

@@ -1,4 +1,4 @@
-"""Classification of a failing run against the known races (kernel-semantics.md section 6).
+"""Classification of a failing run against the known races (docs/KERNEL.md section 8).
 
 For every leaked swap slot the trace is walked once, in order, looking for
 the kernel events that make each known race:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from kernsim.explore.job import Run
 
 CATALOGUE = ("example-a", "example-b", "type-1", "type-2")
-#: Classes this module knows beyond the catalogue of kernel-semantics.md.
+#: Classes this module knows beyond the catalogue of docs/KERNEL.md.
 KNOWN = (*CATALOGUE, "writeback")
 V5_HOLE = (
     "v5 hole: reuse_swap_page() deletes the page before swap_free(); a readahead "
@@ -154,7 +154,7 @@ def _step(w: _Walk, i: int, ev: TraceEvent) -> None:
         _on_zap_flags(w, i, ev)
     elif prim == "trylock_page" and ev.result is True:
         w.locked_at[first] = i
-    elif prim == "mem_cgroup_commit_charge" and ev.result is True:
+    elif prim == "__mem_cgroup_commit_charge" and ev.result is True:
         w.uncharged.discard(first)
     elif prim == "mem_cgroup_uncharge_page" and ev.result is True:
         w.uncharged.add(first)

@@ -92,6 +92,8 @@ def _register_matrix(sub: Any) -> None:
     mx.add_argument("--seed", type=int, default=0, help="first race seed (default 0)")
     mx.add_argument("--out", type=Path, default=Path("out/matrix"))
     mx.add_argument("--json", action="store_true", help="print the matrix as JSON")
+    mx.add_argument("--history", action="store_true",
+                    help="every known race against each posted version")  # fmt: skip
     mx.set_defaults(handler=cmd_matrix)
 
 
@@ -204,6 +206,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from kernsim.explore.matrix import MatrixConfig, build_matrix
     from kernsim.explore.matrix_report import to_markdown, write_matrix
 
+    if args.history:
+        from kernsim.explore.history import run_history_cli
+
+        return run_history_cli(args)
     if args.schedules < 0 or args.kamezawa_seeds < 0:
         raise UsageError("--schedules and --kamezawa-seeds must be >= 0")
     cfg = MatrixConfig(args.schedules, args.kamezawa_seeds, args.jobs or default_jobs(),

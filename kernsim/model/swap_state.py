@@ -114,6 +114,7 @@ async def read_swap_cache_async(cpu: Cpu, entry: int) -> int:
             break
         err = await cpu.call(add_to_swap_cache, new_pfn, entry, True)
         if err == 0:
+            await cpu.variant.read_swap_cache_async_added(cpu, new_pfn, entry)
             await cpu.call(lru_cache_add, new_pfn, cpu.pvec, False)
             await swap_readpage(cpu, new_pfn)
             return new_pfn
@@ -127,9 +128,8 @@ async def swapin_readahead(cpu: Cpu, entry: int) -> int:
     """Models swapin_readahead(): read the aligned window around ``entry``, then ``entry``."""
     from kernsim.model.filemap import page_cache_release
     from kernsim.model.swap import lru_add_drain
-    from kernsim.model.swapfile import valid_swaphandles
 
-    offset, nr_pages = await cpu.call(valid_swaphandles, entry)
+    offset, nr_pages = await cpu.variant.swapin_readahead_window(cpu, entry)
     for off in range(offset, offset + nr_pages):
         pfn = await read_swap_cache_async(cpu, off)
         if not pfn:

@@ -346,6 +346,8 @@ async def free_swap_and_cache(cpu: Cpu, entry: int) -> None:
     res = await cpu.call(free_swap_and_cache_locked, entry)
     if res.uncharge:
         await cpu.call(mem_cgroup_uncharge_swap, res.uncharge)
+    if res.page and not res.locked:
+        await cpu.variant.free_swap_and_cache_busy(cpu, entry)
     if not res.locked:
         return
     pfn = res.page

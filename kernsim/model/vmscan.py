@@ -199,8 +199,12 @@ async def shrink_page(cpu: Cpu, pfn: int, sc: ScanControl) -> str:
     referenced = await cpu.call(page_referenced, pfn)
     if referenced and await cpu.call(page_mapping_inuse, pfn):
         return ACTIVATE_LOCKED
+    if flags.anon and not flags.swapcache and await cpu.variant.before_add_to_swap(cpu, pfn):
+        return KEEP_LOCKED
     if flags.anon and not flags.swapcache and not await add_to_swap(cpu, pfn):
         return ACTIVATE_LOCKED
+    if flags.anon and not flags.swapcache and await cpu.variant.after_add_to_swap(cpu, pfn):
+        return KEEP_LOCKED
     if (await cpu.call(page_flags, pfn)).mapped:
         ret = await cpu.call(try_to_unmap, pfn)
         if ret == SWAP_FAIL:

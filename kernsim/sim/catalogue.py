@@ -1,4 +1,4 @@
-"""The known races of the 2009 thread (docs/MODEL.md), each forced by a scripted schedule.
+"""The known races of the 2009 thread (docs/KERNEL.md section 8), forced by scripted schedules.
 
 Each function builds the starting state with ordinary code paths run one at a
 time (fault the pages in, swap them out through shrink_page_list), then lets

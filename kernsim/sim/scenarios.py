@@ -14,7 +14,7 @@ Load scenarios (a seeded random schedule):
   read ahead.
 
 Catalogue scenarios (a scripted schedule that forces one interleaving of
-kernel-semantics.md section 6): ``example-a``, ``example-b``, ``type-1``,
+docs/KERNEL.md section 8): ``example-a``, ``example-b``, ``type-1``,
 ``type-2``; see kernsim.sim.catalogue.
 """
 

@@ -60,3 +60,28 @@ class Variant:
 
     async def remove_mapping_failed(self, cpu: Cpu, pfn: int) -> None:
         """shrink_page_list(): __remove_mapping() failed, the page is still locked."""
+
+    async def swapin_readahead_window(self, cpu: Cpu, entry: int) -> tuple[int, int]:
+        """swapin_readahead(): the (first offset, number of pages) its loop reads before
+        the faulting entry.  2.6.30: valid_swaphandles()."""
+        from kernsim.model.swapfile import valid_swaphandles
+
+        return await cpu.call(valid_swaphandles, entry)
+
+    async def after_add_to_swap(self, cpu: Cpu, pfn: int) -> bool:
+        """shrink_page_list(), right after add_to_swap() succeeded (the page is locked):
+        True sends the page to keep_locked.  2.6.30 has nothing here."""
+        return False
+
+    async def free_swap_and_cache_busy(self, cpu: Cpu, entry: int) -> None:
+        """free_swap_and_cache(): only the swap cache was left, find_get_page() found its
+        page but trylock_page() failed, so it gave up.  2.6.30 does nothing more."""
+
+    async def read_swap_cache_async_added(self, cpu: Cpu, pfn: int, entry: int) -> None:
+        """read_swap_cache_async(): the new page is in the swap cache (locked), before
+        lru_cache_add_anon() and swap_readpage()."""
+
+    async def before_add_to_swap(self, cpu: Cpu, pfn: int) -> bool:
+        """shrink_page_list(): an anon page not yet in the swap cache is about to get a
+        slot (the page is locked); True sends it to keep_locked.  2.6.30: nothing."""
+        return False

@@ -31,7 +31,7 @@ def test_buckets_put_a_memsw_leak_before_a_pinned_slot() -> None:
 
 
 def test_catalogue_verdicts_follow_the_reference(small: dict[str, object]) -> None:
-    # kernel-semantics.md section 6: T1/Ex. B leak memsw on 2.6.30; v5 catches Ex. B
+    # docs/KERNEL.md section 8: T1/Ex. B leak memsw on 2.6.30; v5 catches Ex. B
     # and T1 at end_swap_bio_read; 2.6.31 drops memsw at count 0 but keeps the slot.
     assert _cell(small, "type-1", "none")["memsw_leak"] == 1
     assert _cell(small, "example-b", "v5")["clean"] == 1

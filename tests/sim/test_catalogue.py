@@ -1,4 +1,4 @@
-"""The catalogue races of kernel-semantics.md section 6, forced by scripted schedules,
+"""The catalogue races of docs/KERNEL.md section 8, forced by scripted schedules,
 with the outcome each variant gives."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """mm/memcontrol.c (2.6.30, plus 2.6.31's DROP): the charge and uncharge events of
-kernel-semantics.md section 4 and their net effect on res (usage) and memsw.
+docs/KERNEL.md section 7 and their net effect on res (usage) and memsw.
 
 The sequences are played with the primitives in the order the kernel calls them.
 """

@@ -27,13 +27,17 @@ from kernsim.variants.v5 import (
 )
 
 
-def test_get_variant_knows_the_four() -> None:
-    """The variants are vanilla 2.6.30, v5 (as built and as intended) and 2.6.31; only
-    2.6.31 changes swap_map."""
-    assert sorted(VARIANTS) == ["none", "upstream", "v5", "v5-as-intended"]
+def test_get_variant_knows_the_thread() -> None:
+    """The variants are vanilla 2.6.30, the thread's versions (v5 as built and as
+    intended) and 2.6.31; only 2.6.31 changes swap_map."""
+    assert sorted(VARIANTS) == [
+        "none", "type2-fix", "upstream", "v4", "v5", "v5-as-intended", "v6", "v7",
+    ]  # fmt: skip
     names = ("none", "v5", "v5-as-intended", "upstream")
     assert [get_variant(n).swap_has_cache for n in names] == [False, False, False, True]
-    with pytest.raises(ValueError, match="known: none, upstream, v5, v5-as-intended"):
+    with pytest.raises(
+        ValueError, match="known: none, type2-fix, upstream, v4, v5, v5-as-intended, v6, v7"
+    ):
         get_variant("v99")
 
 

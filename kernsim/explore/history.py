@@ -1,0 +1,267 @@
+"""The thread's history as a matrix: every race kernsim knows against every version posted.
+
+``kernsim matrix --history``.  Rows are the races: the catalogue's scripted ones
+(``example-a``, ``example-b``, ``type-1``, ``type-2``) and the v5 hole that schedule
+search found (docs/v5-hole.md), both replayed from its file and forced step by step
+(:func:`v5_hole`).  Columns are vanilla 2.6.30,
+each version of the fix kernsim models as posted (v4, v5, v6, v7; Nishimura's type-2 patch
+with page-cluster 0, the configuration he tested), 2.6.31, and 2.6.30 with
+page_cluster=0.  Every cell is one deterministic run; docs/HISTORY.md says, claim by
+claim, what the thread expected of each cell.
+
+The v5 hole row replays the recorded switches under each column; the switches are
+anchored to kernel events, so where a variant changes the events (no readahead, an
+extra hook) the rest of the schedule runs in time order: the cell says what *that*
+schedule does under the column, not whether some other schedule could still leak.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from kernsim.explore.executors import run_all
+
+CATALOGUE = ("example-a", "example-b", "type-1", "type-2")
+V5_HOLE = "v5-hole"
+V5_HOLE_SCRIPTED = "v5-hole (scripted)"
+ROWS = (*CATALOGUE, V5_HOLE, V5_HOLE_SCRIPTED)
+#: The replay file of the v5 hole, relative to the repository root.
+V5_HOLE_FILE = Path("docs") / "replays" / "race-v5-hole-seed220.json"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryColumn:
+    label: str
+    variant: str
+    page_cluster: int | None = None
+    what: str = ""
+
+
+COLUMNS = (
+    HistoryColumn("none", "none", None, "vanilla 2.6.30"),
+    HistoryColumn("v4", "v4", None, "27 Apr 2009, as posted"),
+    HistoryColumn("v5", "v5", None, "30 Apr 2009, as posted"),
+    HistoryColumn("v6", "v6", None, "8 May 2009, as posted"),
+    HistoryColumn("v7", "v7", None, "12 May 2009, as posted"),
+    HistoryColumn("type2-fix+pc0", "type2-fix", 0, "Nishimura's patch, page-cluster 0"),
+    HistoryColumn("upstream", "upstream", None, "2.6.31"),
+    HistoryColumn("page_cluster=0", "none", 0, "2.6.30, no readahead"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryTask:
+    row: str
+    column: str
+    variant: str
+    page_cluster: int | None
+    replay: str = ""  # the v5 hole's replay file, for that row
+
+
+def repo_file(rel: Path) -> Path:
+    """``rel`` in the source tree this module was loaded from, else in the working directory."""
+    here = Path(__file__).resolve().parents[2] / rel
+    return here if here.is_file() else rel
+
+
+def verdict_of(memsw_leak: int, slots_used: int, stale: int, kinds: list[str]) -> str:
+    """One cell in words: memsw LEAK > stale slot > slot pinned (charged page) > other > clean."""
+    if memsw_leak > 0:
+        return "memsw LEAK"
+    if slots_used > 0:
+        return "stale slot" if stale > 0 else "slot pinned (charged)"
+    if kinds:
+        return "other: " + ", ".join(kinds)
+    return "clean"
+
+
+def run_history_task(task: HistoryTask) -> dict[str, Any]:
+    """Top-level (it may cross process boundaries): one cell's run."""
+    from kernsim.sim.run import SimResult, simulate
+
+    result: SimResult | None
+    try:
+        if task.row == V5_HOLE:
+            result = _replay(task)
+        elif task.row == V5_HOLE_SCRIPTED:
+            result = simulate_scripted(v5_hole, task.variant, task.page_cluster)
+        else:
+            result = simulate(task.row, task.variant, 1, None, task.page_cluster, keep_trace=False)
+    except (AssertionError, RuntimeError, ValueError, OSError) as exc:
+        return {"verdict": f"n/a ({type(exc).__name__}: {exc})", "error": str(exc)}
+    if result is None:
+        return {"verdict": "n/a (livelock)", "error": "livelock"}
+    kinds = sorted({v.kind for v in result.violations})
+    return {
+        "verdict": verdict_of(
+            result.memsw_leak_bytes, result.swap_slots_used, result.stale_swapcache_pages, kinds
+        ),
+        "memsw_leak_bytes": result.memsw_leak_bytes,
+        "swap_slots_used": result.swap_slots_used,
+        "stale_swapcache_pages": result.stale_swapcache_pages,
+        "kinds": kinds,
+        "events": result.events,
+    }
+
+
+def _replay(task: HistoryTask) -> Any:
+    from kernsim.explore import replayfile
+    from kernsim.explore.job import execute
+
+    job, _ = replayfile.read(Path(task.replay))
+    run = execute(replace(job, variant=task.variant, page_cluster=task.page_cluster))
+    return run.result
+
+
+def v5_hole(world: Any) -> None:
+    """The v5 hole (docs/v5-hole.md) forced step by step, as the catalogue forces its races.
+
+    A's page P is in the swap cache (written, unmapped) on slot eA; B's page is swapped out
+    on the next slot eB.  CPU0 (A) write-faults eA: reuse_swap_page() deletes P from the
+    swap cache, whose swap_free() leaves eA at 1 (A's pte).  CPU1 (B) faults eB; its
+    readahead finds no page for eA, takes a reference (1 -> 2) and adds Q.  Q's read
+    completes (v5's lockless check reads 2: in use).  Then A's do_swap_page() goes on to
+    its own swap_free(eA): 2 -> 1, and Q is the slot's only user, uncharged.
+    """
+    from kernsim.model.memory import do_swap_page
+    from kernsim.sim.scripting import Run, Script, call
+
+    s = Script(world)
+    a, b = s.task("A"), s.task("B")
+    pa = s.fault(a, 0)
+    kswapd = s.kthread()
+    s.run(kswapd, s.reclaim(kswapd, [pa], drain=True, age=True))  # P stays cached
+    s.swap_out([s.fault(b, 0)])
+    ea, eb = s.pte(a, 0).val, s.pte(b, 0).val
+    assert not s.pte(a, 0).present, "setup: A's page is still mapped"
+    assert pa in s.mm.swapper_space.values(), "setup: P is not in the swap cache"
+    assert ea < eb, "setup: Q must be B's first readahead read"
+    n = world.engine._names.get("irq", 0)
+    q_irq = "irq" if n == 0 and "irq" not in world.engine.cpus else f"irq{n}"
+    free = ("swap_free", "swapcache_free")
+    s.race(
+        [
+            Run("A", through=call(free, a0=ea)),  # reuse_swap_page() deleted P
+            Run("B", through=call("add_to_swap_cache", a1=ea)),  # readahead adds Q
+            Run("B"),  # B submits its reads and sleeps on its own page
+            Run(q_irq),  # Q's read completes: end_swap_bio_read()
+        ],
+        [(a, do_swap_page(a, a.task, 0, ea, True)), (b, do_swap_page(b, b.task, 0, eb, True))],
+    )
+    s.exit_all()
+
+
+def simulate_scripted(race: Any, variant: str, page_cluster: int | None) -> Any:
+    """simulate() for a scripted race that is not in the catalogue: the catalogue's
+    machine, limit and fault profile, seed 1."""
+    from kernsim.faults import load_profile
+    from kernsim.model.memcontrol import MemcgBug
+    from kernsim.model.mm import KernelBug, MmConfig
+    from kernsim.sim.checker import ContinuousChecker
+    from kernsim.sim.run import settle_and_check
+    from kernsim.sim.scenarios import get_scenario
+    from kernsim.sim.world import World
+    from kernsim.variants import get_variant
+
+    sc = get_scenario("type-1")
+    var = get_variant(variant)
+    mm_kwargs: dict[str, Any] = dict(sc.mm, swap_has_cache=var.swap_has_cache)
+    if page_cluster is not None:
+        mm_kwargs["page_cluster"] = page_cluster
+    world = World.create(var, 1, load_profile(sc.faults), MmConfig(**mm_kwargs),
+                         limit_bytes=sc.limit_bytes,
+                         memsw_limit_bytes=sc.memsw_limit_bytes)  # fmt: skip
+    checker = ContinuousChecker()
+    world.engine.observers.append(checker)
+    try:
+        race(world)
+        return settle_and_check(world, checker)
+    except (KernelBug, MemcgBug) as exc:
+        raise RuntimeError(f"kernel bug: {exc}") from exc
+
+
+def build_history(jobs: int = 1, replay: Path | None = None) -> dict[str, Any]:
+    """Run every cell; the summary the Markdown, JSON and HTML are made from."""
+    start = time.perf_counter()
+    replay_file = str(replay if replay is not None else repo_file(V5_HOLE_FILE))
+    tasks = [
+        HistoryTask(row, c.label, c.variant, c.page_cluster, replay_file if row == V5_HOLE else "")
+        for row in ROWS
+        for c in COLUMNS
+    ]
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for task, cell in zip(tasks, run_all(run_history_task, tasks, jobs), strict=True):
+        cells[(task.row, task.column)] = cell
+    cols = [c.label for c in COLUMNS]
+    return {
+        "columns": cols,
+        "column_notes": {c.label: c.what for c in COLUMNS},
+        "rows": [{"race": row, "cells": {c: cells[(row, c)] for c in cols}} for row in ROWS],
+        "v5_hole_replay": replay_file,
+        "elapsed_s": round(time.perf_counter() - start, 1),
+    }
+
+
+def all_clean(h: dict[str, Any]) -> bool:
+    return all(c["verdict"] == "clean" for r in h["rows"] for c in r["cells"].values())
+
+
+def to_markdown(h: dict[str, Any]) -> str:
+    cols = h["columns"]
+    lines = [
+        "# The thread's history, reproduced",
+        "",
+        "One deterministic run per cell: the catalogue races are scripted, the v5 hole "
+        "replays its recorded schedule. memsw LEAK = memsw.usage > usage after every task "
+        "is gone; stale slot = a swap slot held by an uncharged cache page on no memcg LRU; "
+        "slot pinned (charged) = a slot held by a page memcg reclaim could still free; "
+        f"clean. Took {h['elapsed_s']} s.",
+        "",
+        "| race | " + " | ".join(cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    for row in h["rows"]:
+        lines.append(f"| {row['race']} | " + " | ".join(row["cells"][c]["verdict"] for c in cols)
+                     + " |")  # fmt: skip
+    lines += ["", "Columns:", ""]
+    lines += [f"- `{c}`: {h['column_notes'][c]}" for c in cols]
+    return "\n".join(lines) + "\n"
+
+
+def write_history(out: Path, h: dict[str, Any]) -> list[Path]:
+    import json
+
+    from kernsim.explore.matrix_report import to_html
+
+    out.mkdir(parents=True, exist_ok=True)
+    md = to_markdown(h)
+    paths = [out / "history.md", out / "history.json", out / "history.html"]
+    paths[0].write_text(md, encoding="utf-8")
+    paths[1].write_text(json.dumps(h, indent=1) + "\n", encoding="utf-8")
+    html = to_html(md, out / "history-none.png").replace("kernsim matrix", "kernsim history")
+    paths[2].write_text(html, encoding="utf-8")
+    return paths
+
+
+def run_history_cli(args: Any) -> int:
+    """``kernsim matrix --history``: print (or --json) the history matrix, write it to --out.
+    Exit 0 when every cell is clean, 1 otherwise."""
+    import json
+
+    from kernsim.cli import EXIT_OK, EXIT_VIOLATION, UsageError
+    from kernsim.explore.executors import default_jobs
+
+    h = build_history(args.jobs or default_jobs())
+    try:
+        paths = write_history(args.out, h)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc}") from exc
+    if args.json:
+        print(json.dumps(h))
+    else:
+        print(to_markdown(h))
+        print("written:", ", ".join(map(str, paths)))
+    return EXIT_OK if all_clean(h) else EXIT_VIOLATION
