@@ -118,10 +118,14 @@ def cmd_explore(args: argparse.Namespace) -> int:
         args.check_determinism,
         progress=not args.json,
     )
+    from kernsim import progress
+
     try:
         summary = explore(cfg)
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from exc
+    finally:
+        progress.done()  # the shrinking phase's spinner
     if args.out is not None:
         from kernsim.explore.report import write_explore_report
 
@@ -139,7 +143,7 @@ def render(s: dict[str, Any]) -> str:
     lines = [
         f"{s['schedules_run']} schedules of {s['scenario']} under {s['variant']} "
         f"({s['strategy']}): {s['failures']} failing, {s['livelocks']} livelocked, "
-        f"first failure at #{s['first_failure_at']}, {s['schedules_per_s']} schedules/s",
+        f"first failure at {_first(s['first_failure_at'])}, {s['schedules_per_s']} schedules/s",
     ]
     if s["divergences"]:
         lines.append(f"DETERMINISM: {s['divergences']} schedules gave two different traces")
@@ -149,10 +153,14 @@ def render(s: dict[str, Any]) -> str:
             lines.append(
                 f"   shrunk: {r['events_before_shrinking']} -> {r['events']} events, "
                 f"{r['switches_before_shrinking']} -> {r['switches']} switches, "
-                f"{r['shrink_schedules_run']} schedules; replay: {r['replay']}"
+                f"{r['shrink_schedules_run']} shrink attempts; replay: {r['replay']}"
             )
             lines += ["", r["diagram"]]
     return "\n".join(lines)
+
+
+def _first(index: int | None) -> str:
+    return "none" if index is None else f"#{index}"
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ class Variant:
     name = "none"
     #: swap_map[] encoding: 2.6.31's count | SWAP_HAS_CACHE instead of refs + 1.
     swap_has_cache = False
+    #: Gives a stale cache-only swap slot back by design, without global reclaim.
+    reuses_cache_only_slots = False
 
     async def get_swap_page(self, cpu: Cpu) -> int:
         """add_to_swap()'s get_swap_page()."""

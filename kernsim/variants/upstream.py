@@ -55,6 +55,7 @@ def scan_swap_map_reuse(mm: MmState, start: int) -> tuple[int, int]:
 class Upstream(Variant):
     name = "upstream"
     swap_has_cache = True
+    reuses_cache_only_slots = True  # scan_swap_map(): vm_swap_full() && SWAP_HAS_CACHE only
 
     async def get_swap_page(self, cpu: Cpu) -> int:
         """get_swap_page() with 2.6.31's reuse of cache-only slots."""
