@@ -104,12 +104,12 @@ def _key(ev: TraceEvent) -> tuple[Any, ...]:
     return (ev.cpu, ev.func, ev.prim, ev.args, call("", (), ev.result))
 
 
-def fold(evs: list[TraceEvent]) -> list[tuple[TraceEvent, int]]:
-    """Events with a repeat count: a block repeated back to back on one CPU (reclaim
-    spinning on trylock_page()/putback_lru_page()) is kept once, its last event counting
-    the repeats."""
+def fold(evs: list[TraceEvent]) -> list[tuple[TraceEvent, int, int]]:
+    """Events with (repeats, block length): a block repeated back to back on one CPU
+    (reclaim spinning on trylock_page()/putback_lru_page()) is kept once, its last event
+    counting the repeats."""
     keys = [_key(ev) for ev in evs]
-    out: list[tuple[TraceEvent, int]] = []
+    out: list[tuple[TraceEvent, int, int]] = []
     i = 0
     while i < len(evs):
         best_len, best_reps = 1, 1
@@ -122,8 +122,8 @@ def fold(evs: list[TraceEvent]) -> list[tuple[TraceEvent, int]]:
                 reps += 1
             if reps > 1 and reps * n > best_reps * best_len:
                 best_len, best_reps = n, reps
-        out.extend((ev, 1) for ev in evs[i : i + best_len - 1])
-        out.append((evs[i + best_len - 1], best_reps))
+        out.extend((ev, 1, 1) for ev in evs[i : i + best_len - 1])
+        out.append((evs[i + best_len - 1], best_reps, best_len))
         i += best_len * best_reps
     return out
 
@@ -139,13 +139,13 @@ def cell(ev: TraceEvent, func_shown: bool = False) -> str:
     return text if len(text) <= CELL else text[: CELL - 1] + "…"
 
 
-def _cells(evs: list[tuple[TraceEvent, int]], at: TraceEvent | None) -> list[str]:
+def _cells(evs: list[tuple[TraceEvent, int, int]], at: TraceEvent | None) -> list[str]:
     last: dict[str, str] = {}
     out = []
-    for ev, reps in evs:
+    for ev, reps, n in evs:
         text = cell(ev, last.get(ev.cpu) == ev.func)
         if reps > 1:
-            text += f"  ... x{reps}"
+            text += f"  ... x{reps}" if n == 1 else f"  ... last {n} lines x{reps}"
         if ev is at:
             text += "  <- race"
         out.append(text)
@@ -159,13 +159,15 @@ def draw(run: Run, m: Match) -> str:
     trace = settled_trace(run)
     evs = fold(race_events(trace, m))
     cpus: list[str] = []
-    for ev, _ in evs:
+    for ev, _, _ in evs:
         if ev.cpu not in cpus:
             cpus.append(ev.cpu)
-    plain = [ev for ev, _ in evs]
+    plain = [ev for ev, _, _ in evs]
     heads = [f"CPU{i} ({c}: {_activity(plain, c)})" for i, c in enumerate(cpus)]
     texts = _cells(evs, trace[m.at] if 0 <= m.at < len(trace) else None)
-    rows = [[t if ev.cpu == c else "" for c in cpus] for (ev, _), t in zip(evs, texts, strict=True)]
+    rows = [
+        [t if ev.cpu == c else "" for c in cpus] for (ev, _, _), t in zip(evs, texts, strict=True)
+    ]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(heads)]
     job = run.job
     lines = [
