@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -202,6 +203,8 @@ def render_table(results: Sequence[Any], verbose: bool = False) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The exact command, for reports that say what made them.
+    args.command_line = shlex.join(["kernsim", *(sys.argv[1:] if argv is None else argv)])
     try:
         return int(args.handler(args))
     except UsageError as exc:

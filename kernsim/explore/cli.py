@@ -129,7 +129,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.out is not None:
         from kernsim.explore.report import write_explore_report
 
-        write_explore_report(args.out, summary)
+        write_explore_report(args.out, summary, getattr(args, "command_line", None))
     if args.json:
         print(json.dumps(summary))
     else:
@@ -218,7 +218,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                        args.strategy, seed=args.seed)  # fmt: skip
     m = build_matrix(cfg)
     try:
-        paths = write_matrix(args.out, m)
+        paths = write_matrix(args.out, m, getattr(args, "command_line", None))
     except OSError as exc:
         raise UsageError(f"cannot write {args.out}: {exc}") from exc
     if args.json:

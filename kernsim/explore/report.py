@@ -102,10 +102,12 @@ def parse_diagrams(text: str) -> list[dict[str, Any]]:
     for i, line in enumerate(lines):
         if not _SEPARATOR.match(line) or i < 1:
             continue
-        spans, pos = [], 0
+        spans: list[tuple[int, int | None]] = []
+        pos = 0
         for dashes in line.split("-+-"):
             spans.append((pos, pos + len(dashes)))
             pos += len(dashes) + 3
+        spans[-1] = (spans[-1][0], None)  # the last column runs to the end of its line
         heads = [lines[i - 1][a:b].strip() for a, b in spans]
         title = lines[i - 4] if i >= 4 else ""
         where = lines[i - 3] if i >= 3 else ""
