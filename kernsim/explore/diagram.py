@@ -59,7 +59,7 @@ def touches(ev: TraceEvent, slot: int, pages: frozenset[int]) -> bool:
 #: How far back (trace events) to look for the other CPUs of a race.
 LOOKBACK = 4000
 #: Events drawn per CPU that acted on the page before the race began.
-BEFORE = 4
+BEFORE = 8
 #: A block of up to this many events repeated back to back is drawn once, then ``... xN``.
 FOLD_BLOCK = 8
 
@@ -82,22 +82,26 @@ def race_events(trace: list[TraceEvent], m: Match) -> list[TraceEvent]:
 
 
 def _earlier_cpus(trace: list[TraceEvent], m: Match, drawn: list[TraceEvent]) -> list[TraceEvent]:
-    """The last events of every other CPU that acted on the page or the slot before the race
-    began (a zap that unmapped and uncharged the page reclaim then swaps out): every CPU
-    that took part is drawn."""
+    """A race drawn on one CPU misses its other side, which acted before the race began
+    (type-2: the zap unmapped and uncharged the page before reclaim's trylock_page()):
+    the last events of the CPU that touched the page or the slot last before it."""
     cpus = {ev.cpu for ev in drawn}
+    if len(cpus) > 1:
+        return []
     pages = frozenset(p for p in (m.page, *m.also) if p)
-    picked: dict[str, list[int]] = {}
+    other = ""
+    picked: list[int] = []
     for i in range(m.start - 1, max(-1, m.start - LOOKBACK), -1):
         ev = trace[i]
         if ev.prim == "alloc_page" and isinstance(ev.result, tuple) and ev.result[0] in pages:
             break  # the page's life began here
-        if ev.cpu in cpus or not touches(ev, m.slot, pages):
+        if ev.cpu in cpus or not touches(ev, m.slot, pages) or (other and ev.cpu != other):
             continue
-        got = picked.setdefault(ev.cpu, [])
-        if len(got) < BEFORE:
-            got.append(i)
-    return [trace[i] for i in sorted(i for got in picked.values() for i in got)]
+        other = ev.cpu
+        picked.append(i)
+        if len(picked) >= BEFORE:
+            break
+    return [trace[i] for i in sorted(picked)]
 
 
 def _key(ev: TraceEvent) -> tuple[Any, ...]:
@@ -183,8 +187,18 @@ def draw(run: Run, m: Match) -> str:
     lines.append("")
     for v in run.result.violations:
         if m.slot in v.slots or (m.page and m.page in v.pages):
-            lines.append(f"=> {v.kind}: {v.message}")
+            lines.append(f"=> {v.kind}: {v.message}{_comes_back(v, job.variant)}")
     return "\n".join(lines)
+
+
+def _comes_back(v: Any, variant: str) -> str:
+    """Whether ``variant`` gives a pinned slot back by its own design (see
+    kernsim.sim.result)."""
+    from kernsim.sim.render import how_back
+
+    if v.kind != "swap_slot_in_use" or not v.pin:
+        return ""
+    return f" [{how_back(v, variant)}]"
 
 
 def _activity(evs: list[TraceEvent], cpu: str) -> str:

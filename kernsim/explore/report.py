@@ -127,6 +127,22 @@ def parse_diagrams(text: str) -> list[dict[str, Any]]:
     return out
 
 
+def race_verdict(diagrams: list[dict[str, Any]]) -> str:
+    """What the drawn violations of a race say, split as kernsim.sim.result splits them."""
+    lines = [v for d in diagrams for v in d["verdicts"]]
+    if not lines:
+        return "not drawn"
+    if any(v.startswith("memsw_leak") for v in lines):
+        return "LEAK: memsw leak"
+    by_design = ("[memcg reclaim gives it back]", "[scan_swap_map() reuses it]")
+    pins = [v for v in lines if v.startswith("swap_slot_in_use")]
+    if any(not any(b in v for b in by_design) for v in pins):
+        return "LEAK: a slot only global reclaim gives back"
+    if len(pins) < len(lines):
+        return "VIOLATED: another invariant"
+    return "pinned: the variant gives the slots back by design"
+
+
 def _race(out: Path, r: dict[str, Any]) -> dict[str, Any]:
     classes = str(r["class"]).split("+")
     sentence = " ".join(RACES.get(c, "") for c in classes).strip()
@@ -136,14 +152,16 @@ def _race(out: Path, r: dict[str, Any]) -> dict[str, Any]:
                   f"{r['switches_before_shrinking']} -> {r['switches']} switches, "
                   f"{r['shrink_schedules_run']} shrink attempts")  # fmt: skip
     replay = r.get("replay")
+    diagrams = parse_diagrams(r.get("diagram", ""))
     return {
+        "verdict": race_verdict(diagrams),
         "cls": r["class"] + (f": {r['detail']}" if r.get("detail") else ""),
         "count": r["count"],
         "kinds": ", ".join(r["kinds"]),
         "sentence": sentence,
         "shrunk": shrunk,
         "replay": replay,
-        "diagrams": parse_diagrams(r.get("diagram", "")),
+        "diagrams": diagrams,
         "usage_png": data_uri(out / r["usage_plot"]) if r.get("usage_plot") else "",
     }
 

@@ -116,7 +116,7 @@ def render_violations(r: Any, verbose: bool = False) -> list[str]:
                 lines.append(f"    {v.message}")
                 lines.extend(f"        {e}" for e in v.events)
     if not verbose and any(len(vs) > 1 for vs in kinds.values()):
-        lines.append("  (-v lists every one, with the trace events that touched it)")
+        lines.append("  (-v lists each one)")
     return lines
 
 
@@ -131,11 +131,10 @@ def _group_detail(kind: str, vs: list[Violation], r: Any) -> str:
     slots = sorted({s for v in vs for s in v.slots})
     where = slot_range(slots)
     if kind == "memsw_leak":
-        return (
-            f" ({r.memsw_leak_bytes} B, {len(slots)} slots charged: {where})"
-            if slots
-            else (f" ({r.memsw_leak_bytes} B)")
-        )
+        if not slots:
+            return f" ({r.memsw_leak_bytes} B)"
+        many = f"{len(slots)} slots: " if len(slots) > 1 else ""
+        return f" ({r.memsw_leak_bytes} B, charged to {many}{where})"
     if kind == "swap_slot_in_use":
         parts = []
         for pin, words in PIN_WORDS.items():
@@ -144,6 +143,8 @@ def _group_detail(kind: str, vs: list[Violation], r: Any) -> str:
                 continue
             design = by_design(group[0], r.variant)
             how = _how(pin, design)
+            if len(group) > 1:
+                how = how.replace(" it", " them")
             parts.append(f"{len(group)} {words} ({how})")
         return f": {', '.join(parts)}; {where}"
     if len(vs) == 1:
@@ -151,11 +152,16 @@ def _group_detail(kind: str, vs: list[Violation], r: Any) -> str:
     return f" ({where})" if where else f": {vs[0].message} (and {len(vs) - 1} more)"
 
 
+def how_back(v: Violation, variant: str) -> str:
+    """How the slot of a swap_slot_in_use violation comes back under ``variant``."""
+    return _how(v.pin, by_design(v, variant))
+
+
 def _how(pin: str, design: bool) -> str:
     if pin == "charged":
-        return "on its memcg LRU: memcg reclaim gives it back"
+        return "memcg reclaim gives it back"
     if pin == "stale" and design:
-        return "reused by scan_swap_map() when swap is half full"
+        return "scan_swap_map() reuses it"
     if pin == "stale":
         return "only global reclaim gives it back"
     return "nothing gives it back"

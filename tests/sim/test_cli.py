@@ -123,7 +123,7 @@ def test_violations_are_grouped_by_kind_and_listed_with_v(
     text = capsys.readouterr().out
     verdict = next(line for line in text.splitlines() if line.startswith("verdict"))
     assert verdict.split() == ["verdict", "LEAK", "pinned"]
-    assert "  memsw_leak x1 (4096 B, 1 slots charged: slot 1)" in text
+    assert "  memsw_leak x1 (4096 B, charged to slot 1)" in text
     assert "swap_slot_in_use x1: 1 stale cache-only (only global reclaim gives it back)" in text
     assert "violations under upstream, seed 1: pinned" in text
     assert "swap slot 1 still in use" not in text  # each slot only with -v
