@@ -147,8 +147,11 @@ def render(s: dict[str, Any]) -> str:
     ]
     if s["divergences"]:
         lines.append(f"DETERMINISM: {s['divergences']} schedules gave two different traces")
+    from kernsim.explore.report import parse_diagrams, race_verdict
+
     for r in s["races"]:
-        lines += ["", f"== {r['class']} x{r['count']}  {', '.join(r['kinds'])}"]
+        verdict = race_verdict(parse_diagrams(r.get("diagram", "")))
+        lines += ["", f"== {r['class']} x{r['count']}  {', '.join(r['kinds'])}  ({verdict})"]
         if "events" in r:
             lines.append(
                 f"   shrunk: {r['events_before_shrinking']} -> {r['events']} events, "

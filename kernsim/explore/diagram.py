@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernsim.explore.classify import Match, classify_matches, settled_trace
+from kernsim.explore.classify import (
+    Match,
+    classify_matches,
+    classify_trace,
+    leaked_slots,
+    settled_trace,
+)
 from kernsim.explore.job import Run
 from kernsim.model.port import PRIMITIVES
 from kernsim.sim.engine import TraceEvent
@@ -227,9 +233,12 @@ def draw_result(result: Any, limit: int = MAX_DRAWN) -> list[str]:
         return []
     run = Run(Job(result.scenario, result.variant, result.seed), result,
               Chooser(random.Random(0)))  # fmt: skip
-    matches = classify_matches(run)
-    out = [draw(run, m) for m in matches[:limit]]
-    if len(matches) > limit:
-        out.append(f"({len(matches) - limit} more leaked slots not drawn; "
+    slots = leaked_slots(run)
+    if not slots:
+        return [draw(run, m) for m in classify_matches(run)]
+    trace = settled_trace(run)  # each slot's walk reads the whole trace: draw a few
+    out = [draw(run, classify_trace(trace, s)) for s in slots[:limit]]
+    if len(slots) > limit:
+        out.append(f"({len(slots) - limit} more leaked slots not drawn; "
                    "`kernsim explore` shrinks a race to its smallest schedule)")  # fmt: skip
     return out
