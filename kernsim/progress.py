@@ -42,7 +42,7 @@ class Reporter:
         if not _interactive():
             print(f"kernsim: {text}" + (f" (0/{total})" if total else ""), file=sys.stderr,
                   flush=True)  # fmt: skip
-            self._next_line = max(1, self._total // 10)
+            self._next_line = self._step()
             return
         from rich.console import Console
         from rich.progress import (
@@ -63,6 +63,10 @@ class Reporter:
         self._live.start()
         self._task = self._live.add_task(text, total=total or None, note="")
 
+    def _step(self) -> int:
+        """About a tenth of the work, and never less than 4 units, between two lines."""
+        return max(4, -(-self._total // 10))
+
     def phase(self, text: str) -> None:
         """A step of unknown length: a spinner, or one line."""
         self._start(None, text)
@@ -76,7 +80,7 @@ class Reporter:
         if self._live is not None:
             self._live.update(self._task, advance=n, note=note)
         elif self._total and (self._n >= self._next_line or self._n == self._total):
-            self._next_line = self._n + max(1, self._total // 10)
+            self._next_line = self._n + self._step()
             rate = self._n / max(time.monotonic() - self._t0, 1e-9)
             extra = f", {note}" if note else ""
             print(f"kernsim: {self._text}: {self._n}/{self._total}{extra}, {rate:.1f}/s",
