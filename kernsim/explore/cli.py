@@ -147,6 +147,9 @@ def render(s: dict[str, Any]) -> str:
     ]
     if s["divergences"]:
         lines.append(f"DETERMINISM: {s['divergences']} schedules gave two different traces")
+    if not s["failures"] and s["strategy"] == "pct":
+        lines.append("no race found: PCT with a narrow window finds few of these races; "
+                     "try --strategy random or --window-us 1000")  # fmt: skip
     from kernsim.explore.report import parse_diagrams, race_verdict
 
     for r in s["races"]:
