@@ -47,7 +47,7 @@ from kernsim.sim.result import RunResult
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
 #: What each recorded phase means, for the progress lines on stderr.
 PHASES = {
-    "workload_started": "load running, then every task is killed",
+    "workload_started": "{duration_s:g} s of load, then every task is killed",
     "killed_all": "every task killed; waiting for I/O and work to quiesce",
     "quiescent": "quiescent",
 }
@@ -72,7 +72,8 @@ async def experiment(
     """Load, kill all, quiesce, drain, check, global reclaim: one run on a started cluster."""
 
     def phase(name: str) -> None:
-        progress.phase(f"{cluster.variant}: {PHASES.get(name, name)}")
+        text = PHASES.get(name, name).format(duration_s=duration_s)
+        progress.phase(f"{cluster.variant}: {text}")
         if out is not None:
             out.write("phase", phase=name, variant=cluster.variant)
 
