@@ -120,11 +120,26 @@ def render_violations(r: Any, verbose: bool = False) -> list[str]:
     return lines
 
 
+#: More runs of consecutive slots than this are shown as their lowest and highest.
+RANGES_SHOWN = 6
+
+
 def slot_range(slots: list[int]) -> str:
+    """``slot 7``, ``slots 1-3, 9, 2121``, or ``slots 12-2476`` when scattered wide."""
     if not slots:
         return ""
-    lo, hi = min(slots), max(slots)
-    return f"slot {lo}" if lo == hi else f"slots {lo}-{hi}"
+    ordered = sorted(set(slots))
+    if len(ordered) == 1:
+        return f"slot {ordered[0]}"
+    runs: list[list[int]] = []
+    for s in ordered:
+        if runs and s == runs[-1][1] + 1:
+            runs[-1][1] = s
+        else:
+            runs.append([s, s])
+    if len(runs) > RANGES_SHOWN:
+        return f"slots {ordered[0]}-{ordered[-1]}"
+    return "slots " + ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _group_detail(kind: str, vs: list[Violation], r: Any) -> str:

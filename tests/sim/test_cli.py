@@ -155,3 +155,11 @@ def test_many_runs_stream_one_row_each_and_progress_goes_to_stderr() -> None:
     # stderr is a pipe: plain phase lines, no carriage-return frames.
     assert "kernsim: sim 1/8: type-1 under none, seed 1" in proc.stderr
     assert "\r" not in proc.stderr
+
+
+def test_slot_ranges_stay_short() -> None:
+    from kernsim.sim.render import slot_range
+
+    assert slot_range([7]) == "slot 7"
+    assert slot_range([3, 1, 2, 9, 2121]) == "slots 1-3, 9, 2121"
+    assert slot_range(list(range(0, 40, 2))) == "slots 0-38"
