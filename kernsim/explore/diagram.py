@@ -215,7 +215,16 @@ def _activity(evs: list[TraceEvent], cpu: str) -> str:
 
 
 def draw_all(run: Run) -> list[tuple[Match, str]]:
-    return [(m, draw(run, m)) for m in classify_matches(run)]
+    """One diagram per leaked slot; several are numbered ("leaked slot 1 of 2")."""
+    matches = classify_matches(run)
+    out = []
+    for i, m in enumerate(matches, start=1):
+        text = draw(run, m)
+        if len(matches) > 1:
+            title, _, rest = text.partition("\n")
+            text = f"{title}  [leaked slot {i} of {len(matches)}]\n{rest}"
+        out.append((m, text))
+    return out
 
 
 #: ``kernsim sim -v`` draws at most this many leaked slots per run.
