@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A laboratory for Linux kernel races: the memcg stale swap cache leak "
         "of 2.6.30.",
     )
+    parser.add_argument("--version", action="version", version=f"kernsim {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser(
         "sim",
@@ -200,11 +201,25 @@ def render_table(results: Sequence[Any], verbose: bool = False) -> str:
     return render(results, verbose)
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("kernsim")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    if not given:  # a bare `kernsim`: the list of commands, not an error about one
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    args = parser.parse_args(given)
     # The exact command, for reports that say what made them.
-    args.command_line = shlex.join(["kernsim", *(sys.argv[1:] if argv is None else argv)])
+    args.command_line = shlex.join(["kernsim", *given])
     try:
         return int(args.handler(args))
     except UsageError as exc:

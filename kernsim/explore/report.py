@@ -38,14 +38,10 @@ def command_line() -> str:
 
 def header(command: str | None) -> dict[str, str]:
     """What the top of every report says: the command, version, trace identity, date."""
-    from importlib.metadata import PackageNotFoundError, version
-
+    from kernsim.cli import version
     from kernsim.sim.engine import TRACE_IDENTITY
 
-    try:
-        ver = version("kernsim")
-    except PackageNotFoundError:
-        ver = "unknown"
+    ver = version()
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return {"command": command or command_line(), "version": ver,
             "trace_identity": TRACE_IDENTITY, "date": now}  # fmt: skip

@@ -163,3 +163,13 @@ def test_slot_ranges_stay_short() -> None:
     assert slot_range([7]) == "slot 7"
     assert slot_range([3, 1, 2, 9, 2121]) == "slots 1-3, 9, 2121"
     assert slot_range(list(range(0, 40, 2))) == "slots 0-38"
+
+
+def test_version_and_a_bare_kernsim_lists_the_commands() -> None:
+    run = [sys.executable, "-m", "kernsim"]
+    v = subprocess.run([*run, "--version"], capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0 and v.stdout.startswith("kernsim ")
+    bare = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 2
+    assert "usage: kernsim" in bare.stderr and "error" not in bare.stderr
+    assert all(cmd in bare.stderr for cmd in ("sim", "run", "explore", "replay", "matrix"))
