@@ -35,9 +35,11 @@ class Reporter:
         self._text = ""
         self._next_line = 0
         self._t0 = 0.0
+        self._ticking = False
 
-    def _start(self, total: int | None, text: str) -> None:
+    def _start(self, total: int | None, text: str, ticking: bool = False) -> None:
         self.done()
+        self._ticking = ticking
         self._total, self._n, self._text, self._t0 = total or 0, 0, text, time.monotonic()
         if not _interactive():
             print(f"kernsim: {text}" + (f" (0/{total})" if total else ""), file=sys.stderr,
@@ -59,7 +61,10 @@ class Reporter:
         if total:
             columns += [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
         columns += [TimeElapsedColumn(), TextColumn("{task.fields[note]}")]
-        self._live = Progress(*columns, console=Console(stderr=True), transient=True)
+        # A ticking spinner redraws from a thread of its own; a bar redraws as it advances,
+        # so no thread is running when the work forks its process pool.
+        self._live = Progress(*columns, console=Console(stderr=True), transient=True,
+                              auto_refresh=ticking)  # fmt: skip
         self._live.start()
         self._task = self._live.add_task(text, total=total or None, note="")
 
@@ -67,9 +72,10 @@ class Reporter:
         """About a tenth of the work, and never less than 4 units, between two lines."""
         return max(4, -(-self._total // 10))
 
-    def phase(self, text: str) -> None:
-        """A step of unknown length: a spinner, or one line."""
-        self._start(None, text)
+    def phase(self, text: str, ticking: bool = True) -> None:
+        """A step of unknown length: a spinner with the time it has taken, or one line.
+        ``ticking=False`` when the step forks processes: the spinner is drawn once."""
+        self._start(None, text, ticking)
 
     def bar(self, total: int, text: str) -> None:
         """``total`` units of work to come."""
@@ -78,7 +84,7 @@ class Reporter:
     def advance(self, n: int = 1, note: str = "") -> None:
         self._n += n
         if self._live is not None:
-            self._live.update(self._task, advance=n, note=note)
+            self._live.update(self._task, advance=n, note=note, refresh=not self._ticking)
         elif self._total and (self._n >= self._next_line or self._n == self._total):
             self._next_line = self._n + self._step()
             rate = self._n / max(time.monotonic() - self._t0, 1e-9)
@@ -89,7 +95,7 @@ class Reporter:
     def note(self, note: str) -> None:
         """Change the bar's or spinner's note without advancing."""
         if self._live is not None:
-            self._live.update(self._task, note=note)
+            self._live.update(self._task, note=note, refresh=not self._ticking)
 
     def done(self) -> None:
         if self._live is not None:

@@ -123,7 +123,8 @@ def _progress(n: int, total: int, counts: dict[str, int], start: float) -> None:
         if counts["failed"]:
             progress.phase(
                 f"shrinking, classifying and drawing the failing races ({counts['failed']} "
-                "failing schedules)"
+                "failing schedules)",
+                ticking=False,  # the shrink runs fork a process pool
             )
 
 
