@@ -148,7 +148,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     since_s = parse_duration(args.since)
     step_s = parse_duration(args.step) if args.step else None
     end = time.time()
-    panels = fetch(base, since_s, step_s, end)
+    from kernsim import progress
+
+    queries = sum(len(targets) for _, targets, _ in PANELS)
+    progress.phase(f"querying Prometheus at {base} ({queries} range queries)")
+    try:
+        panels = fetch(base, since_s, step_s, end)
+    finally:
+        progress.done()
     if not any(panels):
         raise UsageError(
             f"no kernsim series at {base} in the last {args.since}: is it scraping the cluster?"
@@ -156,7 +163,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise UsageError(f"no such folder for --out: {out.parent}")
-    draw(panels, out, args.title or f"kernsim, last {args.since} ({base})")
+    progress.phase(f"drawing {out}")
+    try:
+        draw(panels, out, args.title or f"kernsim, last {args.since} ({base})")
+    finally:
+        progress.done()
     n = sum(len(p) for p in panels)
     print(f"wrote {out} ({n} series over {args.since})")
     return 0

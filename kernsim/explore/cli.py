@@ -120,14 +120,18 @@ def cmd_explore(args: argparse.Namespace) -> int:
         args.check_determinism,
         progress=not args.json,
     )
+    from kernsim import progress
+
     try:
         summary = explore(cfg)
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from exc
+    finally:
+        progress.done()  # the shrinking phase's spinner
     if args.out is not None:
         from kernsim.explore.report import write_explore_report
 
-        write_explore_report(args.out, summary)
+        write_explore_report(args.out, summary, getattr(args, "command_line", None))
     if args.json:
         print(json.dumps(summary))
     else:
@@ -141,20 +145,30 @@ def render(s: dict[str, Any]) -> str:
     lines = [
         f"{s['schedules_run']} schedules of {s['scenario']} under {s['variant']} "
         f"({s['strategy']}): {s['failures']} failing, {s['livelocks']} livelocked, "
-        f"first failure at #{s['first_failure_at']}, {s['schedules_per_s']} schedules/s",
+        f"first failure at {_first(s['first_failure_at'])}, {s['schedules_per_s']} schedules/s",
     ]
     if s["divergences"]:
         lines.append(f"DETERMINISM: {s['divergences']} schedules gave two different traces")
+    if not s["failures"] and s["strategy"] == "pct":
+        lines.append("no race found: PCT with a narrow window finds few of these races; "
+                     "try --strategy random or --window-us 1000")  # fmt: skip
+    from kernsim.explore.report import parse_diagrams, race_verdict
+
     for r in s["races"]:
-        lines += ["", f"== {r['class']} x{r['count']}  {', '.join(r['kinds'])}"]
+        verdict = race_verdict(parse_diagrams(r.get("diagram", "")))
+        lines += ["", f"== {r['class']} x{r['count']}  {', '.join(r['kinds'])}  ({verdict})"]
         if "events" in r:
             lines.append(
                 f"   shrunk: {r['events_before_shrinking']} -> {r['events']} events, "
                 f"{r['switches_before_shrinking']} -> {r['switches']} switches, "
-                f"{r['shrink_schedules_run']} schedules; replay: {r['replay']}"
+                f"{r['shrink_schedules_run']} shrink attempts; replay: {r['replay']}"
             )
             lines += ["", r["diagram"]]
     return "\n".join(lines)
+
+
+def _first(index: int | None) -> str:
+    return "none" if index is None else f"#{index}"
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -216,7 +230,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                        args.strategy, seed=args.seed)  # fmt: skip
     m = build_matrix(cfg)
     try:
-        paths = write_matrix(args.out, m)
+        paths = write_matrix(args.out, m, getattr(args, "command_line", None))
     except OSError as exc:
         raise UsageError(f"cannot write {args.out}: {exc}") from exc
     if args.json:

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernsim.explore.classify import Match, classify_matches, settled_trace
+from kernsim.explore.classify import (
+    Match,
+    classify_matches,
+    classify_trace,
+    leaked_slots,
+    settled_trace,
+)
 from kernsim.explore.job import Run
 from kernsim.model.port import PRIMITIVES
 from kernsim.sim.engine import TraceEvent
+from kernsim.sim.words import call
 
 NOISE = frozenset({"page_flags", "reclaim_lru_sizes", "lru_add_drain", "lru_add_drain_all"})
 AFTER = 6  # events drawn after the decisive one
-CELL = 72  # widest cell, in characters
+CELL = 90  # widest cell, in characters
 
 #: What a CPU is doing, named after the first kernel function of its that is drawn.
 ACTIVITY = {
@@ -55,6 +62,14 @@ def touches(ev: TraceEvent, slot: int, pages: frozenset[int]) -> bool:
     return False
 
 
+#: How far back (trace events) to look for the other CPUs of a race.
+LOOKBACK = 4000
+#: Events drawn per CPU that acted on the page before the race began.
+BEFORE = 8
+#: A block of up to this many events repeated back to back is drawn once, then ``... xN``.
+FOLD_BLOCK = 8
+
+
 def race_events(trace: list[TraceEvent], m: Match) -> list[TraceEvent]:
     out: list[TraceEvent] = []
     after = 0
@@ -69,16 +84,64 @@ def race_events(trace: list[TraceEvent], m: Match) -> list[TraceEvent]:
                 after += 1
                 if after >= AFTER:
                     break
+    return _earlier_cpus(trace, m, out) + out
+
+
+def _earlier_cpus(trace: list[TraceEvent], m: Match, drawn: list[TraceEvent]) -> list[TraceEvent]:
+    """A race drawn on one CPU misses its other side, which acted before the race began
+    (type-2: the zap unmapped and uncharged the page before reclaim's trylock_page()):
+    the last events of the CPU that touched the page or the slot last before it."""
+    cpus = {ev.cpu for ev in drawn}
+    if len(cpus) > 1:
+        return []
+    pages = frozenset(p for p in (m.page, *m.also) if p)
+    other = ""
+    picked: list[int] = []
+    for i in range(m.start - 1, max(-1, m.start - LOOKBACK), -1):
+        ev = trace[i]
+        if ev.prim == "alloc_page" and isinstance(ev.result, tuple) and ev.result[0] in pages:
+            break  # the page's life began here
+        if ev.cpu in cpus or not touches(ev, m.slot, pages) or (other and ev.cpu != other):
+            continue
+        other = ev.cpu
+        picked.append(i)
+        if len(picked) >= BEFORE:
+            break
+    return [trace[i] for i in sorted(picked)]
+
+
+def _key(ev: TraceEvent) -> tuple[Any, ...]:
+    return (ev.cpu, ev.func, ev.prim, ev.args, call("", (), ev.result))
+
+
+def fold(evs: list[TraceEvent]) -> list[tuple[TraceEvent, int, int]]:
+    """Events with (repeats, block length): a block repeated back to back on one CPU
+    (reclaim spinning on trylock_page()/putback_lru_page()) is kept once, its last event
+    counting the repeats."""
+    keys = [_key(ev) for ev in evs]
+    out: list[tuple[TraceEvent, int, int]] = []
+    i = 0
+    while i < len(evs):
+        best_len, best_reps = 1, 1
+        for n in range(1, FOLD_BLOCK + 1):
+            block = keys[i : i + n]
+            if len(block) < n or len({k[0] for k in block}) != 1:
+                break
+            reps = 1
+            while keys[i + reps * n : i + (reps + 1) * n] == block:
+                reps += 1
+            if reps > 1 and reps * n > best_reps * best_len:
+                best_len, best_reps = n, reps
+        out.extend((ev, 1, 1) for ev in evs[i : i + best_len - 1])
+        out.append((evs[i + best_len - 1], best_reps, best_len))
+        i += best_len * best_reps
     return out
 
 
 def cell(ev: TraceEvent, func_shown: bool = False) -> str:
     """One event; its kernel function only where the column enters it (the function
     is already on the line above), and no ``= None`` for procedures."""
-    args = ", ".join(map(str, ev.args))
-    text = f"{ev.prim}({args})"
-    if ev.result is not None:
-        text += f" = {_result(ev.result)}"
+    text = call(ev.prim, ev.args, ev.result)
     if func_shown:
         text = "  " + text
     elif ev.prim not in (ev.func, ev.func + "_locked"):  # free_swap_and_cache_locked
@@ -86,34 +149,35 @@ def cell(ev: TraceEvent, func_shown: bool = False) -> str:
     return text if len(text) <= CELL else text[: CELL - 1] + "…"
 
 
-def _cells(evs: list[TraceEvent]) -> list[str]:
+def _cells(evs: list[tuple[TraceEvent, int, int]], at: TraceEvent | None) -> list[str]:
     last: dict[str, str] = {}
     out = []
-    for ev in evs:
-        out.append(cell(ev, last.get(ev.cpu) == ev.func))
+    for ev, reps, n in evs:
+        text = cell(ev, last.get(ev.cpu) == ev.func)
+        if reps > 1:
+            text += f"  ... x{reps}" if n == 1 else f"  ... last {n} lines x{reps}"
+        if ev is at:
+            text += "  <- race"
+        out.append(text)
         last[ev.cpu] = ev.func
     return out
-
-
-def _result(r: Any) -> str:
-    if type(r).__name__ == "FreeSwapLocked":
-        lock = "trylock ok" if r.locked else "trylock FAILS"
-        found = f"page {r.page}, {lock}" if r.page else "no page"
-        return f"map->{r.value:#x}, {found}"
-    return str(tuple(r)) if isinstance(r, tuple) else str(r)
 
 
 def draw(run: Run, m: Match) -> str:
     """The diagram of one race of ``run`` (a failing, shrunk run)."""
     assert run.result is not None
-    evs = race_events(settled_trace(run), m)
+    trace = settled_trace(run)
+    evs = fold(race_events(trace, m))
     cpus: list[str] = []
-    for ev in evs:
+    for ev, _, _ in evs:
         if ev.cpu not in cpus:
             cpus.append(ev.cpu)
-    heads = [f"CPU{i} ({c}: {_activity(evs, c)})" for i, c in enumerate(cpus)]
-    texts = _cells(evs)
-    rows = [[t if ev.cpu == c else "" for c in cpus] for ev, t in zip(evs, texts, strict=True)]
+    plain = [ev for ev, _, _ in evs]
+    heads = [f"CPU{i} ({c}: {_activity(plain, c)})" for i, c in enumerate(cpus)]
+    texts = _cells(evs, trace[m.at] if 0 <= m.at < len(trace) else None)
+    rows = [
+        [t if ev.cpu == c else "" for c in cpus] for (ev, _, _), t in zip(evs, texts, strict=True)
+    ]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(heads)]
     job = run.job
     lines = [
@@ -129,8 +193,18 @@ def draw(run: Run, m: Match) -> str:
     lines.append("")
     for v in run.result.violations:
         if m.slot in v.slots or (m.page and m.page in v.pages):
-            lines.append(f"=> {v.kind}: {v.message}")
+            lines.append(f"=> {v.kind}: {v.message}{_comes_back(v, job.variant)}")
     return "\n".join(lines)
+
+
+def _comes_back(v: Any, variant: str) -> str:
+    """Whether ``variant`` gives a pinned slot back by its own design (see
+    kernsim.sim.result)."""
+    from kernsim.sim.render import how_back
+
+    if v.kind != "swap_slot_in_use" or not v.pin:
+        return ""
+    return f" [{how_back(v, variant)}]"
 
 
 def _activity(evs: list[TraceEvent], cpu: str) -> str:
@@ -141,4 +215,39 @@ def _activity(evs: list[TraceEvent], cpu: str) -> str:
 
 
 def draw_all(run: Run) -> list[tuple[Match, str]]:
-    return [(m, draw(run, m)) for m in classify_matches(run)]
+    """One diagram per leaked slot; several are numbered ("leaked slot 1 of 2")."""
+    matches = classify_matches(run)
+    out = []
+    for i, m in enumerate(matches, start=1):
+        text = draw(run, m)
+        if len(matches) > 1:
+            title, _, rest = text.partition("\n")
+            text = f"{title}  [leaked slot {i} of {len(matches)}]\n{rest}"
+        out.append((m, text))
+    return out
+
+
+#: ``kernsim sim -v`` draws at most this many leaked slots per run.
+MAX_DRAWN = 4
+
+
+def draw_result(result: Any, limit: int = MAX_DRAWN) -> list[str]:
+    """The diagrams of a simulate() result that kept its trace (``kernsim sim -v``)."""
+    import random
+
+    from kernsim.explore.job import Job
+    from kernsim.explore.strategies import Chooser
+
+    if not result.violations or result.world is None:
+        return []
+    run = Run(Job(result.scenario, result.variant, result.seed), result,
+              Chooser(random.Random(0)))  # fmt: skip
+    slots = leaked_slots(run)
+    if not slots:
+        return [draw(run, m) for m in classify_matches(run)]
+    trace = settled_trace(run)  # each slot's walk reads the whole trace: draw a few
+    out = [draw(run, classify_trace(trace, s)) for s in slots[:limit]]
+    if len(slots) > limit:
+        out.append(f"({len(slots) - limit} more leaked slots not drawn; "
+                   "`kernsim explore` shrinks a race to its smallest schedule)")  # fmt: skip
+    return out

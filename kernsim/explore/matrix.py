@@ -192,11 +192,14 @@ def build_matrix(cfg: MatrixConfig) -> dict[str, Any]:
     start = time.perf_counter()
     cells: dict[tuple[str, str], Cell] = {}
     tasks = sim_tasks(cfg)
-    for t in run_all(run_sim_task, tasks, cfg.jobs):
+    from kernsim import progress
+
+    for t in progress.track(run_all(run_sim_task, tasks, cfg.jobs), len(tasks), "matrix runs"):
         cells.setdefault((t.row, t.column), Cell()).add(t)
     race_row = f"race ({cfg.strategy} search)"
     labelled = race_jobs(cfg)
-    outcomes = run_all(run_schedule, [j for _, j in labelled], cfg.jobs)
+    outcomes = progress.track(run_all(run_schedule, [j for _, j in labelled], cfg.jobs),
+                              len(labelled), "matrix race schedules")  # fmt: skip
     for (label, _), o in zip(labelled, outcomes, strict=True):
         cells.setdefault((race_row, label), Cell()).add(tally_outcome(race_row, label, o))
     cols = [c.label for c in cfg.columns]

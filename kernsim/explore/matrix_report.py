@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -29,17 +28,23 @@ def _classes(cell: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in cell["classes"].items())
 
 
+def _intro(m: dict[str, Any]) -> str:
+    return (
+        f"race: {m['schedules']} {m['strategy']} schedules per column (seeds "
+        f"{m['first_seed']}..{m['first_seed'] + m['schedules'] - 1}, the same in every "
+        f"column); kamezawa: {m['kamezawa_seeds']} seeds; catalogue races: one scripted "
+        f"run each.  Buckets: leak = memsw.usage > usage after every task is gone; "
+        f"pin = no memsw leak but swap slots still in use; other = another invariant or "
+        f"a livelock; clean.  Took {m['elapsed_s']} s."
+    )
+
+
 def to_markdown(m: dict[str, Any]) -> str:
     cols = m["columns"]
     lines = [
         "# Leak matrix",
         "",
-        f"`race`: {m['schedules']} {m['strategy']} schedules per column (seeds "
-        f"{m['first_seed']}..{m['first_seed'] + m['schedules'] - 1}, the same in every "
-        f"column); `kamezawa`: {m['kamezawa_seeds']} seeds; catalogue races: one scripted "
-        f"run each.  Buckets: leak = memsw.usage > usage after every task is gone; "
-        f"pin = no memsw leak but swap slots still in use; other = another invariant or "
-        f"a livelock; clean.  Took {m['elapsed_s']} s.",
+        _intro(m),
         "",
         "| workload | " + " | ".join(cols) + " |",
         "|---|" + "---|" * len(cols),
@@ -55,40 +60,64 @@ def to_markdown(m: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Cell colours: a memsw leak and a pinned slot tell apart at a glance.
+COLOURS = {"memsw_leak": "#e05040", "slot_pinned": "#f2b233", "other": "#9aa4d6",
+           "clean": "#d9f2d9", "none": "#ffffff"}  # fmt: skip
+CSS = {"memsw_leak": "leak", "slot_pinned": "pin", "other": "other", "clean": "clean", "none": ""}
+
+
+def worst(cell: dict[str, Any]) -> str:
+    """The bucket that colours a cell: the worst one any run of it fell in."""
+    return next((b for b in BUCKETS if cell.get(b)), "none")
+
+
+def label(cell: dict[str, Any]) -> str:
+    """``LEAK 12/200``, ``pin 45/200``, ``clean``: the worst bucket and its count."""
+    b = worst(cell)
+    if b == "none" or cell["runs"] == 0:
+        return "-"
+    if b == "clean":
+        return "clean"
+    word = {"memsw_leak": "LEAK", "slot_pinned": "pin", "other": "other"}[b]
+    return word if cell["runs"] == 1 else f"{word} {cell[b]}/{cell['runs']}"
+
+
 def plot_matrix(path: Path, m: dict[str, Any]) -> bool:
-    """A heat map: the share of runs that leak memsw or pin a slot, counts written in."""
+    """A grid coloured by each cell's worst bucket (leak red, pin amber), labelled, with a
+    legend."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.colors import to_rgb
+        from matplotlib.patches import Patch
     except ImportError:
         return False
     cols, rows = m["columns"], m["rows"]
-    share = [[_bad_share(r["cells"][c]) for c in cols] for r in rows]
-    fig, ax = plt.subplots(figsize=(2.2 + 1.9 * len(cols), 1.0 + 0.55 * len(rows)))
-    ax.imshow(share, cmap="Reds", vmin=0.0, vmax=1.0, aspect="auto")
+    grid = [[to_rgb(COLOURS[worst(r["cells"][c])]) for c in cols] for r in rows]
+    fig, ax = plt.subplots(figsize=(2.4 + 1.9 * len(cols), 1.6 + 0.55 * len(rows)))
+    ax.imshow(grid, aspect="auto")
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
             cell = r["cells"][c]
-            text = f"leak {cell['memsw_leak']}\npin {cell['slot_pinned']}\n/{cell['runs']}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                    color="white" if share[i][j] > 0.6 else "black")  # fmt: skip
+            ax.text(j, i, label(cell), ha="center", va="center", fontsize=8,
+                    color="white" if worst(cell) == "memsw_leak" else "black")  # fmt: skip
     ax.set_xticks(range(len(cols)), [c.replace(", ", "\n") for c in cols], fontsize=8)
     ax.set_yticks(range(len(rows)), [r["workload"] for r in rows], fontsize=8)
-    ax.set_title("runs that leak memsw or pin a swap slot", fontsize=9)
+    handles = [Patch(color=COLOURS[b], label=w) for b, w in
+               (("memsw_leak", "memsw leak"), ("slot_pinned", "slot pinned, no memsw leak"),
+                ("other", "other invariant"), ("clean", "clean"))]  # fmt: skip
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+              ncol=4, frameon=False)  # fmt: skip
+    ax.set_title("worst outcome per cell (count of runs in it / runs)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
 
 
-def _bad_share(cell: dict[str, Any]) -> float:
-    runs = cell["runs"]
-    return (cell["memsw_leak"] + cell["slot_pinned"]) / runs if runs else 0.0
-
-
-def write_matrix(out: Path, m: dict[str, Any]) -> list[Path]:
+def write_matrix(out: Path, m: dict[str, Any], command: str | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "matrix.md", out / "matrix.json", out / "matrix.png"]
     paths[0].write_text(to_markdown(m), encoding="utf-8")
@@ -96,36 +125,21 @@ def write_matrix(out: Path, m: dict[str, Any]) -> list[Path]:
     if not plot_matrix(paths[2], m):
         paths.pop()
     paths.append(out / "index.html")
-    paths[-1].write_text(to_html(to_markdown(m), out / "matrix.png"), encoding="utf-8")
+    paths[-1].write_text(to_html(m, out / "matrix.png", command), encoding="utf-8")
     return paths
 
 
-def to_html(markdown: str, png: Path) -> str:
-    """The matrix as one self-contained page: its tables, its text, the heat map inlined."""
-    from kernsim.explore.report import _img
+def to_html(m: dict[str, Any], png: Path, command: str | None = None) -> str:
+    """The matrix as one self-contained page, from the data (not from its Markdown)."""
+    from kernsim.explore.report import RACES, data_uri, header, render
 
-    body: list[str] = []
-    table: list[list[str]] = []
-    for line in [*markdown.splitlines(), ""]:
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if not all(set(c) <= {"-"} for c in cells):
-                table.append(cells)
-            continue
-        if table:
-            head, *rows = table
-            body.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head)
-                        + "</tr>" + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>"
-                                                             for c in r) + "</tr>" for r in rows)
-                        + "</table>")  # fmt: skip
-            table = []
-        if line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>kernsim matrix</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;"
-        "padding:3px 8px;text-align:left}table{border-collapse:collapse;margin:1em 0}</style>"
-        f"</head><body>{''.join(body)}{_img(png)}</body></html>"
-    )
+    cols = m["columns"]
+    rows = [
+        {"workload": row["workload"],
+         "cells": [{"text": verdict(row["cells"][c]), "css": CSS[worst(row["cells"][c])],
+                    "classes": _classes(row["cells"][c]) or "-"} for c in cols]}
+        for row in m["rows"]
+    ]  # fmt: skip
+    return render("matrix.html.j2", title="kernsim matrix", intro=_intro(m), columns=cols,
+                  rows=rows, sentences=list(RACES.items()), png=data_uri(png),
+                  **header(command))  # fmt: skip

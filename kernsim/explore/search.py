@@ -111,16 +111,21 @@ def explore(cfg: SearchConfig) -> dict[str, Any]:
 
 
 def _progress(n: int, total: int, counts: dict[str, int], start: float) -> None:
-    if n % max(1, total // 200) and n != total:
-        return
-    rate = n / max(time.perf_counter() - start, 1e-9)
-    bar = "#" * (30 * n // total)
-    print(
-        f"\r[{bar:<30}] {n}/{total} schedules, {counts['failed']} failing, {rate:.0f}/s",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
+    """The search's bar (kernsim.progress: rich on a terminal, phase lines otherwise); at
+    the end, the shrinking phase's spinner, which the caller's done() clears."""
+    from kernsim import progress
+
+    if n == 1:
+        progress.bar(total, "schedules")
+    progress.advance(1, f"{counts['failed']} failing")
+    if n == total:
+        progress.done()
+        if counts["failed"]:
+            progress.phase(
+                f"shrinking, classifying and drawing the failing races ({counts['failed']} "
+                "failing schedules)",
+                ticking=False,  # the shrink runs fork a process pool
+            )
 
 
 def shrink_job(item: tuple[Job, Outcome, int]) -> Shrunk:

@@ -9,9 +9,12 @@ At quiescence (all tasks killed, I/O, work and pagevec drains done):
 - ``memsw_leak``: memory.memsw.usage_in_bytes > memory.usage_in_bytes
   (Kamezawa's acceptance test);
 - ``swap_slot_in_use``: "there is no _used_ swp_entry" -- each slot still in
-  use, with its cache page and whether it is stale (cache-only, charged to
-  nobody: no memcg LRU will ever see it) or still charged (memcg reclaim could
-  free it, but nothing in the group reclaims any more);
+  use, with its cache page and how it is pinned (``Violation.pin``): ``stale``
+  (cache-only, charged to nobody: no memcg LRU will ever see it), ``charged``
+  (cache-only, the page still charged and on its memcg's LRU, so memcg reclaim
+  frees it), or ``unreferenced`` (no cache page, or more references than the
+  cache holds: nothing frees it).  Whether the variant gives a pinned slot back
+  by its own design is decided in kernsim.sim.result;
 - ``memsw_accounting``: memsw == usage + one page per swap_cgroup record;
 - ``swap_map``: swap_map equals the references that exist;
 - ``page_ref_leak``: a page holds more references than its mappings and the
@@ -45,9 +48,11 @@ class Violation:
     slots: list[int] = field(default_factory=list)
     at_s: float = 0.0
     events: list[str] = field(default_factory=list)
+    #: swap_slot_in_use only: "stale", "charged" or "unreferenced" (see PINS).
+    pin: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "kind": self.kind,
             "message": self.message,
             "pages": self.pages,
@@ -55,6 +60,13 @@ class Violation:
             "at_s": round(self.at_s, 9),
             "events": self.events,
         }
+        if self.pin:
+            d["pin"] = self.pin
+        return d
+
+
+#: How a slot still in use at quiescence is held (Violation.pin of swap_slot_in_use).
+PINS = ("stale", "charged", "unreferenced")
 
 
 class ContinuousChecker:
@@ -177,21 +189,14 @@ def quiescent_violations(mm: MmState, memcg: MemcgState) -> list[Violation]:
     stale = set(stale_swapcache_pages(mm, memcg))
     for entry in slots_in_use(mm):
         pfn = mm.swapper_space.get(entry, 0)
-        what = (
-            "no cache page"
-            if not pfn
-            else (
-                f"stale cache page {pfn} (cache-only, uncharged, on no memcg LRU)"
-                if pfn in stale
-                else f"cache page {pfn}, still charged to its memcg"
-            )
-        )
+        pin, what = _pinned_by(mm, entry, pfn, pfn in stale)
         out.append(
             Violation(
                 "swap_slot_in_use",
                 f"swap slot {entry} still in use (swap_map={mm.swap.swap_map[entry]:#x}): {what}",
                 pages=[pfn] if pfn else [],
                 slots=[entry],
+                pin=pin,
             )
         )
     for entry, msg in swap_map_problems(mm, exact=True):
@@ -214,6 +219,17 @@ def quiescent_violations(mm: MmState, memcg: MemcgState) -> list[Violation]:
                 Violation("page_cgroup_leak", f"page {pfn} was freed still charged", pages=[pfn])
             )
     return out
+
+
+def _pinned_by(mm: MmState, entry: int, pfn: int, stale: bool) -> tuple[str, str]:
+    """How slot ``entry`` is held once every task is gone: (pin, words)."""
+    if not pfn:
+        return "unreferenced", "no cache page"
+    if not is_cache_only(mm, entry):
+        return "unreferenced", f"cache page {pfn}, and references nobody holds"
+    if stale:
+        return "stale", f"stale cache page {pfn} (cache-only, uncharged, on no memcg LRU)"
+    return "charged", f"cache page {pfn}, still charged to its memcg (on its memcg LRU)"
 
 
 def global_reclaim_violations(mm: MmState) -> list[Violation]:
@@ -256,5 +272,6 @@ def _touches(ev: TraceEvent, pages: set[int], slots: set[int]) -> bool:
 
 
 def format_event(ev: TraceEvent) -> str:
-    args = ", ".join(map(str, ev.args))
-    return f"{ev.t * 1e3:10.4f}ms {ev.cpu:>8} {ev.func}: {ev.prim}({args}) = {ev.result}"
+    from kernsim.sim.words import call
+
+    return f"{ev.t * 1e3:10.4f}ms {ev.cpu:>8} {ev.func}: {call(ev.prim, ev.args, ev.result)}"

@@ -19,6 +19,8 @@ class Variant:
     #: reclaim may not swap or swap is full ("if (priority)"); 2.6.31 does not
     #: ("if (priority || noswap)").
     scan_anon_at_priority_0_without_swap = True
+    #: Gives a stale cache-only swap slot back by design, without global reclaim.
+    reuses_cache_only_slots = False
 
     async def get_swap_page(self, cpu: Cpu) -> int:
         """add_to_swap()'s get_swap_page()."""

@@ -56,6 +56,7 @@ class Upstream(Variant):
     name = "upstream"
     swap_has_cache = True
     scan_anon_at_priority_0_without_swap = False
+    reuses_cache_only_slots = True  # scan_swap_map(): vm_swap_full() && SWAP_HAS_CACHE only
 
     async def get_swap_page(self, cpu: Cpu) -> int:
         """get_swap_page() with 2.6.31's reuse of cache-only slots."""

@@ -69,6 +69,10 @@ def test_matrix_cli_writes_md_json_png(tmp_path: Path, capsys: pytest.CaptureFix
     assert json.loads((out / "matrix.json").read_text()) == m
     assert (out / "matrix.png").read_bytes()[:4] == b"\x89PNG"
     page = (out / "index.html").read_text()
-    assert "<td>type-1</td><td>memsw LEAK</td><td>clean</td>" in page
+    # Coloured by what happened: a leak and a pinned slot have their own classes (hues).
+    assert '<th>type-1</th><td class="leak">memsw LEAK</td><td class="clean">clean</td>' in page
+    assert '<td class="pin">slot pinned</td>' in page
     assert "data:image/png;base64," in page
+    assert "`" not in page  # prose rendered, not raw Markdown
+    assert "made by <code>kernsim matrix" in page and "trace identity" in page
     assert main(["matrix", "--schedules", "-1"]) == 2

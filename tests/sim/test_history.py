@@ -311,7 +311,9 @@ def test_history_matrix_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     md = (tmp_path / "history.md").read_text(encoding="utf-8")
     assert "| type-2 | stale slot | stale slot | stale slot | stale slot | clean |" in md
     assert json.loads((tmp_path / "history.json").read_text(encoding="utf-8")) == h
-    assert "<table>" in (tmp_path / "history.html").read_text(encoding="utf-8")
+    html = (tmp_path / "history.html").read_text(encoding="utf-8")
+    assert '<table class="matrix" id="history">' in html
+    assert '<td class="leak">memsw LEAK</td>' in html and "kernsim matrix --history" in html
 
 
 def test_history_matrix_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
