@@ -89,7 +89,6 @@ class World:
         """fork + exec into cgroup /A: a new task running ``program`` from now on; it then
         clone()s one thread (CLONE_VM) per entry of ``threads``, which shares its mm."""
         cpu = self.new_task_cpu(name)
-        self.mm_of[cpu.task] = cpu.task
         self.engine.start(cpu, self._life(cpu, program, threads))
         return cpu
 
@@ -98,7 +97,7 @@ class World:
         for thread in threads:
             await self._clone(cpu, thread)
         await program(cpu)
-        await self._exit(cpu)
+        await self.exit_task(cpu)
 
     async def _clone(self, parent: SimCpu, thread: ThreadProgram) -> None:
         """do_fork(CLONE_VM): copy_mm() takes an mm_users reference in the parent, then
@@ -113,12 +112,13 @@ class World:
 
         async def life() -> None:
             await thread(cpu, mm)
-            await self._exit(cpu)
+            await self.exit_task(cpu)
 
         self.engine.start(cpu, life())
 
-    async def _exit(self, cpu: SimCpu) -> None:
-        await exit_mm(cpu, self.mm_of[cpu.task])
+    async def exit_task(self, cpu: SimCpu) -> None:
+        """exit(): leave the mm (the last user tears it down) and the cgroup."""
+        await exit_mm(cpu, self.mm_of.get(cpu.task, cpu.task))
         del self.tasks[cpu.task]
         self.exited += 1
 

@@ -1,0 +1,176 @@
+"""Interleavings that need a lock held across steps, or two threads of one mm, each
+forced by a scripted schedule and checked against the 2.6.30 end state."""
+
+from __future__ import annotations
+
+from kernsim.faults import load_profile
+from kernsim.model.madvise import madvise_dontneed
+from kernsim.model.memcontrol import mem_cgroup_attach_task
+from kernsim.model.memory import do_page_fault, mm_users_inc
+from kernsim.model.mm import MmConfig
+from kernsim.model.mm_types import PAGE_SIZE
+from kernsim.model.vmscan import ScanControl, shrink_page_list
+from kernsim.sim.catalogue import _exit, _fault, _isolate, _kswapd, _race, _run, _swap_out, _task
+from kernsim.sim.checker import quiescent_violations
+from kernsim.sim.engine import SimCpu, TraceEvent
+from kernsim.sim.scripted import Run, call
+from kernsim.sim.world import World
+from kernsim.variants import get_variant
+
+
+def _world(variant: str = "none") -> World:
+    var = get_variant(variant)
+    return World.create(
+        var,
+        1,
+        load_profile("none"),
+        MmConfig(total_pages=1024, swap_pages=16, swap_has_cache=var.swap_has_cache),
+    )
+
+
+def _steps(trace: list[TraceEvent], cpu: str) -> list[tuple[str, object]]:
+    return [(e.prim, e.result) for e in trace if e.cpu == cpu]
+
+
+def test_pageout_sees_free_swap_and_cache_reference_and_keeps_the_page() -> None:
+    """Issue 12 section 2.  kswapd has added A's page P to the swap cache and unmapped it
+    (swap_map 2: A's swap pte + the cache).  A exits: free_swap_and_cache() takes
+    swap_lock, swap_entry_free() leaves 1 (cache only) and find_get_page() takes a
+    reference.  pageout()'s lock-free is_page_cache_freeable() now sees page_count 3
+    (cache, isolation, find_get_page) and answers PAGE_KEEP: keep_locked.  A's
+    trylock_page() then fails on kswapd's lock and drops its reference.
+
+    2.6.30 end state (mm/vmscan.c pageout(), mm/swapfile.c free_swap_and_cache()): P
+    stays in the swap cache, dirty, unmapped, still charged; swap_map 1; nothing freed.
+    """
+    w = _world()
+    a = _task(w, "A")
+    pfn = _fault(w, a, 0)
+    pte = w.engine.mm.mms[a.task].ptes[0]
+    pte.young = False  # aged: try_to_unmap succeeds
+    k = _kswapd(w)
+
+    async def reclaim() -> None:
+        await shrink_page_list(k, await _isolate(k, [pfn], True), ScanControl())
+
+    _race(
+        w,
+        [
+            Run("kswapd", through=call("try_to_unmap_one", a0=pfn)),
+            Run("A", through=call("find_get_page")),
+            Run("kswapd", through=call("pageout_prepare", a0=pfn)),
+            Run("A"),
+        ],
+        [(k, reclaim()), (a, _exit(w, a))],
+    )
+    trace = w.engine.trace
+    assert ("pageout_prepare", "keep") in _steps(trace, "kswapd")
+    zap = _steps(trace, "A")
+    i = zap.index(("find_get_page", pfn))
+    assert zap[i - 1][0] == "swap_entry_free_locked" and zap[i - 1][1] == (1, 0, True)
+    assert zap[i + 1 : i + 4] == [
+        ("trylock_page", False),
+        ("page_cache_release", False),
+        ("spin_unlock_swap_lock", None),
+    ]
+    assert w.engine.results == {"keep_locked": 1}
+    mm = w.engine.mm
+    page = mm.pages[pfn]
+    entry = page.private
+    assert page.swapcache and page.dirty and not page.mapcount and not page.locked
+    assert page.count == 1  # the swap cache's reference only
+    assert mm.swap.swap_map[entry] == 1
+    g = w.engine.memcg.group(w.memcg_id)
+    assert g.res.usage == g.memsw.usage == PAGE_SIZE  # still charged, as a cache page
+
+
+def test_pageout_without_the_zap_writes_the_page() -> None:
+    """The same reclaim with no zap in its way: page_count is 2 and pageout() writes
+    (the control of the test above: PAGE_KEEP came from find_get_page's reference)."""
+    w = _world()
+    a = _task(w, "A")
+    pfn = _fault(w, a, 0)
+    w.engine.mm.mms[a.task].ptes[0].young = False
+    k = _kswapd(w)
+
+    async def reclaim() -> None:
+        await shrink_page_list(k, await _isolate(k, [pfn], True), ScanControl())
+
+    _run(w, k, reclaim())
+    assert ("pageout_prepare", "write") in _steps(w.engine.trace, "kswapd")
+    assert w.engine.results == {"keep": 1}
+
+
+def _thread(w: World, parent: SimCpu, name: str) -> SimCpu:
+    """clone(CLONE_VM): a task sharing ``parent``'s mm, in /A."""
+    cpu = w.new_task_cpu(name)
+    w.mm_of[cpu.task] = parent.task
+
+    async def clone() -> None:
+        await parent.call(mm_users_inc, parent.task, cpu.task)
+        await parent.call(mem_cgroup_attach_task, w.memcg_id, cpu.task)
+
+    _run(w, parent, clone())
+    return cpu
+
+
+def _w6(variant: str) -> tuple[World, int, int]:
+    """Review W6.  Thread A faults on its swapped-out page (swap entry e): the read is
+    done and do_swap_page() holds P's page lock while it charges.  Thread T2 of the
+    same mm zaps the swap pte with MADV_DONTNEED (mmap_sem read, beside A's fault):
+    swap_entry_free() takes e from 2 to 1, find_get_page() finds P, trylock_page()
+    fails.  A's pte_same() fails: out_nomap cancels the charge."""
+    w = _world(variant)
+    a = _task(w, "A")
+    pfn = _fault(w, a, 0)
+    _swap_out(w, [pfn])
+    entry = w.engine.mm.mms[a.task].ptes[0].val
+    t2 = _thread(w, a, "T2")
+    _race(
+        w,
+        [
+            Run("A", until=call("lock_page")),
+            Run("irq"),  # end_swap_bio_read(): uptodate, unlock
+            Run("A", through=call("mem_cgroup_try_charge")),
+            Run("T2"),
+            Run("A"),
+        ],
+        [(a, do_page_fault(a, a.task, 0, True)), (t2, madvise_dontneed(t2, a.task, 0, 1))],
+    )
+    return w, a.task, entry
+
+
+def test_madvise_dontneed_beside_do_swap_page_leaks_memsw_in_2_6_30() -> None:
+    """2.6.30 end state (mm/memory.c do_swap_page() out_nomap, mm/swapfile.c
+    free_swap_and_cache()): the new page P is in the swap cache of e, swap_map 1, not
+    mapped, uncharged; swap_cgroup still charges e's memsw to /A.  Once the process
+    exits, memory.memsw.usage_in_bytes stays one page above memory.usage_in_bytes."""
+    w, task, entry = _w6("none")
+    trace = w.engine.trace
+    t2 = _steps(trace, "T2")
+    assert ("trylock_page", False) in t2
+    assert ("pte_same", False) in _steps(trace, "A")
+    mm = w.engine.mm
+    pfn = mm.swapper_space[entry]
+    page = mm.pages[pfn]
+    assert page.swapcache and not page.mapcount and mm.swap.swap_map[entry] == 1
+    pc = w.engine.memcg.page_cgroup.get(pfn)
+    assert pc is None or not pc.used  # uncharged: out_nomap cancelled the charge
+    assert mm.swap.swap_cgroup[entry] == w.memcg_id
+    assert task in mm.mms and not mm.mms[task].ptes  # A's mm: nothing mapped any more
+    for cpu in list(w.tasks.values()):
+        _run(w, cpu, w.exit_task(cpu))
+    kinds = {v.kind for v in quiescent_violations(mm, w.engine.memcg)}
+    assert "memsw_leak" in kinds
+
+
+def test_the_same_schedule_in_2_6_31_uncharges_memsw() -> None:
+    """2.6.31 ("memcg: fix swap accounting"): swap_entry_free() drops the count to 0
+    (SWAP_HAS_CACHE left) and uncharges memsw at once: no memsw leak, the cache page is
+    only a stale page for reclaim to free."""
+    w, _, entry = _w6("upstream")
+    assert w.engine.mm.swap.swap_cgroup[entry] == 0
+    for cpu in list(w.tasks.values()):
+        _run(w, cpu, w.exit_task(cpu))
+    kinds = {v.kind for v in quiescent_violations(w.engine.mm, w.engine.memcg)}
+    assert "memsw_leak" not in kinds
