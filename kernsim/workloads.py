@@ -118,21 +118,24 @@ def touch_thread(npages: int, think_s: float) -> ThreadProgram:
 
 
 def dontneed_thread(
-    rng: random.Random, npages: int, think_s: float, munmap_every: int = 0
+    rng: random.Random, npages: int, span: int, think_s: float, munmap_every: int = 0
 ) -> ThreadProgram:
-    """A thread that drops one page of the mm it shares at a time, chosen at random:
-    madvise(MADV_DONTNEED), or munmap() every ``munmap_every``-th time (0: never)."""
+    """A thread that drops ``span`` pages of the mm it shares at a time, from a random
+    page on: madvise(MADV_DONTNEED), or munmap() every ``munmap_every``-th time (0:
+    never)."""
+
+    span = min(span, npages)
 
     async def program(cpu: Cpu, mm: int) -> None:
         n = 0
         while not cpu.fatal_signal_pending():
             await cpu.sleep(think_s)
-            addr = rng.randrange(npages)
+            addr = rng.randrange(npages - span + 1)
             n += 1
             if munmap_every and n % munmap_every == 0:
-                await do_munmap(cpu, mm, addr, addr + 1)
+                await do_munmap(cpu, mm, addr, addr + span)
             else:
-                await madvise_dontneed(cpu, mm, addr, addr + 1)
+                await madvise_dontneed(cpu, mm, addr, addr + span)
 
     return program
 
@@ -147,7 +150,9 @@ async def race_threads(m: Machine, p: dict[str, Any]) -> None:
             malloc_and_touch(pages, think_s),
             threads=[
                 touch_thread(pages, think_s),
-                dontneed_thread(m.rng, pages, p["dontneed_s"], p["munmap_every"]),
+                dontneed_thread(
+                    m.rng, pages, p["dontneed_pages"], p["dontneed_s"], p["munmap_every"]
+                ),
             ],
         )
     await m.sleep(m.rng.uniform(p["kill_min_s"], p["kill_max_s"]))

@@ -20,11 +20,13 @@ from kernsim.model.filemap import (
 )
 from kernsim.model.locks import (
     PTRS_PER_PTE,
+    SWAP_LOCK_ID,
     down_read,
     held,
     pte_offset_map_lock,
     pte_unmap_unlock,
     ptl_id,
+    takes,
     up_read,
 )
 from kernsim.model.mm import KernelBug, MmState
@@ -140,6 +142,7 @@ def pte_same(mm: MmState, task: int, addr: int, entry: int) -> bool:
 
 
 @primitive("mm", "page")
+@takes(SWAP_LOCK_ID)  # page_swapcount() takes swap_lock
 def reuse_swap_page_check(mm: MmState, pfn: int) -> bool:
     """reuse_swap_page()'s test: the only user, and nobody else references the slot.
 

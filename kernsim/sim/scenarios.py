@@ -114,15 +114,16 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "race-threads",
-            "2 processes x 3 threads (2 write 3 pages, 1 MADV_DONTNEEDs or munmaps one) "
+            "2 processes x 3 threads (2 write 4 pages, 1 MADV_DONTNEEDs or munmaps 2) "
             "over a 4-page limit, 16 swap slots, killed at a random moment",
             _controlled(race_threads),
             mm={"total_pages": 1024, "swap_pages": 16},
             limit_bytes=16 * KiB,
             params={
                 "tasks": 2,
-                "pages": 3,
+                "pages": 4,
                 "think_s": 0.0002,
+                "dontneed_pages": 2,
                 "dontneed_s": 0.0003,
                 "munmap_every": 4,
                 "kill_min_s": 0.0005,

@@ -104,7 +104,7 @@ class World:
         the thread joins the parent's cgroup and runs."""
         if parent.fatal_signal_pending():
             return  # copy_process(): a fatal signal is pending, no new thread
-        mm = self.mm_of[parent.task]
+        mm = self.mm_of.get(parent.task, parent.task)
         cpu = self.new_task_cpu()
         self.mm_of[cpu.task] = mm
         await parent.call(mm_users_inc, mm, cpu.task)

@@ -15,6 +15,7 @@ diff against vanilla 2.6.30:
 
 from __future__ import annotations
 
+from kernsim.model.locks import SWAP_LOCK_ID, takes
 from kernsim.model.mm import MmState
 from kernsim.model.mm_types import EEXIST, SWAP_COUNT_MASK, SWAP_HAS_CACHE
 from kernsim.model.port import Cpu, primitive
@@ -22,6 +23,7 @@ from kernsim.variants.base import Claim, Variant
 
 
 @primitive("mm")
+@takes(SWAP_LOCK_ID)
 def scan_swap_map_reuse(mm: MmState, start: int) -> tuple[int, int]:
     """2.6.31 scan_swap_map(si, SWAP_CACHE) from offset ``start``.
 
@@ -97,6 +99,7 @@ class Upstream(Variant):
 
 
 @primitive("mm", "swp")
+@takes(SWAP_LOCK_ID)
 def swap_cgroup_record_if_used(mm: MmState, entry: int, memcg_id: int) -> bool:
     """swapcache_free()'s swap_cgroup_record(), re-checking the count under swap_lock.
 
@@ -115,6 +118,7 @@ def swap_cgroup_record_if_used(mm: MmState, entry: int, memcg_id: int) -> bool:
 
 
 @primitive("mm", "swp")
+@takes(SWAP_LOCK_ID)  # scan_swap_map()'s re-check, under swap_lock again
 def swap_slot_value(mm: MmState, entry: int) -> int:
     """Read swap_map[entry]."""
     return mm.swap.swap_map[entry]
