@@ -3,10 +3,11 @@ forced by a scripted schedule and checked against the 2.6.30 end state."""
 
 from __future__ import annotations
 
+from kernsim.explore.job import Job, execute
 from kernsim.faults import load_profile
 from kernsim.model.madvise import madvise_dontneed
 from kernsim.model.memcontrol import mem_cgroup_attach_task
-from kernsim.model.memory import do_page_fault, mm_users_inc
+from kernsim.model.memory import PTE_SWAP, do_page_fault, mm_users_inc
 from kernsim.model.mm import MmConfig
 from kernsim.model.mm_types import PAGE_SIZE
 from kernsim.model.vmscan import ScanControl, shrink_page_list
@@ -174,3 +175,38 @@ def test_the_same_schedule_in_2_6_31_uncharges_memsw() -> None:
         _run(w, cpu, w.exit_task(cpu))
     kinds = {v.kind for v in quiescent_violations(w.engine.mm, w.engine.memcg)}
     assert "memsw_leak" not in kinds
+
+
+def _two_thread_zaps(trace: list[TraceEvent]) -> list[int]:
+    """Slots where one CPU zapped the swap pte (mm, addr) of slot e, its
+    free_swap_and_cache() trylock failed, and another CPU faulting on that same pte
+    of that same mm then failed pte_same(): two threads of one mm."""
+    slots = []
+    for i, ev in enumerate(trace):
+        if ev.prim != "zap_pte" or ev.result[0] != PTE_SWAP:
+            continue
+        mm, addr, entry = ev.args[0], ev.args[1], ev.result[1]
+        mine = [e for e in trace[i + 1 :] if e.cpu == ev.cpu][:6]
+        if ("trylock_page", False) not in [(e.prim, e.result) for e in mine]:
+            continue
+        fault = next(
+            (e for e in trace[i:] if e.prim == "pte_same" and e.args == (mm, addr, entry)), None
+        )
+        if fault is not None and fault.cpu != ev.cpu and fault.result is False:
+            slots.append(entry)
+    return slots
+
+
+def test_random_search_on_race_threads_finds_the_two_thread_leak() -> None:
+    """docs/threads.md: among the first five schedules of `kernsim explore --scenario
+    race-threads --variant none --strategy random`, one is a memsw leak whose leaked
+    slot is a swap pte that one thread zapped while another thread of the same mm was
+    faulting it in."""
+    found = []
+    for seed in range(5):
+        run = execute(Job("race-threads", "none", seed, "random"))
+        assert run.result is not None and run.result.world is not None
+        leaked = {s for v in run.result.violations if v.kind == "memsw_leak" for s in v.slots}
+        if leaked & set(_two_thread_zaps(run.result.world.engine.trace)):
+            found.append(seed)
+    assert found, "no two-thread memsw leak in the first five schedules"
