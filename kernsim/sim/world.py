@@ -76,6 +76,7 @@ class World:
         name = name or f"task{tid}"
         cpu = SimCpu(self.engine, name, "tasks", name, self.memcg_id, tid)
         self.tasks[tid] = cpu
+        self.mm_of[tid] = tid
         return cpu
 
     async def exec_task(self, cpu: SimCpu) -> None:

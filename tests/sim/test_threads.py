@@ -10,6 +10,9 @@ from kernsim.model.memcontrol import mem_cgroup_attach_task
 from kernsim.model.memory import PTE_SWAP, do_page_fault, mm_users_inc
 from kernsim.model.mm import MmConfig
 from kernsim.model.mm_types import PAGE_SIZE
+from kernsim.model.mmap import do_munmap
+from kernsim.model.port import Cpu
+from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.vmscan import ScanControl, shrink_page_list
 from kernsim.sim.catalogue import _exit, _fault, _isolate, _kswapd, _race, _run, _swap_out, _task
 from kernsim.sim.checker import quiescent_violations
@@ -17,6 +20,7 @@ from kernsim.sim.engine import SimCpu, TraceEvent
 from kernsim.sim.scripted import Run, call
 from kernsim.sim.world import World
 from kernsim.variants import get_variant
+from kernsim.workloads import touch
 
 
 def _world(variant: str = "none") -> World:
@@ -210,3 +214,80 @@ def test_random_search_on_race_threads_finds_the_two_thread_leak() -> None:
         if leaked & set(_two_thread_zaps(run.result.world.engine.trace)):
             found.append(seed)
     assert found, "no two-thread memsw leak in the first five schedules"
+
+
+def _drain_all(w: World) -> None:
+    """lru_add_drain_all(), as the checker's quiescence does."""
+    k = _kswapd(w)
+
+    async def drain() -> None:
+        await k.call(lru_add_drain_all)
+
+    _run(w, k, drain())
+
+
+def test_threads_share_the_mm_and_the_last_user_tears_it_down() -> None:
+    """clone(CLONE_VM): the thread faults into the leader's page tables; whichever exits
+    first only drops mm_users, the last one runs exit_mmap()."""
+    w = _world()
+
+    async def leader(cpu: Cpu) -> None:
+        await touch(cpu, 0)
+
+    async def thread(cpu: Cpu, mm: int) -> None:
+        await touch(cpu, 1, mm)
+        await cpu.sleep(0.01)  # still running when the leader exits
+
+    lead = w.spawn_task(leader, threads=[thread])
+    w.run_to_idle()
+    trace = w.engine.trace
+    maps = [e.args[:2] for e in trace if e.prim == "do_anonymous_page_map"]
+    assert sorted(maps) == [(lead.task, 0), (lead.task, 1)]
+    drops = [(e.cpu, e.result) for e in trace if e.prim == "mm_users_dec_and_test"]
+    assert drops == [(lead.name, False), ("task2", True)]
+    assert [e.cpu for e in trace if e.prim == "mmput"] == ["task2"]
+    assert not w.engine.mm.mms and not w.tasks and w.exited == 2
+    _drain_all(w)
+    assert quiescent_violations(w.engine.mm, w.engine.memcg) == []
+
+
+def test_the_oom_killer_kills_the_whole_thread_group() -> None:
+    w = _world()
+
+    async def wait(cpu: Cpu) -> None:
+        while not cpu.fatal_signal_pending():
+            await cpu.sleep(0.001)
+
+    async def wait_thread(cpu: Cpu, mm: int) -> None:
+        await wait(cpu)
+
+    a = w.spawn_task(wait, threads=[wait_thread])
+    b = w.spawn_task(wait)
+    w.engine.run(until_s=0.0005)
+    w.oom_kill(a.task)
+    group = sorted(t for t, mm in w.mm_of.items() if mm == a.task)
+    assert len(group) == 2 and b.task not in group
+    assert sorted(t for t, c in w.tasks.items() if c.killed) == group
+    assert not b.killed
+    w.kill_all()
+    w.run_to_idle()
+    assert not w.tasks
+
+
+def test_munmap_waits_for_a_fault_and_madvise_does_not() -> None:
+    """munmap() takes mmap_sem for write: it waits until the other thread's fault has
+    done up_read().  MADV_DONTNEED takes it for read and runs beside the fault."""
+    for zap, beside in ((do_munmap, False), (madvise_dontneed, True)):
+        w = _world()
+        a = _task(w, "A")
+        t2 = _thread(w, a, "T2")
+        _race(
+            w,
+            [Run("A", through=call("down_read")), Run("T2"), Run("A")],
+            [(a, do_page_fault(a, a.task, 0, True)), (t2, zap(t2, a.task, 0, 1))],
+        )
+        trace = [(e.cpu, e.prim) for e in w.engine.trace]
+        a_up = trace.index(("A", "up_read"))
+        t2_zap = trace.index(("T2", "pte_offset_map_lock"))
+        assert (t2_zap < a_up) is beside
+        assert (("T2", "down_write") in trace) is not beside
