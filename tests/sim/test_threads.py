@@ -3,6 +3,8 @@ forced by a scripted schedule and checked against the 2.6.30 end state."""
 
 from __future__ import annotations
 
+import pytest
+
 from kernsim.explore.job import Job, execute
 from kernsim.faults import load_profile
 from kernsim.model.madvise import madvise_dontneed
@@ -119,29 +121,39 @@ def _thread(w: World, parent: SimCpu, name: str) -> SimCpu:
     return cpu
 
 
-def _w6(variant: str) -> tuple[World, int, int]:
-    """Review W6.  Thread A faults on its swapped-out page (swap entry e): the read is
-    done and do_swap_page() holds P's page lock while it charges.  Thread T2 of the
-    same mm zaps the swap pte with MADV_DONTNEED (mmap_sem read, beside A's fault):
-    swap_entry_free() takes e from 2 to 1, find_get_page() finds P, trylock_page()
-    fails.  A's pte_same() fails: out_nomap cancels the charge."""
+def _w6(variant: str, window: str = "charge") -> tuple[World, int, int]:
+    """Review W6.  Thread A faults on its swapped-out page (swap entry e) and reads it
+    into a new cache page P.  Thread T2 of the same mm zaps the swap pte with
+    MADV_DONTNEED (mmap_sem read, beside A's fault): swap_entry_free() takes e from 2
+    to 1, find_get_page() finds P, trylock_page() fails -- on do_swap_page()'s lock
+    while A charges P (``window="charge"``), or on the read's lock while P is under
+    I/O (``"read"``).  A's pte_same() fails: out_nomap cancels the charge."""
     w = _world(variant)
     a = _task(w, "A")
     pfn = _fault(w, a, 0)
     _swap_out(w, [pfn])
     entry = w.engine.mm.mms[a.task].ptes[0].val
     t2 = _thread(w, a, "T2")
-    _race(
-        w,
-        [
+    irq = "irq1"  # the swap-out's write completed on "irq": the read completes here
+    if window == "charge":
+        script = [
             Run("A", until=call("lock_page")),
-            Run("irq"),  # end_swap_bio_read(): uptodate, unlock
+            Run(irq),  # end_swap_bio_read(): uptodate, (v5: the hint), unlock
             Run("A", through=call("mem_cgroup_try_charge")),
             Run("T2"),
             Run("A"),
-        ],
+        ]
+    else:
+        script = [Run("A", until=call("lock_page")), Run("T2"), Run(irq), Run("A")]
+    _race(
+        w,
+        script,
         [(a, do_page_fault(a, a.task, 0, True)), (t2, madvise_dontneed(t2, a.task, 0, 1))],
     )
+    trace = [(e.cpu, e.prim) for e in w.engine.trace]
+    read_done = trace.index((irq, "unlock_page"))
+    zap = trace.index(("T2", "swap_entry_free_locked"))
+    assert (read_done < zap) is (window == "charge"), "the script missed its window"
     return w, a.task, entry
 
 
@@ -167,6 +179,33 @@ def test_madvise_dontneed_beside_do_swap_page_leaks_memsw_in_2_6_30() -> None:
         _run(w, cpu, w.exit_task(cpu))
     kinds = {v.kind for v in quiescent_violations(mm, w.engine.memcg)}
     assert "memsw_leak" in kinds
+
+
+def test_v5_misses_it_its_end_of_read_check_ran_before_the_zap() -> None:
+    """v5's mem_cgroup_staleswap_hint() runs at end_swap_bio_read(), when swap_map is
+    still 2 (A's pte and the cache): the page is not queued, and the leak stays."""
+    w, _, _ = _w6("v5")
+    hints = [e.result for e in w.engine.trace if e.prim == "mem_cgroup_staleswap_hint"]
+    assert hints[-1] is True  # the read's: "stable", not queued for the worker
+    for cpu in list(w.tasks.values()):
+        _run(w, cpu, w.exit_task(cpu))
+    w.run_to_idle()
+    kinds = {v.kind for v in quiescent_violations(w.engine.mm, w.engine.memcg)}
+    assert "memsw_leak" in kinds
+
+
+@pytest.mark.parametrize(("variant", "leak"), [("none", True), ("v5", False)])
+def test_zap_during_the_read_leaks_in_2_6_30_and_v5_catches_it(variant: str, leak: bool) -> None:
+    """The window race-threads' search found (docs/threads.md): the zap's trylock fails on
+    the read's lock.  2.6.30 leaks as above; v5's hint at the end of that read sees
+    swap_map 1, queues the page, and its worker frees it."""
+    w, _, _ = _w6(variant, window="read")
+    assert ("pte_same", False) in _steps(w.engine.trace, "A")
+    for cpu in list(w.tasks.values()):
+        _run(w, cpu, w.exit_task(cpu))
+    w.run_to_idle()
+    kinds = {v.kind for v in quiescent_violations(w.engine.mm, w.engine.memcg)}
+    assert ("memsw_leak" in kinds) is leak
 
 
 def test_the_same_schedule_in_2_6_31_uncharges_memsw() -> None:
