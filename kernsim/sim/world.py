@@ -121,6 +121,7 @@ class World:
         """exit(): leave the mm (the last user tears it down) and the cgroup."""
         await exit_mm(cpu, self.mm_of.get(cpu.task, cpu.task))
         del self.tasks[cpu.task]
+        self.mm_of.pop(cpu.task, None)
         self.exited += 1
 
     def kill(self, task: int, memdie: bool = False) -> None:
