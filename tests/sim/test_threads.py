@@ -122,8 +122,8 @@ def _thread(w: World, parent: SimCpu, name: str) -> SimCpu:
 
 
 def _w6(variant: str, window: str = "charge") -> tuple[World, int, int]:
-    """Review W6.  Thread A faults on its swapped-out page (swap entry e) and reads it
-    into a new cache page P.  Thread T2 of the same mm zaps the swap pte with
+    """A race a review found (its W6).  Thread A faults on its swapped-out page (swap
+    entry e) and reads it into a new cache page P.  Thread T2 of the same mm zaps the swap pte with
     MADV_DONTNEED (mmap_sem read, beside A's fault): swap_entry_free() takes e from 2
     to 1, find_get_page() finds P, trylock_page() fails -- on do_swap_page()'s lock
     while A charges P (``window="charge"``), or on the read's lock while P is under
