@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
-from kernsim.model.memory import VM_FAULT_OOM, handle_mm_fault
+from kernsim.model.madvise import madvise_dontneed
+from kernsim.model.memory import VM_FAULT_OOM, do_page_fault
+from kernsim.model.mmap import do_munmap
 from kernsim.model.port import Cpu
 
 Program = Callable[[Cpu], Coroutine[Any, Any, None]]
+#: A thread's program: its CPU and the mm it shares (the pid of the task that exec'd it).
+ThreadProgram = Callable[[Cpu, int], Coroutine[Any, Any, None]]
 
 
 class Machine(Protocol):
@@ -24,7 +28,7 @@ class Machine(Protocol):
 
     rng: random.Random
 
-    def spawn_task(self, program: Program) -> Cpu: ...
+    def spawn_task(self, program: Program, threads: Sequence[ThreadProgram] = ()) -> Cpu: ...
     def kill_all(self) -> Any: ...
     def sleep(self, delay_s: float) -> Awaitable[None]: ...
     def wait_exited(self) -> Awaitable[None]: ...
@@ -32,10 +36,11 @@ class Machine(Protocol):
     def ntasks(self) -> int: ...
 
 
-async def touch(cpu: Cpu, addr: int) -> bool:
-    """A write to ``addr``; retries a fault the memcg OOM path refused. False when killed."""
+async def touch(cpu: Cpu, addr: int, mm: int = 0) -> bool:
+    """A write to ``addr`` of mm ``mm`` (default: the task's own); retries a fault the
+    memcg OOM path refused.  False when killed."""
     while not cpu.fatal_signal_pending():
-        if await handle_mm_fault(cpu, cpu.task, addr, True) != VM_FAULT_OOM:
+        if await do_page_fault(cpu, mm or cpu.task, addr, True) != VM_FAULT_OOM:
             return True
         await cpu.sleep(0.001)  # pagefault_out_of_memory(): back to user, fault again
     return False
@@ -98,8 +103,66 @@ async def race(m: Machine, p: dict[str, Any]) -> None:
     await m.wait_exited()
 
 
+def touch_thread(npages: int, think_s: float) -> ThreadProgram:
+    """A thread that writes the pages of the mm it shares, last to first, again and again
+    (the other thread of the same mm writes them first to last)."""
+
+    async def program(cpu: Cpu, mm: int) -> None:
+        while not cpu.fatal_signal_pending():
+            for addr in reversed(range(npages)):
+                if not await touch(cpu, addr, mm):
+                    return
+            await cpu.sleep(think_s)
+
+    return program
+
+
+def dontneed_thread(
+    rng: random.Random, npages: int, span: int, think_s: float, munmap_every: int = 0
+) -> ThreadProgram:
+    """A thread that drops ``span`` pages of the mm it shares at a time, from a random
+    page on: madvise(MADV_DONTNEED), or munmap() every ``munmap_every``-th time (0:
+    never)."""
+
+    span = min(span, npages)
+
+    async def program(cpu: Cpu, mm: int) -> None:
+        n = 0
+        while not cpu.fatal_signal_pending():
+            await cpu.sleep(think_s)
+            addr = rng.randrange(npages - span + 1)
+            n += 1
+            if munmap_every and n % munmap_every == 0:
+                await do_munmap(cpu, mm, addr, addr + span)
+            else:
+                await madvise_dontneed(cpu, mm, addr, addr + span)
+
+    return program
+
+
+async def race_threads(m: Machine, p: dict[str, Any]) -> None:
+    """Processes of three threads sharing one mm: two write its pages, one drops pages
+    with MADV_DONTNEED (mmap_sem read) or munmap (mmap_sem write); all killed at a seeded
+    random moment."""
+    pages, think_s = p["pages"], p["think_s"]
+    for _ in range(p["tasks"]):
+        m.spawn_task(
+            malloc_and_touch(pages, think_s),
+            threads=[
+                touch_thread(pages, think_s),
+                dontneed_thread(
+                    m.rng, pages, p["dontneed_pages"], p["dontneed_s"], p["munmap_every"]
+                ),
+            ],
+        )
+    await m.sleep(m.rng.uniform(p["kill_min_s"], p["kill_max_s"]))
+    m.kill_all()
+    await m.wait_exited()
+
+
 CONTROLLERS: dict[str, Callable[[Machine, dict[str, Any]], Awaitable[None]]] = {
     "kamezawa": kamezawa,
     "nishimura": nishimura,
     "race": race,
+    "race-threads": race_threads,
 }

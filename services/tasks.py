@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from kernsim.protocol import Envelope, InvalidArgument
@@ -20,10 +20,10 @@ from kernsim.services.remote_cpu import RemoteCpu
 from kernsim.services.runner import RunnerService
 from kernsim.services.runtime import Body
 from kernsim.services.service import main
-from kernsim.services.workloads import CONTROLLERS, Program
+from kernsim.services.workloads import CONTROLLERS, Program, ThreadProgram
 
 from kernsim.model.memcontrol import mem_cgroup_attach_task, mem_cgroup_resize_limit
-from kernsim.model.memory import exit_mmap, mm_init
+from kernsim.model.memory import exit_mm, mm_init, mm_users_inc
 from kernsim.sim.scenarios import get_scenario
 
 #: The services whose code paths must all have finished for the cluster to be quiet.
@@ -40,6 +40,8 @@ class TasksService(RunnerService):
         super().__init__(config)
         self.rng = random.Random(config.seed)
         self.tasks: dict[int, RemoteCpu] = {}
+        #: Thread groups: each task's mm (the pid of the task that exec'd it).
+        self.mm_of: dict[int, int] = {}
         self.memcg_id = 0
         self.next_task = 1
         self.exited = 0
@@ -61,28 +63,65 @@ class TasksService(RunnerService):
     def ntasks(self) -> int:
         return len(self.tasks)
 
-    def spawn_task(self, program: Program) -> RemoteCpu:
-        """fork + exec into cgroup /A."""
+    def _new_task(self, mm: int = 0) -> RemoteCpu:
         tid = self.next_task
         self.next_task += 1
         cpu = self.host.new_cpu(f"task{tid}", memcg=self.memcg_id, task=tid)
         self.tasks[tid] = cpu
-        self.node.spawn(self._life(cpu, program))
+        self.mm_of[tid] = mm or tid
         return cpu
 
-    async def _life(self, cpu: RemoteCpu, program: Program) -> None:
+    def spawn_task(self, program: Program, threads: Sequence[ThreadProgram] = ()) -> RemoteCpu:
+        """fork + exec into cgroup /A; then one clone(CLONE_VM) thread per ``threads``."""
+        cpu = self._new_task()
+        self.node.spawn(self._life(cpu, program, threads))
+        return cpu
+
+    async def _life(
+        self, cpu: RemoteCpu, program: Program, threads: Sequence[ThreadProgram]
+    ) -> None:
         try:
             await cpu.call(mm_init, cpu.task, self.memcg_id)
             await cpu.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+            for thread in threads:
+                if not cpu.fatal_signal_pending():
+                    await self._clone(cpu, thread)
             await program(cpu)
-            await exit_mmap(cpu, cpu.task)
+            await exit_mm(cpu, cpu.task)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.host.note_crash(f"{cpu.name}: {type(exc).__name__}: {exc}", exc)
         finally:
-            del self.tasks[cpu.task]
-            self.exited += 1
+            self._exited(cpu)
+
+    async def _clone(self, parent: RemoteCpu, thread: ThreadProgram) -> None:
+        """copy_mm() with CLONE_VM in the parent, then the thread joins /A and runs."""
+        mm = self.mm_of[parent.task]
+        cpu = self._new_task(mm)
+        try:
+            await parent.call(mm_users_inc, mm, cpu.task)
+            await parent.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+        except BaseException:
+            self._exited(cpu)
+            raise
+        self.node.spawn(self._thread_life(cpu, mm, thread))
+
+    async def _thread_life(self, cpu: RemoteCpu, mm: int, thread: ThreadProgram) -> None:
+        try:
+            await thread(cpu, mm)
+            await exit_mm(cpu, mm)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.host.note_crash(f"{cpu.name}: {type(exc).__name__}: {exc}", exc)
+        finally:
+            self._exited(cpu)
+
+    def _exited(self, cpu: RemoteCpu) -> None:
+        del self.tasks[cpu.task]
+        self.mm_of.pop(cpu.task, None)
+        self.exited += 1
 
     def kill_all(self) -> int:
         for cpu in list(self.tasks.values()):
@@ -94,7 +133,10 @@ class TasksService(RunnerService):
         cpu = self.tasks.get(task)
         if cpu is not None and not cpu.killed:
             self.oom_killed.append(task)
-            cpu.kill(memdie=True)
+            mm = self.mm_of.get(task, task)  # the threads sharing its mm die with it
+            for tid, other in list(self.tasks.items()):
+                if (tid == task or self.mm_of.get(tid) == mm) and not other.killed:
+                    other.kill(memdie=True)
 
     def sleep(self, delay_s: float) -> Awaitable[None]:
         return asyncio.sleep(delay_s)

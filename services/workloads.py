@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kernsim.workloads import CONTROLLERS as SHARED_CONTROLLERS
-from kernsim.workloads import Machine, Program, malloc_and_touch, touch
+from kernsim.workloads import Machine, Program, ThreadProgram, malloc_and_touch, touch
 
 
 def fit_to_duration(scenario: str, p: dict[str, Any], duration_s: float) -> dict[str, Any]:
@@ -36,4 +36,12 @@ CONTROLLERS: dict[str, Callable[[Machine, dict[str, Any], float], Awaitable[None
     name: _fitted(name) for name in SHARED_CONTROLLERS
 }
 
-__all__ = ["CONTROLLERS", "Machine", "Program", "fit_to_duration", "malloc_and_touch", "touch"]
+__all__ = [
+    "CONTROLLERS",
+    "Machine",
+    "Program",
+    "ThreadProgram",
+    "fit_to_duration",
+    "malloc_and_touch",
+    "touch",
+]

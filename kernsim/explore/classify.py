@@ -30,7 +30,7 @@ page cache-only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kernsim.sim.engine import TraceEvent
 
@@ -77,7 +77,42 @@ class _Walk:
     matches: list[Match] = field(default_factory=list)
 
 
+class FreeSwapSection(NamedTuple):
+    """What free_swap_and_cache()'s swap_lock section saw and did, read off its steps."""
+
+    value: int
+    page: int
+    locked: bool
+    uncharge: int
+
+
+def fold_free_swap_and_cache(trace: list[TraceEvent]) -> list[TraceEvent]:
+    """The trace with each free_swap_and_cache() swap_lock section (swap_entry_free_locked,
+    find_get_page, trylock_page, page_cache_release, spin_unlock_swap_lock, one step each)
+    summed up in one ``free_swap_and_cache_locked`` event at the index of its first step;
+    the steps themselves stay where they are, so indices still point into ``trace``."""
+    out = list(trace)
+    open_: dict[str, tuple[int, TraceEvent, int, bool]] = {}
+    for i, ev in enumerate(trace):
+        if ev.prim == "swap_entry_free_locked":
+            open_[ev.cpu] = (i, ev, 0, False)
+        elif ev.cpu in open_:
+            start, first, page, locked = open_[ev.cpu]
+            if ev.prim == "find_get_page":
+                open_[ev.cpu] = (start, first, int(ev.result), False)
+            elif ev.prim == "trylock_page":
+                open_[ev.cpu] = (start, first, page, ev.result is True)
+            elif ev.prim == "spin_unlock_swap_lock":
+                del open_[ev.cpu]
+                res = FreeSwapSection(first.result.value, page, locked, first.result.uncharge)
+                out[start] = TraceEvent(
+                    first.t, first.cpu, first.func, "free_swap_and_cache_locked", first.args, res
+                )
+    return out
+
+
 def classify_trace(trace: list[TraceEvent], slot: int) -> Match:
+    trace = fold_free_swap_and_cache(trace)
     w = _Walk(slot)
     for i, ev in enumerate(trace):
         _step(w, i, ev)

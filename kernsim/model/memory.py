@@ -1,8 +1,13 @@
-"""Models mm/memory.c: page faults (anon and swap) and zapping ptes (munmap, exit).
+"""Models mm/memory.c: page faults (anon and swap) and zapping ptes (munmap, MADV_DONTNEED,
+exit), with mmap_sem and the pte lock held across their steps.
 
-Each task is one single-threaded process with one anon VMA (no fork): only
-the task itself changes its ptes, except try_to_unmap() in reclaim, which
-turns a present pte into a swap pte under the pte lock.
+A process has one anon VMA and one mm, named by the pid of the task that
+exec'd it (``task`` in every primitive here); threads (CLONE_VM) share it.
+Page faults and MADV_DONTNEED hold mmap_sem for read, so one thread's zap can
+run beside another thread's fault; munmap holds it for write.  The pte lock
+(kernsim.model.locks) is held over do_swap_page()'s pte_same() ... unlock_page(),
+do_anonymous_page()'s pte_none() ... set_pte_at() and each zap_pte_range()
+batch.  No fork: an anon page is mapped by one pte at most.
 """
 
 from __future__ import annotations
@@ -13,14 +18,26 @@ from kernsim.model.filemap import (
     page_flags,
     unlock_page,
 )
+from kernsim.model.locks import (
+    PTRS_PER_PTE,
+    down_read,
+    held,
+    pte_offset_map_lock,
+    pte_unmap_unlock,
+    ptl_id,
+    up_read,
+)
 from kernsim.model.mm import KernelBug, MmState
-from kernsim.model.mm_types import PAGEVEC_SIZE, MmStruct, Pte
+from kernsim.model.mm_types import PAGE_SIZE, PAGEVEC_SIZE, MmStruct, Pte
 from kernsim.model.port import Cpu, primitive
 
 #: include/asm-generic/tlb.h: pages an mmu_gather holds before it must flush.
 FREE_PTE_NR = 506
 VM_FAULT_OOM = 1
 VM_FAULT_SIGBUS = 2
+#: mm/memory.c without CONFIG_PREEMPT: unmap_vmas() zaps this many bytes of ptes
+#: before it flushes the mmu_gather and may reschedule.
+ZAP_BLOCK_SIZE = 1024 * PAGE_SIZE
 
 PTE_NONE = 0
 PTE_PRESENT = 1
@@ -41,7 +58,28 @@ def mm_init(mm: MmState, task: int, memcg_id: int) -> None:
     """mm_alloc(): a new, empty address space for ``task``."""
     if task in mm.mms:
         raise KernelBug(f"task {task} already has an mm")
-    mm.mms[task] = MmStruct(task, memcg_id)
+    mm.mms[task] = MmStruct(task, memcg_id, users=[task])
+
+
+@primitive("mm", "task")
+def mm_users_inc(mm: MmState, task: int, tid: int) -> None:
+    """copy_mm() with CLONE_VM: atomic_inc(&mm->mm_users), the new thread ``tid`` shares
+    mm ``task``."""
+    users = _mm(mm, task).users
+    if tid in users:
+        raise KernelBug(f"task {tid} already uses mm {task}")
+    users.append(tid)
+
+
+@primitive("mm", "task")
+def mm_users_dec_and_test(mm: MmState, task: int, tid: int) -> bool:
+    """exit_mm() -> mmput(): atomic_dec_and_test(&mm->mm_users); True for the last user,
+    who must exit_mmap()."""
+    users = _mm(mm, task).users
+    if tid not in users:
+        raise KernelBug(f"task {tid} does not use mm {task}")
+    users.remove(tid)
+    return not users
 
 
 @primitive("mm", "task")
@@ -76,6 +114,7 @@ def do_anonymous_page_map(mm: MmState, task: int, addr: int, pfn: int, cpu: str)
     page_add_new_anon_rmap() puts the page on this CPU's lru_add pagevec (active
     list).  False when the pte is no longer none (the caller releases the page).
     """
+    held(mm, ptl_id(task, addr), "do_anonymous_page")
     ptes = _mm(mm, task).ptes
     if addr in ptes:
         return False
@@ -95,6 +134,7 @@ def do_anonymous_page_map(mm: MmState, task: int, addr: int, pfn: int, cpu: str)
 @primitive("mm", "task")
 def pte_same(mm: MmState, task: int, addr: int, entry: int) -> bool:
     """pte_same(*page_table, orig_pte) for a swap pte, under the pte lock."""
+    held(mm, ptl_id(task, addr), "pte_same")
     pte = _mm(mm, task).ptes.get(addr)
     return pte is not None and not pte.present and pte.val == entry
 
@@ -102,6 +142,7 @@ def pte_same(mm: MmState, task: int, addr: int, entry: int) -> bool:
 @primitive("mm", "task")
 def do_swap_page_map(mm: MmState, task: int, addr: int, pfn: int, write: bool) -> None:
     """do_swap_page(): set_pte_at() and page_add_anon_rmap() (the pte was checked same)."""
+    held(mm, ptl_id(task, addr), "do_swap_page")
     page = mm.page(pfn)
     if page.mapcount:
         raise KernelBug(f"do_swap_page: anon page {pfn} mapped twice (no fork in the model)")
@@ -118,8 +159,10 @@ def zap_pte(mm: MmState, task: int, addr: int) -> tuple[int, int, bool]:
 
     Returns (kind, pfn or entry, True when the page's last mapping went).  A swap
     pte is cleared here rather than after free_swap_and_cache(): the pte lock is
-    held throughout, so nobody can tell.
+    held throughout; only handle_pte_fault()'s lock-free read of the pte could
+    tell (docs/MODEL.md, "Atomicity").
     """
+    held(mm, ptl_id(task, addr), "zap_pte_range")
     pte = _mm(mm, task).ptes.pop(addr, None)
     if pte is None:
         return PTE_NONE, 0, False
@@ -171,9 +214,12 @@ async def do_anonymous_page(cpu: Cpu, task: int, addr: int) -> int:
         return VM_FAULT_OOM
     if memcg:
         await cpu.call(__mem_cgroup_commit_charge, pfn, memcg)
+    await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
     if not await cpu.call(do_anonymous_page_map, task, addr, pfn, cpu.pvec):
+        # release: (still under the pte lock)
         await cpu.call(mem_cgroup_uncharge_page, pfn, False, False)
         await cpu.call(page_cache_release, pfn)
+    await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
     return 0
 
 
@@ -200,7 +246,10 @@ async def do_swap_page(cpu: Cpu, task: int, addr: int, entry: int, write: bool) 
         pfn = await swapin_readahead(cpu, entry)
         if not pfn:
             # Back out if somebody else faulted in this pte while we released the pte lock.
-            return VM_FAULT_OOM if await cpu.call(pte_same, task, addr, entry) else 0
+            await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
+            same = await cpu.call(pte_same, task, addr, entry)
+            await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
+            return VM_FAULT_OOM if same else 0
     await cpu.call(lock_page, pfn)
     # mem_cgroup_try_charge_swapin(): a page no longer in the swap cache is not
     # charged here; "do_swap_page()'s pte_same() test ... should fail".
@@ -213,14 +262,18 @@ async def do_swap_page(cpu: Cpu, task: int, addr: int, entry: int, write: bool) 
         await cpu.call(unlock_page, pfn)
         await cpu.call(page_cache_release, pfn)
         return VM_FAULT_OOM
-    flags = await cpu.call(page_flags, pfn)
-    if not await cpu.call(pte_same, task, addr, entry) or not flags.uptodate:
+    # Back out if somebody else already faulted in this pte (or zapped it).
+    await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
+    same = await cpu.call(pte_same, task, addr, entry)
+    if not same or not (await cpu.call(page_flags, pfn)).uptodate:
         # out_nomap
         if memcg:
             await cpu.call(mem_cgroup_cancel_charge_swapin, memcg)
+        await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
+        # out_page
         await cpu.call(unlock_page, pfn)
         await cpu.call(page_cache_release, pfn)
-        return 0 if flags.uptodate else VM_FAULT_SIGBUS
+        return VM_FAULT_SIGBUS if same else 0
     if write:
         await reuse_swap_page(cpu, pfn)
     await cpu.call(do_swap_page_map, task, addr, pfn, write)
@@ -229,6 +282,7 @@ async def do_swap_page(cpu: Cpu, task: int, addr: int, entry: int, write: bool) 
     if await cpu.call(vm_swap_full):
         await try_to_free_swap(cpu, pfn)
     await cpu.call(unlock_page, pfn)
+    await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
     return 0
 
 
@@ -242,29 +296,71 @@ async def handle_mm_fault(cpu: Cpu, task: int, addr: int, write: bool = True) ->
     return await do_swap_page(cpu, task, addr, val, write)
 
 
+async def do_page_fault(cpu: Cpu, task: int, addr: int, write: bool = True) -> int:
+    """Models do_page_fault() for an address of the anon VMA: handle_mm_fault() under
+    mmap_sem held for read (other threads of the mm fault and madvise beside it)."""
+    await cpu.call(down_read, task, cpu.name)
+    ret = await handle_mm_fault(cpu, task, addr, write)
+    await cpu.call(up_read, task, cpu.name)
+    return ret
+
+
 async def zap_page_range(cpu: Cpu, task: int, addrs: list[int]) -> None:
-    """Models zap_pte_range() over ``addrs`` with an mmu_gather (munmap, MADV_DONTNEED, exit)."""
+    """Models unmap_vmas() -> zap_pte_range() over ``addrs`` with an mmu_gather (munmap,
+    MADV_DONTNEED, exit).
+
+    zap_pte_range() holds the pte lock over the ptes of one pte page, until
+    ZAP_BLOCK_SIZE is used up (a pte costs PAGE_SIZE, a none pte 1); then
+    unmap_vmas() finishes the gather (tlb_finish_mmu()) and starts another.
+    """
     from kernsim.model.swap_state import free_pages_and_swap_cache
     from kernsim.model.swapfile import free_swap_and_cache
 
+    addrs = sorted(addrs)
     tlb: list[int] = []
-    for addr in addrs:
-        kind, val, unmapped = await cpu.call(zap_pte, task, addr)
-        if kind == PTE_PRESENT:
-            if unmapped:
-                await page_remove_rmap_uncharge(cpu, val)
-            tlb.append(val)  # tlb_remove_page(): the pte's reference moves to the gather
-            if len(tlb) >= FREE_PTE_NR:
+    i, zap_work = 0, ZAP_BLOCK_SIZE
+    while i < len(addrs):
+        first = addrs[i]
+        await cpu.call(pte_offset_map_lock, task, first, cpu.name)
+        while i < len(addrs) and addrs[i] // PTRS_PER_PTE == first // PTRS_PER_PTE:
+            kind, val, unmapped = await cpu.call(zap_pte, task, addrs[i])
+            i += 1
+            zap_work -= 1 if kind == PTE_NONE else PAGE_SIZE
+            if kind == PTE_PRESENT:
+                if unmapped:
+                    await page_remove_rmap_uncharge(cpu, val)
+                tlb.append(val)  # tlb_remove_page(): the pte's reference moves to the gather
+                if len(tlb) >= FREE_PTE_NR:
+                    await free_pages_and_swap_cache(cpu, tlb)
+                    tlb = []
+            elif kind == PTE_SWAP:
+                await free_swap_and_cache(cpu, val)
+            if zap_work <= 0:
+                break
+        await cpu.call(pte_unmap_unlock, task, first, cpu.name)
+        if zap_work <= 0:
+            if tlb:  # tlb_finish_mmu(), then tlb_gather_mmu() for the next block
                 await free_pages_and_swap_cache(cpu, tlb)
                 tlb = []
-        elif kind == PTE_SWAP:
-            await free_swap_and_cache(cpu, val)
+            zap_work = ZAP_BLOCK_SIZE
     if tlb:  # tlb_finish_mmu()
         await free_pages_and_swap_cache(cpu, tlb)
 
 
-async def exit_mmap(cpu: Cpu, task: int) -> None:
-    """Models exit_mmap() -> unmap_vmas() -> zap_pte_range(), then mmput() and cgroup exit."""
+async def exit_mm(cpu: Cpu, task: int) -> None:
+    """Models exit_mm() -> mmput() for a task using mm ``task``: the last user runs
+    exit_mmap(); every task leaves its cgroup."""
+    from kernsim.model.memcontrol import mem_cgroup_exit_task
+
+    if await cpu.call(mm_users_dec_and_test, task, cpu.task):
+        await exit_mmap(cpu, task, cpu.task)
+    else:
+        await cpu.call(mem_cgroup_exit_task, cpu.task)
+
+
+async def exit_mmap(cpu: Cpu, task: int, tid: int = 0) -> None:
+    """Models exit_mmap() -> unmap_vmas() -> zap_pte_range(), then mmput() and cgroup exit
+    of task ``tid`` (default: the mm's own task).  No mmap_sem: no other user is left."""
     from kernsim.model.memcontrol import mem_cgroup_exit_task
     from kernsim.model.swap import lru_add_drain
 
@@ -272,4 +368,4 @@ async def exit_mmap(cpu: Cpu, task: int) -> None:
     addrs = await cpu.call(task_addresses, task)
     await zap_page_range(cpu, task, addrs)
     await cpu.call(mmput, task)
-    await cpu.call(mem_cgroup_exit_task, task)
+    await cpu.call(mem_cgroup_exit_task, tid or task)

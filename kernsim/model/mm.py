@@ -84,6 +84,9 @@ class MmState:
     kswapd_running: bool = False
     #: Wait-queue keys woken by the last primitive; the Cpu layer drains this.
     woken: list[tuple[str, int]] = field(default_factory=list)
+    #: Locks held across several primitives (swap_lock, pte locks, mmap_sem), by
+    #: lock id; kernsim.model.locks owns them.  A free lock has no entry.
+    locks: dict[tuple[str, int], Any] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     #: State that a variant's patch adds (e.g. v5's stale_swap_check list).
     extra: dict[str, Any] = field(default_factory=dict)

@@ -82,11 +82,17 @@ class Pte:
 
 @dataclass(slots=True)
 class MmStruct:
-    """struct mm_struct of one task: its page tables (address -> pte)."""
+    """struct mm_struct of one process: its page tables (address -> pte).
+
+    ``task`` is the pid of the task that created it (exec), which names the mm
+    everywhere in the model; threads (CLONE_VM) share it.  ``users`` are the
+    tasks using it (mm_users): the last one to exit tears it down.
+    """
 
     task: int
     memcg: int
     ptes: dict[int, Pte] = field(default_factory=dict)
+    users: list[int] = field(default_factory=list)
 
     def rss(self) -> int:
         return sum(1 for p in self.ptes.values() if p.present)

@@ -15,9 +15,13 @@ from kernsim.model.port import primitive
 
 @primitive("mm")
 def select_bad_process(mm: MmState, tasks: list[int]) -> int:
-    """The memcg OOM killer's choice: the task with the largest RSS (0 if none)."""
+    """The memcg OOM killer's choice: the task with the largest RSS (0 if none).
+
+    A thread's RSS is its mm's; the caller kills the chosen task's thread group.
+    """
+    mm_of = {tid: m for m in mm.mms.values() for tid in [m.task, *m.users]}
     best, best_rss = 0, -1
     for task in tasks:
-        if task in mm.mms and (rss := mm.mms[task].rss()) > best_rss:
+        if task in mm_of and (rss := mm_of[task].rss()) > best_rss:
             best, best_rss = task, rss
     return best

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from kernsim.model.locks import SWAP_LOCK_ID, LockId, ptl_id, takes
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import SWAP_FAIL, SWAP_SUCCESS, Pte
 from kernsim.model.port import primitive
 from kernsim.model.swap import put_page
 
 
+def _page_ptl(mm: MmState, pfn: int) -> LockId | None:
+    """page_check_address() takes the pte lock of the pte mapping the page (none when
+    the page is not mapped)."""
+    page = mm.page(pfn)
+    if not page.mapcount or page.rmap is None:
+        return None
+    return ptl_id(*page.rmap)
+
+
 @primitive("mm", "page")
+@takes(_page_ptl)
 def page_referenced(mm: MmState, pfn: int) -> int:
     """Models page_referenced(): TestClearPageReferenced() plus the young bit of the pte
-    mapping the page (ptep_clear_flush_young), cleared as it is counted."""
+    mapping the page (ptep_clear_flush_young, under the pte lock), cleared as it is
+    counted."""
     page = mm.page(pfn)
     referenced = 0
     if page.referenced:
@@ -27,6 +39,7 @@ def page_referenced(mm: MmState, pfn: int) -> int:
 
 
 @primitive("mm", "page")
+@takes(_page_ptl, SWAP_LOCK_ID)  # swap_duplicate()'s swap_lock inside the pte lock
 def try_to_unmap(mm: MmState, pfn: int) -> int:
     """Models try_to_unmap() -> try_to_unmap_anon() -> try_to_unmap_one() for the page's
     one pte, under the pte lock.
@@ -36,7 +49,7 @@ def try_to_unmap(mm: MmState, pfn: int) -> int:
     and drop the pte's reference.  A swap-cache page keeps its memcg charge, so
     page_remove_rmap()'s mem_cgroup_uncharge_page() has nothing to do here.
     """
-    from kernsim.model.swapfile import swap_duplicate
+    from kernsim.model.swapfile import _swap_duplicate
 
     page = mm.page(pfn)
     if not page.mapcount or page.rmap is None:
@@ -56,7 +69,7 @@ def try_to_unmap(mm: MmState, pfn: int) -> int:
         raise KernelBug(f"try_to_unmap: anon page {pfn} not in swap cache")
     if pte.dirty:
         page.dirty = True
-    swap_duplicate(mm, page.private)
+    _swap_duplicate(mm, page.private)
     mm.mms[task].ptes[addr] = Pte(False, page.private)
     page.mapcount = 0
     page.rmap = None

@@ -19,6 +19,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from kernsim.model.locks import (
+    SWAP_LOCK_ID,
+    held,
+    spin_lock_swap_lock,
+    spin_unlock_swap_lock,
+    takes,
+)
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import (
     EEXIST,
@@ -95,6 +102,7 @@ def swap_entry_free(mm: MmState, entry: int, usage: int = SWAP_MAP) -> tuple[int
 
 
 @primitive("mm")
+@takes(SWAP_LOCK_ID)
 def get_swap_page(mm: MmState) -> int:
     """Models get_swap_page() -> scan_swap_map(): a free slot, or 0 when swap is full.
 
@@ -120,9 +128,15 @@ def get_swap_page(mm: MmState) -> int:
 
 
 @primitive("mm", "swp")
+@takes(SWAP_LOCK_ID)
 def swap_duplicate(mm: MmState, entry: int) -> int:
     """Models swap_duplicate(): +1 reference if the slot is in use; 1 on success, 0 if free."""
     _check_entry(mm, entry)
+    return _swap_duplicate(mm, entry)
+
+
+def _swap_duplicate(mm: MmState, entry: int) -> int:
+    """swap_duplicate()'s body, for a caller already inside swap_lock's section."""
     sw = mm.swap
     value = sw.swap_map[entry]
     if mm.config.swap_has_cache:
@@ -139,6 +153,7 @@ def swap_duplicate(mm: MmState, entry: int) -> int:
 
 
 @primitive("mm", "swp")
+@takes(SWAP_LOCK_ID)
 def swapcache_prepare(mm: MmState, entry: int) -> int:
     """Models 2.6.31 swapcache_prepare(): claim SWAP_HAS_CACHE for a cache page to come.
 
@@ -157,6 +172,7 @@ def swapcache_prepare(mm: MmState, entry: int) -> int:
 
 
 @primitive("mm", "swp")
+@takes(SWAP_LOCK_ID)
 def swap_free(mm: MmState, entry: int) -> tuple[int, int]:
     """Models swap_free(): drop one pte reference (2.6.30: or the cache's)."""
     _check_entry(mm, entry)
@@ -164,6 +180,7 @@ def swap_free(mm: MmState, entry: int) -> tuple[int, int]:
 
 
 @primitive("mm", "swp")
+@takes(SWAP_LOCK_ID)
 def swapcache_free(mm: MmState, entry: int, memcg_id: int) -> tuple[int, int, bool]:
     """The swap_lock section of 2.6.31 swapcache_free(entry, page).
 
@@ -186,8 +203,12 @@ def swapcache_free(mm: MmState, entry: int, memcg_id: int) -> tuple[int, int, bo
 
 
 @primitive("mm", "page")
+@takes(SWAP_LOCK_ID)
 def page_swapcount(mm: MmState, pfn: int) -> int:
-    """Models page_swapcount(): references to the page's slot besides the cache's."""
+    """Models page_swapcount(): references to the page's slot besides the cache's.
+
+    Read under swap_lock, which swap_info_get() takes.
+    """
     page = mm.page(pfn)
     value = mm.swap.swap_map[page.private]
     if mm.config.swap_has_cache:
@@ -203,6 +224,7 @@ def vm_swap_full(mm: MmState) -> bool:
 
 
 @primitive("mm", "swp")
+@takes(SWAP_LOCK_ID)
 def valid_swaphandles(mm: MmState, entry: int) -> tuple[int, int]:
     """Models valid_swaphandles(): the readahead window around ``entry``.
 
@@ -228,39 +250,27 @@ def valid_swaphandles(mm: MmState, entry: int) -> tuple[int, int]:
     return (toff + 1, nr + 1) if nr else (0, 0)
 
 
-class FreeSwapLocked(NamedTuple):
-    """What free_swap_and_cache()'s swap_lock section saw and did."""
+class SwapEntryFreed(NamedTuple):
+    """What free_swap_and_cache()'s swap_entry_free() did."""
 
     value: int  # swap_map[entry] after swap_entry_free()
-    page: int  # the cache page find_get_page() found (0: none looked for, or none)
-    locked: bool  # trylock_page() succeeded: the caller owns the lock and a reference
     uncharge: int  # memcg id whose memsw mem_cgroup_uncharge_swap() must drop
+    only_cache: bool  # "swap_entry_free(p, entry) == 1": only the swap cache is left
 
 
 @primitive("mm", "swp")
-def free_swap_and_cache_locked(mm: MmState, entry: int) -> FreeSwapLocked:
-    """The swap_lock section of free_swap_and_cache().
+def swap_entry_free_locked(mm: MmState, entry: int) -> SwapEntryFreed:
+    """free_swap_and_cache()'s swap_entry_free(), inside its caller's swap_lock section.
 
-    swap_entry_free(); if only the swap cache is left, find_get_page() and
-    trylock_page() it.  When the trylock fails, find_get_page()'s reference is
-    dropped again inside the same section, as in the kernel.
+    The rest of that section (find_get_page(), trylock_page(), and
+    page_cache_release() when the trylock fails) is one primitive per step:
+    reclaim's lock-free page_count() tests can see find_get_page()'s reference.
     """
     _check_entry(mm, entry)
+    held(mm, SWAP_LOCK_ID, "free_swap_and_cache")
     value, uncharge_id = swap_entry_free(mm, entry, SWAP_MAP)
     only_cache = SWAP_HAS_CACHE if mm.config.swap_has_cache else 1
-    if value != only_cache:
-        return FreeSwapLocked(value, 0, False, uncharge_id)
-    pfn = mm.swapper_space.get(entry, 0)
-    if not pfn:
-        mm.count("free_swap_and_cache_no_page")
-        return FreeSwapLocked(value, 0, False, uncharge_id)
-    page = mm.pages[pfn]
-    if page.locked:
-        mm.count("free_swap_and_cache_trylock_failed")
-        return FreeSwapLocked(value, pfn, False, uncharge_id)
-    page.count += 1
-    page.locked = True
-    return FreeSwapLocked(value, pfn, True, uncharge_id)
+    return SwapEntryFreed(value, uncharge_id, value == only_cache)
 
 
 @primitive("mm", "swp")
@@ -280,6 +290,7 @@ def lookup_swap_cgroup(mm: MmState, entry: int) -> int:
 
 
 @primitive("mm", "page")
+@takes(SWAP_LOCK_ID)  # page_swapcount() takes swap_lock
 def reuse_swap_page_check(mm: MmState, pfn: int) -> bool:
     """The swap_lock part of reuse_swap_page(): page_mapcount() + page_swapcount() == 1,
     and !PageWriteback().  True when the caller should delete_from_swap_cache().
@@ -338,20 +349,40 @@ async def reuse_swap_page(cpu: Cpu, pfn: int) -> bool:
 
 
 async def free_swap_and_cache(cpu: Cpu, entry: int) -> None:
-    """Models free_swap_and_cache(): best effort, called under the pte lock (no sleeping)."""
-    from kernsim.model.filemap import page_cache_release, page_flags, unlock_page
+    """Models free_swap_and_cache(): best effort, called under the pte lock (no sleeping).
+
+    swap_lock is held from swap_info_get() to spin_unlock() across
+    swap_entry_free() (with mem_cgroup_uncharge_swap() when the count reaches
+    0), find_get_page(), trylock_page() and, on failure, page_cache_release():
+    other swap_lock users wait, lock-free readers may see every step.
+    """
+    from kernsim.model.filemap import (
+        find_get_page,
+        page_cache_release,
+        page_flags,
+        trylock_page,
+        unlock_page,
+    )
     from kernsim.model.memcontrol import mem_cgroup_uncharge_swap
     from kernsim.model.swap_state import delete_from_swap_cache
 
-    res = await cpu.call(free_swap_and_cache_locked, entry)
-    if res.uncharge:
-        await cpu.call(mem_cgroup_uncharge_swap, res.uncharge)
-    if res.page and not res.locked:
+    await cpu.call(spin_lock_swap_lock, cpu.name)
+    freed = await cpu.call(swap_entry_free_locked, entry)
+    if freed.uncharge:
+        await cpu.call(mem_cgroup_uncharge_swap, freed.uncharge)
+    pfn, busy = 0, False
+    if freed.only_cache:
+        pfn = await cpu.call(find_get_page, entry)
+        if pfn and not await cpu.call(trylock_page, pfn):
+            await cpu.call(page_cache_release, pfn)
+            pfn, busy = 0, True
+    await cpu.call(spin_unlock_swap_lock, cpu.name)
+    if busy:
         await cpu.variant.free_swap_and_cache_busy(cpu, entry)
-    if not res.locked:
+    if not pfn:
         return
-    pfn = res.page
     # Not mapped elsewhere, or swap space full? Free it!
+    # Also recheck PageSwapCache now page is locked (above).
     flags = await cpu.call(page_flags, pfn)
     if (
         flags.swapcache

@@ -12,6 +12,10 @@ Load scenarios (a seeded random schedule):
   schedule search: two tasks of three pages over a four-page memcg limit, a
   small swap, killed at a seeded random moment while they fault, reclaim and
   read ahead.
+- ``race-threads``: ``race`` with threads: each process has three threads
+  sharing its mm; two write its pages, the third drops pages with
+  MADV_DONTNEED (mmap_sem held for read, beside the other threads' faults)
+  or munmap (held for write).
 
 Catalogue scenarios (a scripted schedule that forces one interleaving of
 docs/KERNEL.md section 8): ``example-a``, ``example-b``, ``type-1``,
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernsim.sim.world import World
-from kernsim.workloads import kamezawa, nishimura, race
+from kernsim.workloads import kamezawa, nishimura, race, race_threads
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -104,6 +108,24 @@ SCENARIOS: dict[str, Scenario] = {
                 "tasks": 2,
                 "pages": 3,
                 "think_s": 0.0002,
+                "kill_min_s": 0.0005,
+                "kill_max_s": 0.003,
+            },
+        ),
+        Scenario(
+            "race-threads",
+            "2 processes x 3 threads (2 write 4 pages, 1 MADV_DONTNEEDs or munmaps 2) "
+            "over a 4-page limit, 16 swap slots, killed at a random moment",
+            _controlled(race_threads),
+            mm={"total_pages": 1024, "swap_pages": 16},
+            limit_bytes=16 * KiB,
+            params={
+                "tasks": 2,
+                "pages": 4,
+                "think_s": 0.0002,
+                "dontneed_pages": 2,
+                "dontneed_s": 0.0003,
+                "munmap_every": 4,
                 "kill_min_s": 0.0005,
                 "kill_max_s": 0.003,
             },

@@ -29,21 +29,21 @@ def page_flags(r: Any) -> str:
     return out
 
 
-def free_swap_locked(r: Any) -> str:
-    value, page, locked = r[0], r[1], r[2]
-    if not page:
-        return f"map->{value:#x}, no page"
-    return f"map->{value:#x}, page {page}, trylock {'ok' if locked else 'FAILS'}"
+def swap_entry_freed(r: Any) -> str:
+    """free_swap_and_cache()'s swap_entry_free(): the value left, and what it means."""
+    value, uncharge, only_cache = r[0], r[1], r[2]
+    text = f"map->{value:#x}" + (", cache only" if only_cache else "")
+    return text + (f", memsw uncharged (memcg {uncharge})" if uncharge else "")
 
 
 def value(prim: str, r: Any) -> str:
     """One primitive's result."""
     if prim == "page_flags" and isinstance(r, tuple):
         return page_flags(r)
-    if type(r).__name__ == "FreeSwapLocked" or (
-        prim.startswith("free_swap_and_cache") and isinstance(r, tuple) and len(r) == 4
+    if type(r).__name__ == "SwapEntryFreed" or (
+        prim == "swap_entry_free_locked" and isinstance(r, tuple) and len(r) == 3
     ):
-        return free_swap_locked(r)
+        return swap_entry_freed(r)
     if isinstance(r, tuple):
         return "(" + ", ".join(value("", x) for x in r) + ")"
     return str(r)

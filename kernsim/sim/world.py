@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from kernsim.faults import Profile
 from kernsim.model.memcontrol import MemcgState, mem_cgroup_attach_task, mem_cgroup_resize_limit
-from kernsim.model.memory import exit_mmap, mm_init
+from kernsim.model.memory import exit_mm, mm_init, mm_users_inc
 from kernsim.model.mm import MmConfig, MmState
 from kernsim.sim.engine import Engine, SimCpu, Strategy
 from kernsim.variants.base import Variant
-from kernsim.workloads import Program
+from kernsim.workloads import Program, ThreadProgram
 
 
 @dataclass(slots=True)
@@ -27,6 +27,8 @@ class World:
     oom_killed: list[int] = field(default_factory=list)
     #: The CPU the controller runs on (the shell that forks and pkills).
     shell: SimCpu | None = None
+    #: Thread groups: each task's mm (the pid of the task that exec'd it).
+    mm_of: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -74,6 +76,7 @@ class World:
         name = name or f"task{tid}"
         cpu = SimCpu(self.engine, name, "tasks", name, self.memcg_id, tid)
         self.tasks[tid] = cpu
+        self.mm_of[tid] = tid
         return cpu
 
     async def exec_task(self, cpu: SimCpu) -> None:
@@ -81,17 +84,44 @@ class World:
         await cpu.call(mm_init, cpu.task, self.memcg_id)
         await cpu.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
 
-    def spawn_task(self, program: Program, name: str | None = None) -> SimCpu:
-        """fork + exec into cgroup /A: a new task running ``program`` from now on."""
+    def spawn_task(
+        self, program: Program, threads: Sequence[ThreadProgram] = (), name: str | None = None
+    ) -> SimCpu:
+        """fork + exec into cgroup /A: a new task running ``program`` from now on; it then
+        clone()s one thread (CLONE_VM) per entry of ``threads``, which shares its mm."""
         cpu = self.new_task_cpu(name)
-        self.engine.start(cpu, self._life(cpu, program))
+        self.engine.start(cpu, self._life(cpu, program, threads))
         return cpu
 
-    async def _life(self, cpu: SimCpu, program: Program) -> None:
+    async def _life(self, cpu: SimCpu, program: Program, threads: Sequence[ThreadProgram]) -> None:
         await self.exec_task(cpu)
+        for thread in threads:
+            await self._clone(cpu, thread)
         await program(cpu)
-        await exit_mmap(cpu, cpu.task)
+        await self.exit_task(cpu)
+
+    async def _clone(self, parent: SimCpu, thread: ThreadProgram) -> None:
+        """do_fork(CLONE_VM): copy_mm() takes an mm_users reference in the parent, then
+        the thread joins the parent's cgroup and runs."""
+        if parent.fatal_signal_pending():
+            return  # copy_process(): a fatal signal is pending, no new thread
+        mm = self.mm_of.get(parent.task, parent.task)
+        cpu = self.new_task_cpu()
+        self.mm_of[cpu.task] = mm
+        await parent.call(mm_users_inc, mm, cpu.task)
+        await parent.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+
+        async def life() -> None:
+            await thread(cpu, mm)
+            await self.exit_task(cpu)
+
+        self.engine.start(cpu, life())
+
+    async def exit_task(self, cpu: SimCpu) -> None:
+        """exit(): leave the mm (the last user tears it down) and the cgroup."""
+        await exit_mm(cpu, self.mm_of.get(cpu.task, cpu.task))
         del self.tasks[cpu.task]
+        self.mm_of.pop(cpu.task, None)
         self.exited += 1
 
     def kill(self, task: int, memdie: bool = False) -> None:
@@ -109,9 +139,13 @@ class World:
             self.kill(task)
 
     def oom_kill(self, task: int) -> None:
-        """The memcg OOM killer's SIGKILL, with TIF_MEMDIE."""
+        """The memcg OOM killer's SIGKILL, with TIF_MEMDIE, to every task of the chosen
+        task's mm (oom_kill_process() kills the threads sharing it too)."""
         self.oom_killed.append(task)
-        self.kill(task, memdie=True)
+        mm = self.mm_of.get(task, task)
+        for tid in sorted(self.tasks):
+            if tid == task or self.mm_of.get(tid) == mm:
+                self.kill(tid, memdie=True)
 
     def run_to_idle(self) -> None:
         self.engine.run()

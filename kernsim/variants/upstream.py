@@ -15,6 +15,7 @@ diff against vanilla 2.6.30:
 
 from __future__ import annotations
 
+from kernsim.model.locks import SWAP_LOCK_ID, takes
 from kernsim.model.mm import MmState
 from kernsim.model.mm_types import EEXIST, SWAP_HAS_CACHE
 from kernsim.model.port import Cpu, primitive
@@ -22,6 +23,7 @@ from kernsim.variants.base import Claim, Variant
 
 
 @primitive("mm")
+@takes(SWAP_LOCK_ID)
 def scan_swap_map_reuse(mm: MmState, start: int) -> tuple[int, int]:
     """2.6.31 scan_swap_map(si, SWAP_CACHE) from offset ``start``.
 
@@ -109,6 +111,7 @@ class Upstream(Variant):
 
 
 @primitive("mm", "swp")
+@takes(SWAP_LOCK_ID)  # scan_swap_map()'s re-check, under swap_lock again
 def swap_slot_value(mm: MmState, entry: int) -> int:
     """Read swap_map[entry]."""
     return mm.swap.swap_map[entry]

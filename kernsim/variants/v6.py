@@ -40,6 +40,7 @@ which never fires for a swap write bio nobody else holds (the count goes 1 -> 2)
 from __future__ import annotations
 
 from kernsim.model.memcontrol import MemcgState
+from kernsim.model.locks import SWAP_LOCK_ID, takes
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.port import Cpu, code_path, primitive
 from kernsim.variants.base import Claim, Variant
@@ -64,6 +65,7 @@ def mem_cgroup_activated(memcg: MemcgState) -> bool:
 
 
 @primitive("mm", "swp")
+@takes(SWAP_LOCK_ID)  # swap_duplicate() takes swap_lock
 def swap_duplicate_swap_header(mm: MmState, entry: int) -> int:
     """swap_duplicate() of offset 0: swap_map[0] holds SWAP_MAP_BAD (the swap header),
     which is above SWAP_MAP_MAX, so neither branch takes a reference: 0."""

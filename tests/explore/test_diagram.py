@@ -5,7 +5,7 @@ from __future__ import annotations
 from kernsim.explore.diagram import fold
 from kernsim.explore.report import parse_diagrams
 from kernsim.model.filemap import PageFlags
-from kernsim.model.swapfile import FreeSwapLocked
+from kernsim.model.swapfile import SwapEntryFreed
 from kernsim.sim.engine import TraceEvent
 from kernsim.sim.words import call
 
@@ -25,10 +25,11 @@ def test_page_flags_read_as_pg_names() -> None:
 
 def test_no_python_reprs() -> None:
     assert call("unlock_page", (2,), None) == "unlock_page(2)"
-    locked = FreeSwapLocked(1, 8, False, 0)
-    assert call("free_swap_and_cache_locked", (3,), locked) == (
-        "free_swap_and_cache_locked(3) = map->0x1, page 8, trylock FAILS"
+    freed = SwapEntryFreed(1, 0, True)
+    assert call("swap_entry_free_locked", (3,), freed) == (
+        "swap_entry_free_locked(3) = map->0x1, cache only"
     )
+    assert call("trylock_page", (8,), False) == "trylock_page(8) = False"
 
 
 def test_a_spin_folds_into_one_block_with_its_count() -> None:

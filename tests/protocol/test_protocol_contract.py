@@ -26,3 +26,13 @@ def test_kernel_primitive_section_is_marked_for_generation() -> None:
     text = PROTOCOL_MD.read_text(encoding="utf-8")
     assert "### Kernel primitive messages" in text
     assert text.index("<!-- BEGIN GENERATED") < text.index("<!-- END GENERATED")
+
+
+def test_kernel_primitive_section_is_the_rendered_catalog() -> None:
+    """The generated section cannot drift from the model's primitive registry."""
+    from kernsim.services.catalog import render_primitives_markdown
+
+    text = PROTOCOL_MD.read_text(encoding="utf-8")
+    begin = "<!-- BEGIN GENERATED: kernel primitive messages -->"
+    section = text[text.index(begin) + len(begin) : text.index("<!-- END GENERATED")]
+    assert section.strip() == render_primitives_markdown().strip()

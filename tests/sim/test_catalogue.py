@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from kernsim.sim.engine import TraceEvent
 from kernsim.sim.run import simulate
 
 PAGE = 4096
@@ -62,19 +63,38 @@ def test_type1_violation_names_the_slot_page_and_events() -> None:
     assert any("end_swap_bio_read: unlock_page" in e for e in leak.events)
 
 
+def _zap_free_steps(trace: list[TraceEvent]) -> list[TraceEvent]:
+    """free_swap_and_cache()'s swap_lock section as the trace shows it: its CPU's steps
+    from spin_lock_swap_lock to spin_unlock_swap_lock."""
+    start = next(i for i, e in enumerate(trace) if e.prim == "swap_entry_free_locked")
+    cpu = trace[start].cpu
+    steps = []
+    for e in trace[start:]:
+        if e.cpu == cpu:
+            if e.prim == "spin_unlock_swap_lock":
+                return steps
+            steps.append(e)
+    raise AssertionError("free_swap_and_cache() never dropped swap_lock")
+
+
 def test_type1_zap_trylock_fails_on_the_readahead_page() -> None:
     r = simulate("type-1", "none", seed=1)
     assert r.world is not None
-    ev = next(e for e in r.world.engine.trace if e.prim == "free_swap_and_cache_locked")
-    assert ev.cpu == "A"
-    assert ev.result.value == 1 and ev.result.page and not ev.result.locked
+    steps = _zap_free_steps(r.world.engine.trace)
+    assert steps[0].cpu == "A"
+    assert steps[0].result.value == 1 and steps[0].result.only_cache
+    find, trylock, release = steps[1:]
+    assert find.prim == "find_get_page" and find.result
+    assert trylock.prim == "trylock_page" and trylock.result is False
+    assert release.prim == "page_cache_release" and release.args == (find.result,)
 
 
 def test_example_b_zap_finds_no_page() -> None:
     r = simulate("example-b", "none", seed=1)
     assert r.world is not None
-    ev = next(e for e in r.world.engine.trace if e.prim == "free_swap_and_cache_locked")
-    assert ev.result.value == 1 and ev.result.page == 0
+    steps = _zap_free_steps(r.world.engine.trace)
+    assert steps[0].result.value == 1 and steps[0].result.only_cache
+    assert [(e.prim, e.result) for e in steps[1:]] == [("find_get_page", 0)]
 
 
 def test_page_cluster_zero_closes_readahead_races() -> None:

@@ -6,9 +6,9 @@ empty stub), not from what the thread hoped.  Message-Ids are linux-mm's."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -41,10 +41,32 @@ def verdict(r: SimResult) -> str:
     return CLEAN if not r.violations else "other"
 
 
-def free_swap_and_cache_results(r: SimResult) -> list[Any]:
-    """What the zap's free_swap_and_cache() saw under swap_lock: (value, page) per call."""
+@dataclass
+class FreeSwapSection:
+    """What one free_swap_and_cache() saw in its swap_lock section."""
+
+    value: int = 0
+    page: int = 0
+    locked: bool = False
+
+
+def free_swap_and_cache_results(r: SimResult) -> list[FreeSwapSection]:
+    """What the zap's free_swap_and_cache() saw under swap_lock, read off its steps
+    (swap_entry_free_locked, find_get_page, trylock_page, up to spin_unlock_swap_lock)."""
     assert r.world is not None
-    return [e.result for e in r.world.engine.trace if e.prim == "free_swap_and_cache_locked"]
+    done: list[FreeSwapSection] = []
+    open_: dict[str, FreeSwapSection] = {}
+    for e in r.world.engine.trace:
+        if e.prim == "swap_entry_free_locked":
+            open_[e.cpu] = FreeSwapSection(e.result.value)
+        elif e.cpu in open_:
+            if e.prim == "find_get_page":
+                open_[e.cpu].page = int(e.result)
+            elif e.prim == "trylock_page":
+                open_[e.cpu].locked = e.result is True
+            elif e.prim == "spin_unlock_swap_lock":
+                done.append(open_.pop(e.cpu))
+    return done
 
 
 # --- vanilla 2.6.30: what the reports say the races do --------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from unitkit import Machine, drain_all, make_machine, small_mm, swap_out, swapcache_page
 
+from kernsim.model.locks import pte_offset_map_lock
 from kernsim.model.memory import (
     PTE_PRESENT,
     PTE_SWAP,
@@ -83,6 +84,7 @@ def test_zap_pte_of_a_present_pte(mm30: MmState) -> None:
     pfn, _ = mapped_swapcache_page(mm30)
     refs = mm30.pages[pfn].count
     mm30.pages[pfn].dirty = False
+    assert pte_offset_map_lock(mm30, TASK, 0, "cpu0") is True  # zap_pte_range()'s
     assert zap_pte(mm30, TASK, 0) == (PTE_PRESENT, pfn, True)
     assert 0 not in mm30.mms[TASK].ptes
     assert mm30.pages[pfn].mapcount == 0 and not mm30.pages[pfn].dirty
@@ -94,6 +96,7 @@ def test_zap_pte_of_a_swap_pte(mm30: MmState) -> None:
     zap_pte itself does not touch swap_map."""
     pfn, entry = mapped_swapcache_page(mm30)
     try_to_unmap(mm30, pfn)
+    assert pte_offset_map_lock(mm30, TASK, 0, "cpu0") is True  # zap_pte_range()'s
     assert zap_pte(mm30, TASK, 0) == (PTE_SWAP, entry, False)
     assert mm30.swap.swap_map[entry] == 2
 

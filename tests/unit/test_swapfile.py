@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from unitkit import Machine, make_machine, small_mm, swap_out, swapcache_page
 
+from kernsim.model.locks import spin_lock_swap_lock, spin_unlock_swap_lock
 from kernsim.model.memory import handle_mm_fault
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import (
@@ -20,19 +21,30 @@ from kernsim.model.mm_types import (
     SWAP_MAP_MAX_31,
 )
 from kernsim.model.swapfile import (
+    SwapEntryFreed,
     free_swap_and_cache,
-    free_swap_and_cache_locked,
     get_swap_page,
     lookup_swap_cgroup,
     page_swapcount,
     swap_cgroup_record,
     swap_duplicate,
+    swap_entry_free_locked,
     swap_free,
     swapcache_free,
     swapcache_prepare,
     valid_swaphandles,
     vm_swap_full,
 )
+
+
+def _entry_free_locked(mm: MmState, entry: int) -> SwapEntryFreed:
+    """free_swap_and_cache()'s swap_entry_free(), inside a swap_lock section of its own."""
+    assert spin_lock_swap_lock(mm, "cpu0") is True
+    freed = swap_entry_free_locked(mm, entry)
+    spin_unlock_swap_lock(mm, "cpu0")
+    mm.woken.clear()
+    return freed
+
 
 # --- 2.6.30: swap_map = references + 1 for the swap cache ------------------------
 
@@ -284,31 +296,26 @@ def test_page_swapcount_is_the_count_in_2_6_31(mm31: MmState) -> None:
 # --- free_swap_and_cache(): the swap_lock section -----------------------------------
 
 
-def test_free_swap_and_cache_trylock_failure_keeps_the_page(mm30: MmState) -> None:
-    """K30 free_swap_and_cache(): swap_entry_free() == 1 -> find_get_page(); if
-    !trylock_page() the reference is dropped and nothing is freed (T1's failure)."""
+def test_free_swap_and_cache_sees_cache_only_and_touches_no_page(mm30: MmState) -> None:
+    """K30 free_swap_and_cache(): ``swap_entry_free() == 1`` means only the swap cache is
+    left; swap_entry_free() itself takes no page reference and no page lock (the
+    find_get_page() and trylock_page() that follow are steps of their own)."""
     pfn, entry = swapcache_page(mm30, locked=True)  # e.g. locked for read I/O
     swap_duplicate(mm30, entry)  # the pte being zapped
     refs = mm30.pages[pfn].count
-    res = free_swap_and_cache_locked(mm30, entry)
-    assert res.value == 1
-    assert res.page == pfn
-    assert not res.locked
+    assert _entry_free_locked(mm30, entry) == (1, 0, True)
     assert mm30.pages[pfn].count == refs
     assert mm30.swapper_space[entry] == pfn
     assert mm30.pages[pfn].swapcache
 
 
-def test_free_swap_and_cache_trylock_success_locks_and_takes_a_reference(mm30: MmState) -> None:
-    """K30 free_swap_and_cache(): find_get_page() (+1) and trylock_page() succeed; the
-    caller owns the lock and the reference."""
-    pfn, entry = swapcache_page(mm30)
-    swap_duplicate(mm30, entry)
-    refs = mm30.pages[pfn].count
-    res = free_swap_and_cache_locked(mm30, entry)
-    assert (res.value, res.page, res.locked) == (1, pfn, True)
-    assert mm30.pages[pfn].locked
-    assert mm30.pages[pfn].count == refs + 1
+def test_swap_entry_free_locked_needs_swap_lock(mm30: MmState) -> None:
+    """swap_entry_free() runs inside free_swap_and_cache()'s swap_lock section: called
+    without the lock, the model's state is broken (KernelBug), not silently changed."""
+    _, entry = swapcache_page(mm30)
+    with pytest.raises(KernelBug, match="without holding swap_lock"):
+        swap_entry_free_locked(mm30, entry)
+    assert mm30.swap.swap_map[entry] == 1
 
 
 def test_free_swap_and_cache_leaves_a_shared_slot_alone(mm30: MmState) -> None:
@@ -318,8 +325,7 @@ def test_free_swap_and_cache_leaves_a_shared_slot_alone(mm30: MmState) -> None:
     swap_duplicate(mm30, entry)
     swap_duplicate(mm30, entry)
     refs = mm30.pages[pfn].count
-    res = free_swap_and_cache_locked(mm30, entry)
-    assert (res.value, res.page, res.locked) == (2, 0, False)
+    assert _entry_free_locked(mm30, entry) == (2, 0, False)
     assert mm30.pages[pfn].count == refs
     assert not mm30.pages[pfn].locked
 
@@ -329,8 +335,7 @@ def test_free_swap_and_cache_of_the_last_pte_without_cache_frees_the_slot(mm30: 
     mem_cgroup_uncharge_swap() gets the recorded owner."""
     entry = get_swap_page(mm30)  # stands for: cache page gone, one pte left
     swap_cgroup_record(mm30, entry, 2)
-    res = free_swap_and_cache_locked(mm30, entry)
-    assert (res.value, res.page, res.locked, res.uncharge) == (0, 0, False, 2)
+    assert _entry_free_locked(mm30, entry) == (0, 2, False)
     assert mm30.swap.swap_map[entry] == 0
 
 
@@ -341,8 +346,8 @@ def test_free_swap_and_cache_compares_with_swap_has_cache(mm31: MmState) -> None
     pfn, entry = swapcache_page(mm31)
     swap_duplicate(mm31, entry)
     swap_cgroup_record(mm31, entry, 2)
-    res = free_swap_and_cache_locked(mm31, entry)
-    assert (res.value, res.page, res.locked, res.uncharge) == (SWAP_HAS_CACHE, pfn, True, 2)
+    assert _entry_free_locked(mm31, entry) == (SWAP_HAS_CACHE, 2, True)
+    assert mm31.swapper_space[entry] == pfn
 
 
 def test_free_swap_and_cache_2_6_31_ignores_a_value_of_1(mm31: MmState) -> None:
@@ -354,8 +359,7 @@ def test_free_swap_and_cache_2_6_31_ignores_a_value_of_1(mm31: MmState) -> None:
     swapcache_free(mm31, entry, 0)  # flag cleared, count 2
     # The page is left in swapper_space on purpose: a 2.6.30-style ``== 1`` test
     # would find it; 2.6.31's ``== SWAP_HAS_CACHE`` must not look.
-    res = free_swap_and_cache_locked(mm31, entry)
-    assert (res.value, res.page, res.locked) == (1, 0, False)
+    assert _entry_free_locked(mm31, entry) == (1, 0, False)
     assert not mm31.pages[pfn].locked
 
 
