@@ -39,8 +39,8 @@ which never fires for a swap write bio nobody else holds (the count goes 1 -> 2)
 
 from __future__ import annotations
 
-from kernsim.model.memcontrol import MemcgState
 from kernsim.model.locks import SWAP_LOCK_ID, takes
+from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.port import Cpu, code_path, primitive
 from kernsim.variants.base import Claim, Variant
