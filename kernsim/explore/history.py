@@ -29,7 +29,7 @@ V5_HOLE = "v5-hole"
 V5_HOLE_SCRIPTED = "v5-hole (scripted)"
 ROWS = (*CATALOGUE, V5_HOLE, V5_HOLE_SCRIPTED)
 #: The replay file of the v5 hole, relative to the repository root.
-V5_HOLE_FILE = Path("docs") / "replays" / "race-v5-hole-seed220.json"
+V5_HOLE_FILE = Path("docs") / "replays" / "race-v5-hole-seed48.json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,8 +67,8 @@ def test_v5_frees_the_page_at_end_of_writeback() -> None:
 
 def test_v5_hole_has_a_stable_detail() -> None:
     # Found by: kernsim explore --scenario race --variant v5 --strategy random
-    #   --window-us 1000 --schedules 400 (seed 220 is one of its failures).
-    job = Job("race", "v5", 220, "random", window_s=0.001)
+    #   --window-us 1000 --schedules 400 (seed 48 is one of its failures).
+    job = Job("race", "v5", 48, "random", window_s=0.001)
     o = run_schedule(job)
     assert o.failed and "memsw_leak" in o.kinds
     matches = classify_matches(execute(job))
