@@ -19,6 +19,7 @@ from kernsim.services.catalog import KERNEL_TYPES, registry
 from kernsim.services.config import InsecureConfig, ServiceConfig, check_exposure
 from kernsim.services.faultlayer import FaultLayer
 from kernsim.services.metrics import Metrics, counter_by
+from kernsim.services.plumbing import watch_lifeline
 from kernsim.services.runtime import Body, Node, setup_logging, stop_on_signals
 from prometheus_client.core import Metric
 
@@ -104,6 +105,7 @@ class Service:
     async def run(self) -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
+        watch_lifeline(stop)
         await self.start()
         try:
             await stop.wait()
