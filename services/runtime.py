@@ -69,6 +69,8 @@ Body = dict[str, Any]
 Handler = Callable[[Envelope], "Body | Awaitable[Body]"]
 #: How often deadlines are checked: a call times out at most this much late.
 SWEEP_S = 0.05
+#: How often connections whose reading is paused are checked for a peer that hung up.
+PAUSED_CHECK_S = 0.25
 #: Distinct (src, dest) links counted by name; more go to ("*", "*") so that
 #: peers choosing names cannot grow the metrics without bound.
 MAX_LINKS = 64
@@ -134,6 +136,8 @@ class Node:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._msg_id = 0
         self._sweep: asyncio.TimerHandle | None = None
+        self._paused: set[Connection] = set()
+        self._paused_check: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
         self._bad_log = RateLimitedLog(log)
         self.sent: dict[tuple[str, str], int] = {}
@@ -194,6 +198,24 @@ class Node:
         if busy:
             self._sweep = self.loop.call_later(SWEEP_S, self._run_sweep)
 
+    def watch_paused(self, conn: Connection) -> None:
+        """Check ``conn`` for a hung-up peer while its reading is paused."""
+        self._paused.add(conn)
+        if self._paused_check is None:
+            self._paused_check = self.loop.call_later(PAUSED_CHECK_S, self._check_paused)
+
+    def _check_paused(self) -> None:
+        self._paused_check = None
+        for conn in list(self._paused):
+            if conn.closed or not conn.read_paused:
+                self._paused.discard(conn)
+            elif conn.peer_gone():
+                self.note_bad(f"{conn.peer} hung up while its reading was paused; closing")
+                conn.close()
+                self._paused.discard(conn)
+        if self._paused:
+            self._paused_check = self.loop.call_later(PAUSED_CHECK_S, self._check_paused)
+
     # --- serving and connecting ------------------------------------------------------
 
     async def serve(self, host: str, port: int) -> int:
@@ -210,6 +232,7 @@ class Node:
 
     def connection_closed(self, conn: Connection) -> None:
         self.live.discard(conn)
+        self._paused.discard(conn)
         if self.conns.get(conn.peer) is conn:
             del self.conns[conn.peer]
 
@@ -402,6 +425,9 @@ class Node:
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
+        if self._paused_check is not None:
+            self._paused_check.cancel()
+            self._paused_check = None
         for conn in list(self.live):
             conn.close()
         for task in list(self._tasks):
