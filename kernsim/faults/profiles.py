@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +24,9 @@ from kernsim.faults.rules import Rule
 
 ENV_FAULTS_DIR = "KERNSIM_FAULTS_DIR"
 DIRECTIONS = ("read", "write")
+#: The largest profile file read (shipped profiles are under 2 KiB).
+MAX_PROFILE_BYTES = 64 << 10
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,22 +205,43 @@ def list_profiles() -> list[str]:
 def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
     """Load a profile by bare name (`"lan"`) or by path to a .toml file.
 
-    The file's `name` defaults to its stem. Errors name the file and the path
-    inside it."""
+    For the local user's command line (`--faults FILE`): the file is theirs.
+    A server takes names only (`load_shipped`). The file's `name` defaults to
+    its stem. Errors name the file and the path inside it."""
     text = os.fspath(name_or_path)
     if os.sep in text or "/" in text or text.endswith(".toml"):
-        path = Path(text)
-    else:
-        path = faults_dir() / f"{text}.toml"
-        if not path.is_file():
-            known = ", ".join(list_profiles())
-            raise ValueError(f"unknown fault profile {text!r} (known: {known})")
-    return _load_file(path)
+        return _load_file(Path(text))
+    return load_shipped(text)
+
+
+def load_shipped(name: str) -> Profile:
+    """A profile of the shipped set, by name only: never a path, never another file.
+
+    What the admin API uses: the answer for any other string is the same
+    error, so it tells nothing about the server's files."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name not in list_profiles():
+        known = ", ".join(list_profiles())
+        raise ValueError(f"unknown fault profile {name!r} (known: {known})")
+    return _load_file(faults_dir() / f"{name}.toml")
 
 
 def _load_file(path: Path) -> Profile:
+    # Only a regular file of bounded size: a FIFO would block (O_NONBLOCK keeps even
+    # the open from waiting for a writer), /dev/zero never ends.
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{path}: no such file") from exc
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        raw = f.read(MAX_PROFILE_BYTES + 1)
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_PROFILE_BYTES} bytes")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: invalid TOML: {exc}") from exc
     data.setdefault("name", path.stem)
