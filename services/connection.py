@@ -71,7 +71,9 @@ _GONE = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
 class Connection(asyncio.Protocol):
     """One TCP connection to a peer."""
 
-    def __init__(self, node: Node, peer: str, *, greeted: bool = False) -> None:
+    def __init__(
+        self, node: Node, peer: str, *, greeted: bool = False, accepted: bool = False
+    ) -> None:
         self.node = node
         self.peer = peer
         self.link = (node.name, peer)
@@ -91,6 +93,14 @@ class Connection(asyncio.Protocol):
         self._held: deque[Any] = deque()
         self._room: deque[asyncio.Future[None]] = deque()
         self.opened: asyncio.Future[None] = node.loop.create_future()
+        #: Accepted from a peer (bounded by the node's Guard), not opened by this node.
+        self.accepted = accepted
+        self._refused = False
+        now = node.loop.time()
+        self.opened_at = now
+        self.last_frame_at = now
+        #: When the frame now in the decoder's buffer began arriving (None: no partial frame).
+        self.partial_since: float | None = None
 
     def set_peer(self, peer: str) -> None:
         self.peer = peer
@@ -106,6 +116,9 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_BYTES)
+        if self._refused:
+            transport.abort()
+            return
         if not self.opened.done():
             self.opened.set_result(None)
 
@@ -118,6 +131,13 @@ class Connection(asyncio.Protocol):
             self.node.note_bad(f"bad frame from {self.peer}, closing: {exc.text}")
             self.close()
             return
+        now = self.node.loop.time()
+        if objects:
+            self.last_frame_at = now
+        if not self.decoder.buffered_bytes:
+            self.partial_since = None
+        elif objects or self.partial_since is None:
+            self.partial_since = now  # a new frame began in this read
         if self._held:
             self._held.extend(objects)  # behind the frames already waiting, in order
         else:
@@ -136,6 +156,12 @@ class Connection(asyncio.Protocol):
         finally:
             self._batch = False
             self._flush()
+        if self.accepted and not self.greeted and not self._closed:
+            limit = self.node.guard.limits.prehello_max_bytes
+            if self.decoder.buffered_bytes > limit:
+                self.node.note_bad(f"{limit} bytes buffered before a hello; closing")
+                self.close()
+                return
         self._update_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -205,10 +231,25 @@ class Connection(asyncio.Protocol):
             self._read_paused = True
             self.node.stats["read_pauses"] += 1
             transport.pause_reading()
-            self.node.watch_paused(self)
+            self.node.guard.watch_paused(self)
         elif not pause and self._read_paused:
             self._read_paused = False
             transport.resume_reading()
+
+    def refuse(self) -> None:
+        """Close this connection as soon as it is made (the service is full)."""
+        self._refused = True
+        self._closed = True
+
+    def idle(self) -> bool:
+        """Greeted, with nothing in flight, running or waiting on this connection."""
+        return (
+            self.greeted
+            and not self.pending
+            and not self.tasks
+            and not self._held
+            and self.partial_since is None
+        )
 
     @property
     def read_paused(self) -> bool:

@@ -53,9 +53,11 @@ from kernsim.protocol import (
     reply_for_exception,
     salvage_request,
 )
+from kernsim.services.config import Limits
 from kernsim.services.connection import MAX_HANDLERS, MAX_IN_FLIGHT, Connection
 from kernsim.services.fastpath import FastPath
 from kernsim.services.faultlayer import FaultLayer
+from kernsim.services.guard import Guard
 from kernsim.services.plumbing import (
     JsonFormatter,
     RateLimitedLog,
@@ -116,6 +118,7 @@ class Node:
         max_frame_bytes: int = MAX_FRAME_BYTES,
         max_in_flight: int = MAX_IN_FLIGHT,
         max_handlers: int = MAX_HANDLERS,
+        limits: Limits | None = None,
     ) -> None:
         self.name = name
         self.registry = registry
@@ -136,8 +139,7 @@ class Node:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._msg_id = 0
         self._sweep: asyncio.TimerHandle | None = None
-        self._paused: set[Connection] = set()
-        self._paused_check: asyncio.TimerHandle | None = None
+        self.guard = Guard(self, limits or Limits())
         self._server: asyncio.Server | None = None
         self._bad_log = RateLimitedLog(log)
         self.sent: dict[tuple[str, str], int] = {}
@@ -198,24 +200,6 @@ class Node:
         if busy:
             self._sweep = self.loop.call_later(SWEEP_S, self._run_sweep)
 
-    def watch_paused(self, conn: Connection) -> None:
-        """Check ``conn`` for a hung-up peer while its reading is paused."""
-        self._paused.add(conn)
-        if self._paused_check is None:
-            self._paused_check = self.loop.call_later(PAUSED_CHECK_S, self._check_paused)
-
-    def _check_paused(self) -> None:
-        self._paused_check = None
-        for conn in list(self._paused):
-            if conn.closed or not conn.read_paused:
-                self._paused.discard(conn)
-            elif conn.peer_gone():
-                self.note_bad(f"{conn.peer} hung up while its reading was paused; closing")
-                conn.close()
-                self._paused.discard(conn)
-        if self._paused:
-            self._paused_check = self.loop.call_later(PAUSED_CHECK_S, self._check_paused)
-
     # --- serving and connecting ------------------------------------------------------
 
     async def serve(self, host: str, port: int) -> int:
@@ -225,14 +209,17 @@ class Node:
         return bound
 
     def _accepted(self) -> Connection:
-        conn = Connection(self, "?")
+        conn = Connection(self, "?", accepted=True)
+        if not self.guard.admit(conn):
+            conn.refuse()  # closed as soon as it is made; never counted as live
+            return conn
         self.live.add(conn)
         self.stats["connections"] += 1
         return conn
 
     def connection_closed(self, conn: Connection) -> None:
         self.live.discard(conn)
-        self._paused.discard(conn)
+        self.guard.forget(conn)
         if self.conns.get(conn.peer) is conn:
             del self.conns[conn.peer]
 
@@ -425,9 +412,7 @@ class Node:
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
-        if self._paused_check is not None:
-            self._paused_check.cancel()
-            self._paused_check = None
+        self.guard.close()
         for conn in list(self.live):
             conn.close()
         for task in list(self._tasks):
@@ -442,5 +427,6 @@ class Node:
             "connections_open": len(self.live),
             "handler_tasks": sum(len(c.tasks) for c in self.live),
             "log_lines_suppressed": self._bad_log.suppressed,
+            **self.guard.statistics(),
             "crash_texts": list(self.crash_texts),
         }

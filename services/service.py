@@ -49,6 +49,7 @@ class Service:
             faultable=KERNEL_TYPES,
             rpc_timeout_s=config.rpc_timeout_s,
             token=config.token,
+            limits=config.limits,
         )
         self.node.handlers["ping"] = lambda env: {}
         self.node.handlers["statistics"] = self._statistics_msg
