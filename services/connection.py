@@ -236,6 +236,11 @@ class Connection(asyncio.Protocol):
             self._read_paused = False
             transport.resume_reading()
 
+    def remote_host(self) -> str | None:
+        """The peer's IP address as a string, when the transport knows it."""
+        addr = None if self.transport is None else self.transport.get_extra_info("peername")
+        return str(addr[0]) if isinstance(addr, tuple) and addr else None
+
     def refuse(self) -> None:
         """Close this connection as soon as it is made (the service is full)."""
         self._refused = True

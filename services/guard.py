@@ -21,6 +21,15 @@ number of peers or with how slowly they send:
 Outgoing connections (this service's own calls to its peers) are not
 counted or timed: the service opened them and closes them itself.
 
+What a ``hello`` may claim (``check_claim``; PROTOCOL.md section 6): the
+name it gives is the link's name for fault rules and metrics, so it is
+checked before it is believed.  It must be addressed to this service, name
+the sender as both ``s`` and ``service``, be a plain lower-case name, and not
+be this service's own name; and a peer that claims the name of one of this
+service's peers must connect from that peer's address when the peer table
+gives an IP address (any loopback address counts as loopback).  Any other
+name (``launcher``, a tool) is a client's own label.
+
 One timer per node checks every accepted connection once a second (paused
 ones four times a second), so a timeout fires up to ``CHECK_S`` late.
 """
@@ -28,8 +37,11 @@ ones four times a second), so a timeout fires up to ``CHECK_S`` late.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import re
 from typing import TYPE_CHECKING
 
+from kernsim.protocol import Envelope, HandshakeRefused, NodeNotFound
 from kernsim.services.config import Limits
 
 if TYPE_CHECKING:
@@ -123,3 +135,35 @@ class Guard:
             "connections_refused": self.refused,
             "connections_timed_out": self.closed_by_timeout,
         }
+
+
+_CLAIM = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def check_claim(node: Node, conn: Connection, env: Envelope) -> None:
+    """Refuse a hello whose claimed name cannot be believed (see the module docstring)."""
+    if env.dest != node.name:
+        raise NodeNotFound(f"this is {node.name}, not {env.dest!r}")
+    claimed = env.body.get("service")
+    if claimed != env.src:
+        raise HandshakeRefused(f"hello from {env.src!r} claims to be {claimed!r}")
+    if not _CLAIM.fullmatch(env.src):
+        raise HandshakeRefused(f"{env.src!r} is not a service name ([a-z][a-z0-9_-], <= 32)")
+    if env.src == node.name:
+        raise HandshakeRefused(f"a peer cannot claim to be {node.name} itself")
+    if env.src in node.peers and conn.accepted:
+        expected = node.peers[env.src][0]
+        remote = conn.remote_host()
+        if remote is not None and not _same_host(expected, remote):
+            raise HandshakeRefused(f"{env.src} is at {expected}, not {remote}")
+
+
+def _same_host(expected: str, remote: str) -> bool:
+    try:
+        want = ipaddress.ip_address(expected)
+    except ValueError:
+        return True  # a host name: resolving it here would block; the token guards it
+    got = ipaddress.ip_address(remote)
+    if isinstance(got, ipaddress.IPv6Address) and got.ipv4_mapped is not None:
+        got = got.ipv4_mapped
+    return want == got or (want.is_loopback and got.is_loopback)

@@ -44,6 +44,7 @@ from kernsim.protocol import (
     FrameTooLarge,
     InternalError,
     MalformedMessage,
+    NodeNotFound,
     ProtocolError,
     Registry,
     UnknownMessageType,
@@ -57,7 +58,7 @@ from kernsim.services.config import Limits
 from kernsim.services.connection import MAX_HANDLERS, MAX_IN_FLIGHT, Connection
 from kernsim.services.fastpath import FastPath
 from kernsim.services.faultlayer import FaultLayer
-from kernsim.services.guard import Guard
+from kernsim.services.guard import Guard, check_claim
 from kernsim.services.plumbing import (
     JsonFormatter,
     RateLimitedLog,
@@ -282,7 +283,7 @@ class Node:
                 if self.fast.reply(obj):
                     self._on_reply(conn, obj)
                     return
-            elif conn.greeted and self.fast.request(obj):
+            elif conn.greeted and obj.get("d") == self.name and self.fast.request(obj):
                 env = Envelope(obj["s"], obj["d"], obj["i"], None, obj["t"], obj["b"])
                 self._dispatch(conn, env)
                 return
@@ -306,6 +307,8 @@ class Node:
         else:
             try:
                 self.registry.validate_request(env)
+                if env.dest != self.name:
+                    raise NodeNotFound(f"this is {self.name}, not {env.dest!r}")
             except ProtocolError as exc:
                 self._reply_exception(conn, env, exc)
                 return
@@ -337,6 +340,7 @@ class Node:
         try:
             self.registry.validate_request(env)
             reply = accept_hello(env, service=self.name, token=self.token)
+            check_claim(self, conn, env)
         except ProtocolError as exc:
             self.note_bad(f"refused a connection: {exc.text}")
             self._reply_exception(conn, env, exc)
