@@ -114,6 +114,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         if args.rounds < 1:
             raise UsageError("--rounds must be at least 1")
         params["rounds" if args.scenario == "kamezawa" else "generations"] = args.rounds
+    _warn_if_not_for(args.scenario, args.faults)
     results = []
     for seed in args.seed:
         for variant in variants:
@@ -135,6 +136,24 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if not args.json:
         print(render_table(results, verbose=args.verbose))
     return EXIT_OK if all(r.invariants_ok for r in results) else EXIT_VIOLATION
+
+
+def _warn_if_not_for(scenario: str, faults: str | None) -> None:
+    """A profile that says it does not apply to the scenario: one clear line on stderr."""
+    from kernsim.faults import load_profile
+
+    if faults is None:
+        return
+    try:
+        reason = load_profile(faults).not_for_reason(scenario)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    if reason:
+        print(
+            f"kernsim: warning: fault profile {faults!r} does not apply to scenario "
+            f"{scenario!r}: {reason}",
+            file=sys.stderr,
+        )
 
 
 ROWS = [

@@ -40,6 +40,15 @@ class Profile:
     bio_write: Latency = ZERO
     device_reorder: bool = False
     description: str = ""
+    #: The factor by which a scenario's workload timings (its parameters in
+    #: seconds: think time, kill moment, round period) are stretched under this
+    #: profile in the simulation.  The workloads are tuned for kernel steps of
+    #: about 1 us; where every message takes 0.1-1 ms, or the disk is 100 times
+    #: slower, an unstretched ``race`` is killed before its first page fault.
+    workload_time_scale: float = 1.0
+    #: Scenarios this profile does not apply to, with the reason:
+    #: ((scenario, reason), ...); `kernsim sim` warns when asked for one.
+    not_for: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -47,6 +56,15 @@ class Profile:
         # Accept any iterable of rules but store a tuple, so profiles stay
         # hashable and compare equal however they were built.
         object.__setattr__(self, "rules", tuple(self.rules))
+
+    def not_for_reason(self, scenario: str) -> str | None:
+        """Why this profile does not apply to ``scenario`` (None: it does)."""
+        return dict(self.not_for).get(scenario)
+
+    def scale_workload(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A scenario's parameters with every timing (a name ending in ``_s``) stretched."""
+        k = self.workload_time_scale
+        return {n: v * k if n.endswith("_s") and k != 1.0 else v for n, v in params.items()}
 
     def bio_latency_s(self, direction: str, rng: random.Random) -> float:
         """Completion latency of one bio; `direction` is "read" or "write"."""
@@ -64,6 +82,8 @@ class Profile:
             "bio_read": self.bio_read.to_dict(),
             "bio_write": self.bio_write.to_dict(),
             "rules": [_rule_to_dict(r) for r in self.rules],
+            "workload_time_scale": self.workload_time_scale,
+            "not_for": dict(self.not_for),
         }
 
     @classmethod
@@ -78,10 +98,36 @@ class Profile:
             bio_read=_latency_at(data, "bio_read", "", default=ZERO),
             bio_write=_latency_at(data, "bio_write", "", default=ZERO),
             rules=tuple(_rule_from_dict(r, f"rules[{i}]") for i, r in enumerate(rules)),
+            workload_time_scale=_time_scale(data),
+            not_for=_not_for(data),
         )
 
 
-_PROFILE_OPTIONAL = ("description", "device_reorder", "bio_read", "bio_write", "rules")
+def _not_for(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    table = _as_table(data.get("not_for", {}), "not_for")
+    return tuple((str(k), _get(table, k, str, "not_for")) for k in table)
+
+
+#: The most a profile may stretch a workload's timings.
+MAX_TIME_SCALE = 10_000.0
+
+
+def _time_scale(data: Mapping[str, Any]) -> float:
+    value: float = _get(data, "workload_time_scale", float, "", default=1.0)
+    if not 1.0 <= value <= MAX_TIME_SCALE:  # NaN fails this too
+        raise ValueError(f"workload_time_scale: must be within [1, {MAX_TIME_SCALE:g}]")
+    return value
+
+
+_PROFILE_OPTIONAL = (
+    "description",
+    "device_reorder",
+    "bio_read",
+    "bio_write",
+    "rules",
+    "workload_time_scale",
+    "not_for",
+)
 _RULE_KEYS = ("src", "dest", "msg_type", "latency", "reorder", "probability")
 _MISSING: Any = object()
 _TYPE_NAMES = {str: "string", bool: "bool", float: "number", list: "array", dict: "table"}
