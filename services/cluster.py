@@ -74,6 +74,9 @@ class Cluster:
     #: A service that does not answer a ping within this is reported as stuck.
     liveness_timeout_s: float = 5.0
     token: str | None = None
+    #: Services already running elsewhere (name -> RPC host, port): nothing is
+    #: spawned or stopped, the launcher only connects (``kernsim run --services``).
+    remote: dict[str, tuple[str, int]] | None = None
     ports: dict[str, tuple[int, int]] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     #: Where the services' logs go.  None: a temporary folder made by ``start``
@@ -95,7 +98,23 @@ class Cluster:
     def admin_url(self, service: str) -> str:
         return f"http://{HOST}:{self.ports[service][1]}"
 
+    def addresses(self) -> dict[str, dict[str, Any]]:
+        """Where each service listens, for the records."""
+        if self.remote is not None:
+            return {n: {"host": h, "rpc": p} for n, (h, p) in self.remote.items()}
+        return {n: {"host": HOST, "rpc": p[0], "admin": p[1]} for n, p in self.ports.items()}
+
     async def start(self, health_timeout_s: float = 30.0) -> None:
+        if self.remote is not None:
+            self.node = Node(
+                "launcher",
+                registry(),
+                peers=self.remote,
+                rpc_timeout_s=self.rpc_timeout_s,
+                token=self.token,
+            )
+            self._monitor = asyncio.ensure_future(self._watch_liveness())
+            return
         ports = free_ports(2 * len(SERVICES))
         self.ports = {s: (ports[2 * i], ports[2 * i + 1]) for i, s in enumerate(SERVICES)}
         peers = format_peers({s: (HOST, p[0]) for s, p in self.ports.items()})
@@ -138,7 +157,8 @@ class Cluster:
                 # deadline names a service that is alive but not answering.
                 if loop.time() - t0 < self.liveness_timeout_s or self.unresponsive:
                     return
-                stopped = proc_state(self.procs[name].pid) == "T"
+                proc = self.procs.get(name)
+                stopped = proc is not None and proc_state(proc.pid) == "T"
                 why = f"no reply to ping in {self.liveness_timeout_s:g} s"
                 self.unresponsive = (
                     name,

@@ -39,6 +39,7 @@ from kernsim.services.lifecycle import (
     Interrupted,
     SetupError,
     interruptible,
+    parse_services,
     start_cluster,
     token_from_env,
 )
@@ -175,13 +176,15 @@ async def run_one(
         page_cluster=args.page_cluster,
         token=token_from_env(),
         log_dir=Path(args.out) / "logs" / variant if args.out else None,
+        remote=parse_services(args.services) if getattr(args, "services", None) else None,
     )
     sampler: asyncio.Task[None] | None = None
     try:
         await start_cluster(cluster)
         if out is not None:
-            ports = {n: {"rpc": p[0], "admin": p[1]} for n, p in cluster.ports.items()}
-            out.write("cluster_started", variant=variant, pids=cluster.pids(), ports=ports)
+            out.write(
+                "cluster_started", variant=variant, pids=cluster.pids(), ports=cluster.addresses()
+            )
             sampler = asyncio.ensure_future(_progress(cluster, out, last=measured))
         result = await experiment(cluster, args.duration, out=out)
         if out is not None:
@@ -289,6 +292,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--duration must be positive")
     try:
         load_profile(args.faults)
+        if getattr(args, "services", None):
+            parse_services(args.services)
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from exc
 
@@ -393,6 +398,13 @@ def register(sub: Any) -> None:
         default=None,
         metavar="DIR",
         help="write DIR/records.jsonl (the run's trace, flushed per record) and DIR/results.json",
+    )
+    run.add_argument(
+        "--services",
+        default=None,
+        metavar="mm=HOST:PORT,...",
+        help="drive six services already running (their msgpack RPC addresses, all six) "
+        "instead of starting them here; they must run --variant; see docs/multihost.md",
     )
     run.set_defaults(handler=cmd_run)
     up = sub.add_parser(

@@ -49,11 +49,16 @@ def token_from_env() -> str | None:
 
 
 async def start_cluster(cluster: Cluster) -> None:
-    """``cluster.start()``, then a hello and a ping to every service; setup failures named."""
+    """``cluster.start()``, then a hello and a ping to every service; setup failures named.
+
+    Remote services (``--services``) must run the variant asked for; the run
+    reports the fault profile they run."""
     try:
         await cluster.start()
         for name in cluster.service_names():
             await cluster.rpc(name, "ping", timeout_s=10.0)
+        if cluster.remote is not None:
+            await _check_remote(cluster)
     except HandshakeRefused as exc:
         raise SetupError(f"the services refused the launcher's hello: {exc.text}") from exc
     except ServiceFailure as exc:
@@ -64,6 +69,33 @@ async def start_cluster(cluster: Cluster) -> None:
         raise
     except (OSError, ProtocolError) as exc:
         raise SetupError(f"cannot set up the cluster: {exc}") from exc
+
+
+async def _check_remote(cluster: Cluster) -> None:
+    stats = await cluster.statistics()
+    wrong = {n: s["variant"] for n, s in stats.items() if s["variant"] != cluster.variant}
+    if wrong:
+        found = ", ".join(f"{n} runs {v}" for n, v in wrong.items())
+        raise SetupError(f"the services do not run variant {cluster.variant} ({found})")
+    profiles = {s["faults"] for s in stats.values()}
+    if len(profiles) != 1:
+        raise SetupError(f"the services run different fault profiles: {sorted(profiles)}")
+    cluster.faults = profiles.pop()
+
+
+def parse_services(text: str) -> dict[str, tuple[str, int]]:
+    """``--services mm=HOST:PORT,...``: every one of the six, each once."""
+    from kernsim.services.config import SERVICES, parse_peers
+
+    remote = parse_peers(text)
+    missing = [s for s in SERVICES if s not in remote]
+    extra = [s for s in remote if s not in SERVICES]
+    if missing or extra:
+        raise ValueError(
+            f"--services must give the six services (missing: {', '.join(missing) or '-'}; "
+            f"unknown: {', '.join(extra) or '-'})"
+        )
+    return remote
 
 
 def _log_message(line: str) -> str:
