@@ -117,7 +117,12 @@ class Service:
 
 def main(cls: type[Service], argv: Sequence[str] | None = None) -> None:
     """``python -m kernsim.services.<name>``: read the config, serve until SIGTERM."""
-    config = ServiceConfig.load(cls.name, argv)
+    try:
+        config = ServiceConfig.load(cls.name, argv)
+    except ValueError as exc:  # a bad KERNSIM_* value: refuse the configuration, status 2
+        setup_logging(cls.name, "INFO")
+        log.error("%s: bad configuration: %s", cls.name, exc)
+        raise SystemExit(2) from exc
     setup_logging(cls.name, config.log_level)
     try:
         check_exposure(config)

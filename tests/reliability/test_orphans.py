@@ -81,6 +81,7 @@ async def test_sigterm_of_run_stops_the_cluster_and_keeps_what_was_measured(
         assert results and results[-1]["incomplete"] is True
         assert results[-1]["interrupted_by"] == "SIGTERM" and results[-1]["variant"] == "none"
         assert results[-1]["last_progress"]["ops"] > 0  # what was measured before the signal
+        assert (out / "logs" / "none" / "mm.log").exists()  # --out keeps the services' logs
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -45,6 +45,12 @@ def test_a_service_that_refuses_its_configuration_is_a_setup_error(command: list
     assert "without a token" in lines[0]
 
 
+def test_a_bad_limit_is_a_setup_error() -> None:
+    r = _kernsim("run", "--duration", "2", env={"KERNSIM_MAX_CONNECTIONS": "0"})
+    assert r.returncode == EXIT_SETUP, (r.returncode, r.stderr)
+    assert "bad configuration: max_connections: must be a finite number > 0" in r.stderr
+
+
 def test_an_unusable_out_folder_is_a_setup_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
