@@ -138,6 +138,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         if args.rounds < 1:
             raise UsageError("--rounds must be at least 1")
         params["rounds" if args.scenario == "kamezawa" else "generations"] = args.rounds
+    _warn_if_not_for(args.scenario, args.faults)
     runs = [(seed, variant) for seed in args.seed for variant in variants]
     stream = len(runs) > render.SIDE_BY_SIDE and not args.json
     show = args.scenario in LONG_SCENARIOS or len(runs) > render.SIDE_BY_SIDE
@@ -193,6 +194,24 @@ def exit_status(results: Sequence[Any], strict: bool = False) -> int:
     invariant; with ``strict``, also when it pins slots its variant gives back by design."""
     bad = any(r.failed or (strict and r.violations) for r in results)
     return EXIT_VIOLATION if bad else EXIT_OK
+
+
+def _warn_if_not_for(scenario: str, faults: str | None) -> None:
+    """A profile that says it does not apply to the scenario: one clear line on stderr."""
+    from kernsim.faults import load_profile
+
+    if faults is None:
+        return
+    try:
+        reason = load_profile(faults).not_for_reason(scenario)
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    if reason:
+        print(
+            f"kernsim: warning: fault profile {faults!r} does not apply to scenario "
+            f"{scenario!r}: {reason}",
+            file=sys.stderr,
+        )
 
 
 def render_table(results: Sequence[Any], verbose: bool = False) -> str:

@@ -5,13 +5,14 @@ Services add their own routes (memcg's cgroupfs files) before the app starts.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from kernsim.services.faultlayer import FaultLayer
+from kernsim.services.faultlayer import FaultLayer, parse_change
 from kernsim.services.metrics import Metrics
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -26,7 +27,9 @@ def build_app(
     token: str | None = None,
 ) -> web.Application:
     """The admin app; with a ``token``, every request that changes something must carry it."""
-    app = web.Application(middlewares=[require_token(token)] if token else [])
+    app = web.Application(
+        middlewares=[require_token(token)] if token else [], client_max_size=MAX_BODY_BYTES
+    )
 
     async def healthz(_req: web.Request) -> web.Response:
         return web.json_response({"service": service, "ok": True})
@@ -43,13 +46,18 @@ def build_app(
         return web.json_response(fault.describe())
 
     async def faults_put(req: web.Request) -> web.Response:
+        text = await req.text()  # aiohttp answers 413 past client_max_size
         try:
-            change = await req.json()
-            if not isinstance(change, dict):
+            doc = json.loads(text)
+            if not isinstance(doc, dict):
                 raise ValueError("expected a JSON object")
-            fault.apply(change)
-        except (ValueError, TypeError, OSError, json.JSONDecodeError) as exc:
+            # Off the loop: a shipped profile is read from its file.
+            change = await asyncio.to_thread(parse_change, doc)
+        except RecursionError:
+            return web.json_response({"error": "JSON nested too deeply"}, status=400)
+        except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
             return web.json_response({"error": str(exc)}, status=400)
+        fault.apply(change)
         return web.json_response(fault.describe())
 
     app.router.add_get("/healthz", healthz)
@@ -60,6 +68,8 @@ def build_app(
     return app
 
 
+#: The largest request body the admin API reads (a PUT /faults document, a limit).
+MAX_BODY_BYTES = 64 << 10
 #: Methods that only read; every other method changes state (faults, limits, workloads).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ import aiohttp
 from kernsim.protocol import ProtocolError, RequestTimeout
 from kernsim.services.catalog import registry
 from kernsim.services.config import SERVICES, format_peers
+from kernsim.services.plumbing import ENV_LIFELINE_FD
 from kernsim.services.records import proc_state
 from kernsim.services.runtime import Body, Node
 
@@ -72,12 +74,23 @@ class Cluster:
     #: A service that does not answer a ping within this is reported as stuck.
     liveness_timeout_s: float = 5.0
     token: str | None = None
+    #: Services already running elsewhere (name -> RPC host, port): nothing is
+    #: spawned or stopped, the launcher only connects (``kernsim run --services``).
+    remote: dict[str, tuple[str, int]] | None = None
     ports: dict[str, tuple[int, int]] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kernsim-")))
+    #: Where the services' logs go.  None: a temporary folder made by ``start``
+    #: and removed by ``stop`` (``kernsim run --out DIR`` keeps them in DIR/logs).
+    log_dir: Path | None = None
     node: Node | None = None
     unresponsive: tuple[str, str] | None = None
     _monitor: asyncio.Task[None] | None = None
+    _own_log_dir: bool = False
+    #: The write end of the lifeline pipe: held open while the cluster runs.
+    _lifeline: int | None = None
+
+    def service_names(self) -> tuple[str, ...]:
+        return SERVICES
 
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.procs.items()}
@@ -85,12 +98,38 @@ class Cluster:
     def admin_url(self, service: str) -> str:
         return f"http://{HOST}:{self.ports[service][1]}"
 
+    def addresses(self) -> dict[str, dict[str, Any]]:
+        """Where each service listens, for the records."""
+        if self.remote is not None:
+            return {n: {"host": h, "rpc": p} for n, (h, p) in self.remote.items()}
+        return {n: {"host": HOST, "rpc": p[0], "admin": p[1]} for n, p in self.ports.items()}
+
     async def start(self, health_timeout_s: float = 30.0) -> None:
+        if self.remote is not None:
+            self.node = Node(
+                "launcher",
+                registry(),
+                peers=self.remote,
+                rpc_timeout_s=self.rpc_timeout_s,
+                token=self.token,
+            )
+            self._monitor = asyncio.ensure_future(self._watch_liveness())
+            return
         ports = free_ports(2 * len(SERVICES))
         self.ports = {s: (ports[2 * i], ports[2 * i + 1]) for i, s in enumerate(SERVICES)}
         peers = format_peers({s: (HOST, p[0]) for s, p in self.ports.items()})
-        for name in SERVICES:
-            self.procs[name] = self._spawn(name, peers)
+        if self.log_dir is None:
+            self.log_dir = Path(tempfile.mkdtemp(prefix="kernsim-"))
+            self._own_log_dir = True
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        # Every service gets the read end; only this process holds the write end
+        # (os.pipe's descriptors are not inherited), so its exit closes it.
+        lifeline_r, self._lifeline = os.pipe()
+        try:
+            for name in SERVICES:
+                self.procs[name] = self._spawn(name, peers, lifeline_r)
+        finally:
+            os.close(lifeline_r)
         await self.watched(self._wait_healthy(), health_timeout_s, "health check")
         self.node = Node(
             "launcher",
@@ -118,7 +157,8 @@ class Cluster:
                 # deadline names a service that is alive but not answering.
                 if loop.time() - t0 < self.liveness_timeout_s or self.unresponsive:
                     return
-                stopped = proc_state(self.procs[name].pid) == "T"
+                proc = self.procs.get(name)
+                stopped = proc is not None and proc_state(proc.pid) == "T"
                 why = f"no reply to ping in {self.liveness_timeout_s:g} s"
                 self.unresponsive = (
                     name,
@@ -129,7 +169,8 @@ class Cluster:
             await asyncio.gather(*(ping(name) for name in SERVICES))
             await asyncio.sleep(LIVENESS_EVERY_S)  # the ping period, not a wait for a state
 
-    def _spawn(self, name: str, peers: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, peers: str, lifeline: int) -> subprocess.Popen[bytes]:
+        assert self.log_dir is not None
         rpc, admin = self.ports[name]
         env = {
             **os.environ,
@@ -142,6 +183,7 @@ class Cluster:
             "KERNSIM_SEED": str(self.seed),
             "KERNSIM_LOG_LEVEL": self.log_level,
             "KERNSIM_RPC_TIMEOUT_S": str(self.rpc_timeout_s),
+            ENV_LIFELINE_FD: str(lifeline),
         }
         if self.token is not None:
             env["KERNSIM_TOKEN"] = self.token
@@ -155,6 +197,7 @@ class Cluster:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                pass_fds=(lifeline,),
             )
         finally:
             log.close()
@@ -242,8 +285,16 @@ class Cluster:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
+        if self._own_log_dir and self.log_dir is not None:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+            self._own_log_dir = False
 
     def log_tail(self, service: str, lines: int = 20) -> str:
+        if self.log_dir is None:
+            return ""
         path = self.log_dir / f"{service}.log"
         if not path.exists():
             return ""

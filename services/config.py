@@ -16,6 +16,46 @@ SERVICES = ("mm", "memcg", "blockdev", "vmscan", "workqueue", "tasks")
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on the connections one service accepts (guard.py).  Defaults:
+
+    - ``max_connections`` 64 (``KERNSIM_MAX_CONNECTIONS``): accepted connections
+      open at once; the six services and a launcher use about seven.
+    - ``hello_timeout_s`` 10 (``KERNSIM_HELLO_TIMEOUT_S``): a connection must say
+      hello within this.
+    - ``prehello_max_bytes`` 4096 (``KERNSIM_PREHELLO_MAX_BYTES``): what a
+      connection may buffer before its hello (a hello is under 200 bytes).
+    - ``frame_timeout_s`` 30 (``KERNSIM_FRAME_TIMEOUT_S``): a frame once begun
+      must be complete within this.
+    - ``idle_timeout_s`` 600 (``KERNSIM_IDLE_TIMEOUT_S``): a greeted connection
+      with nothing in flight and no frame for this long is closed.
+    """
+
+    max_connections: int = 64
+    hello_timeout_s: float = 10.0
+    prehello_max_bytes: int = 4096
+    frame_timeout_s: float = 30.0
+    idle_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if not value > 0 or value != value or value == float("inf"):
+                raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Limits:
+        d = cls()
+        return cls(
+            max_connections=int(env.get("KERNSIM_MAX_CONNECTIONS", d.max_connections)),
+            hello_timeout_s=float(env.get("KERNSIM_HELLO_TIMEOUT_S", d.hello_timeout_s)),
+            prehello_max_bytes=int(env.get("KERNSIM_PREHELLO_MAX_BYTES", d.prehello_max_bytes)),
+            frame_timeout_s=float(env.get("KERNSIM_FRAME_TIMEOUT_S", d.frame_timeout_s)),
+            idle_timeout_s=float(env.get("KERNSIM_IDLE_TIMEOUT_S", d.idle_timeout_s)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceConfig:
     """The settings of one service.  Defaults:
 
@@ -33,6 +73,7 @@ class ServiceConfig:
       admin API's mutating requests (``Authorization: Bearer TOKEN``).  Required
       when ``host`` is not a loopback address (see ``check_exposure``).
     - ``log_level`` INFO (``KERNSIM_LOG_LEVEL``).
+    - ``limits``: connection bounds, see ``Limits`` (``KERNSIM_MAX_CONNECTIONS``, ...).
     """
 
     service: str
@@ -48,6 +89,7 @@ class ServiceConfig:
     rpc_timeout_s: float = 30.0
     token: str | None = None
     log_level: str = "INFO"
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def load(
@@ -86,8 +128,9 @@ class ServiceConfig:
             seed=a.seed,
             page_cluster=a.page_cluster,
             rpc_timeout_s=a.rpc_timeout_s,
-            token=a.token,
+            token=a.token or None,
             log_level=a.log_level,
+            limits=Limits.from_env(env),
         )
 
 

@@ -21,14 +21,25 @@ Back-pressure, so that memory is bounded by configuration, not by peers:
   so a peer that floods requests without reading replies is throttled by
   TCP itself;
 - at most ``max_handlers`` handler tasks per connection run at once (parked
-  primitives, code paths run to completion); past that, reading pauses;
+  primitives, code paths run to completion).  The cap holds frame by frame:
+  when it is reached in the middle of a read, the rest of that read's
+  frames wait (decoded, in ``_held``, at most one read's worth) and reading
+  pauses; each handler that finishes lets the next held frame in;
 - the decoder buffers at most one frame (``MAX_FRAME_BYTES``) plus one read.
+
+While reading is paused asyncio does not look at the socket, so a peer that
+hangs up then would never be noticed.  The node checks its paused
+connections a few times a second (``peer_gone``: the socket reports a hang-up
+or a reset) and closes those whose peer is gone.  Closing frees everything a
+connection owns: its handler tasks are cancelled, its pending calls failed,
+its held frames and unsent output dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -52,12 +63,17 @@ Pending = tuple["asyncio.Future[dict[str, Any]]", float, str]
 MAX_IN_FLIGHT = 1024
 MAX_HANDLERS = 4096
 WRITE_HIGH_BYTES = 1 << 20
+#: Poll events that say the peer is gone (POLLRDHUP, Linux: it shut its side down
+#: even with unread data before the FIN; POLLHUP/POLLERR: a reset or both sides shut).
+_GONE = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
 
 
 class Connection(asyncio.Protocol):
     """One TCP connection to a peer."""
 
-    def __init__(self, node: Node, peer: str, *, greeted: bool = False) -> None:
+    def __init__(
+        self, node: Node, peer: str, *, greeted: bool = False, accepted: bool = False
+    ) -> None:
         self.node = node
         self.peer = peer
         self.link = (node.name, peer)
@@ -73,8 +89,18 @@ class Connection(asyncio.Protocol):
         self._flush_armed = False
         self._write_paused = False
         self._read_paused = False
+        #: Decoded frames waiting for handler room (the rest of a read past the cap).
+        self._held: deque[Any] = deque()
         self._room: deque[asyncio.Future[None]] = deque()
         self.opened: asyncio.Future[None] = node.loop.create_future()
+        #: Accepted from a peer (bounded by the node's Guard), not opened by this node.
+        self.accepted = accepted
+        self._refused = False
+        now = node.loop.time()
+        self.opened_at = now
+        self.last_frame_at = now
+        #: When the frame now in the decoder's buffer began arriving (None: no partial frame).
+        self.partial_since: float | None = None
 
     def set_peer(self, peer: str) -> None:
         self.peer = peer
@@ -90,6 +116,9 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_BYTES)
+        if self._refused:
+            transport.abort()
+            return
         if not self.opened.done():
             self.opened.set_result(None)
 
@@ -102,16 +131,38 @@ class Connection(asyncio.Protocol):
             self.node.note_bad(f"bad frame from {self.peer}, closing: {exc.text}")
             self.close()
             return
+        now = self.node.loop.time()
+        if objects:
+            self.last_frame_at = now
+        if not self.decoder.buffered_bytes:
+            self.partial_since = None
+        elif objects or self.partial_since is None:
+            self.partial_since = now  # a new frame began in this read
+        if self._held:
+            self._held.extend(objects)  # behind the frames already waiting, in order
+        else:
+            self._held = deque(objects)
+        self._dispatch_held()
+
+    def _dispatch_held(self) -> None:
+        """Hand waiting frames to the node while this connection has handler room."""
+        held = self._held
+        cap = self.node.max_handlers
         self._batch = True
         try:
             on_object = self.node.on_object
-            for obj in objects:
-                if self._closed:
-                    break
-                on_object(self, obj)
+            while held and not self._closed and len(self.tasks) < cap:
+                on_object(self, held.popleft())
         finally:
             self._batch = False
             self._flush()
+        if self.accepted and not self.greeted and not self._closed:
+            limit = self.node.guard.limits.prehello_max_bytes
+            if self.decoder.buffered_bytes > limit:
+                self.node.note_bad(f"{limit} bytes buffered before a hello; closing")
+                self.close()
+                return
+        self._update_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close()
@@ -164,21 +215,63 @@ class Connection(asyncio.Protocol):
 
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
-        if self._read_paused:
+        if self._closed:
+            return
+        if self._held:
+            self._dispatch_held()
+        elif self._read_paused:
             self._update_reading()
 
     def _update_reading(self) -> None:
         transport = self.transport
         if transport is None or self._closed:
             return
-        pause = self._write_paused or len(self.tasks) >= self.node.max_handlers
+        pause = self._write_paused or bool(self._held) or len(self.tasks) >= self.node.max_handlers
         if pause and not self._read_paused:
             self._read_paused = True
             self.node.stats["read_pauses"] += 1
             transport.pause_reading()
+            self.node.guard.watch_paused(self)
         elif not pause and self._read_paused:
             self._read_paused = False
             transport.resume_reading()
+
+    def remote_host(self) -> str | None:
+        """The peer's IP address as a string, when the transport knows it."""
+        addr = None if self.transport is None else self.transport.get_extra_info("peername")
+        return str(addr[0]) if isinstance(addr, tuple) and addr else None
+
+    def refuse(self) -> None:
+        """Close this connection as soon as it is made (the service is full)."""
+        self._refused = True
+        self._closed = True
+
+    def idle(self) -> bool:
+        """Greeted, with nothing in flight, running or waiting on this connection."""
+        return (
+            self.greeted
+            and not self.pending
+            and not self.tasks
+            and not self._held
+            and self.partial_since is None
+        )
+
+    @property
+    def read_paused(self) -> bool:
+        return self._read_paused
+
+    def peer_gone(self) -> bool:
+        """Has the peer hung up or reset?  Asked only while reading is paused."""
+        transport = self.transport
+        sock = None if transport is None else transport.get_extra_info("socket")
+        if sock is None:
+            return self._closed
+        poller = select.poll()
+        try:
+            poller.register(sock.fileno(), _GONE)
+            return any(ev & _GONE for _fd, ev in poller.poll(0))
+        except (OSError, ValueError):  # closed underneath us
+            return True
 
     def has_room(self) -> bool:
         return len(self.pending) < self.max_in_flight and not self._write_paused
@@ -269,6 +362,8 @@ class Connection(asyncio.Protocol):
                 # Indefinite: the peer may have applied the request before the link went.
                 fut.set_exception(RequestTimeout(f"connection to {self.peer} lost"))
         self.pending.clear()
+        self._held.clear()
+        self._buf = []
         # Its handlers can no longer answer anyone: a parked primitive is dropped
         # (the owner skips cancelled waiters), as a request from a vanished CPU would be.
         for task in list(self.tasks):

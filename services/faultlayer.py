@@ -15,16 +15,82 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kernsim.faults import DelayQueue, FaultModel, Profile, Rule, load_profile
+from kernsim.faults import DelayQueue, FaultModel, Profile, Rule, load_shipped
+
+#: The keys of a PUT /faults document.
+CHANGE_KEYS = ("profile", "rules", "hold", "release", "pause", "resume")
+#: At most this many entries in one list of a PUT /faults document.
+MAX_ENTRIES = 256
 
 MIN_TIMER_S = 0.001
 
 
 class Writable(Protocol):
     def write(self, frame: bytes) -> None: ...
+
+
+@dataclass
+class FaultChange:
+    """A PUT /faults document, checked whole before anything of it is applied."""
+
+    profile: Profile | None = None
+    rules: tuple[Rule, ...] | None = None
+    hold: list[tuple[str, str]] = field(default_factory=list)
+    release: list[tuple[str, str]] = field(default_factory=list)
+    pause: list[str] = field(default_factory=list)
+    resume: list[str] = field(default_factory=list)
+
+
+def parse_change(doc: Mapping[str, Any]) -> FaultChange:
+    """Check a PUT /faults document; ValueError names what is wrong.
+
+    ``profile`` is the name of a shipped profile or a profile body (a table,
+    as in a .toml file), never a path.  Reads a shipped profile's file: run
+    it off the event loop."""
+    for key in doc:
+        if key not in CHANGE_KEYS:
+            raise ValueError(f"{key}: unknown key (known: {', '.join(CHANGE_KEYS)})")
+    out = FaultChange()
+    if "profile" in doc:
+        value = doc["profile"]
+        if isinstance(value, str):
+            out.profile = load_shipped(value)
+        elif isinstance(value, Mapping):
+            out.profile = Profile.from_dict(value)
+        else:
+            raise ValueError("profile: expected a shipped profile's name or a profile table")
+    if "rules" in doc:
+        out.rules = Profile.from_dict({"name": "admin", "rules": doc["rules"]}).rules
+    out.hold = [_link(x, f"hold[{i}]") for i, x in enumerate(_entries(doc, "hold"))]
+    out.release = [_link(x, f"release[{i}]") for i, x in enumerate(_entries(doc, "release"))]
+    out.pause = [_name(x, f"pause[{i}]") for i, x in enumerate(_entries(doc, "pause"))]
+    out.resume = [_name(x, f"resume[{i}]") for i, x in enumerate(_entries(doc, "resume"))]
+    return out
+
+
+def _entries(doc: Mapping[str, Any], key: str) -> list[Any]:
+    value = doc.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{key}: expected a list")
+    if len(value) > MAX_ENTRIES:
+        raise ValueError(f"{key}: more than {MAX_ENTRIES} entries")
+    return value
+
+
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise ValueError(f"{where}: expected a service name")
+    return value
+
+
+def _link(value: Any, where: str) -> tuple[str, str]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"{where}: expected [src, dest]")
+    return _name(value[0], where), _name(value[1], where)
 
 
 class FaultLayer:
@@ -72,35 +138,36 @@ class FaultLayer:
 
     # --- run-time changes (PUT /faults) -------------------------------------------
 
-    def set_profile(self, name: str) -> None:
-        profile = load_profile(name)
+    def set_profile(self, profile: Profile) -> None:
         self.model.profile = profile
         self.model.set_rules(profile.rules)
 
     def set_rules(self, rules: Iterable[Rule]) -> None:
         self.model.set_rules(rules)
 
-    def apply(self, change: dict[str, Any]) -> None:
-        """Apply a PUT /faults document: profile, rules, hold, release, pause, resume."""
-        if "profile" in change:
-            self.set_profile(str(change["profile"]))
-        if "rules" in change:
-            rules = Profile.from_dict({"name": "admin", "rules": change["rules"]}).rules
-            self.set_rules(rules)
-        for src, dest in change.get("hold", []):
-            self.model.hold(str(src), str(dest))
-        for src, dest in change.get("release", []):
-            self.model.release(str(src), str(dest))
-        for svc in change.get("pause", []):
-            self.model.pause(str(svc))
-        for svc in change.get("resume", []):
-            self.model.resume(str(svc))
+    def apply(self, change: FaultChange) -> None:
+        """Apply a checked PUT /faults document (see ``parse_change``)."""
+        if change.profile is not None:
+            self.set_profile(change.profile)
+        if change.rules is not None:
+            self.set_rules(change.rules)
+        for src, dest in change.hold:
+            self.model.hold(src, dest)
+        for src, dest in change.release:
+            self.model.release(src, dest)
+        for svc in change.pause:
+            self.model.pause(svc)
+        for svc in change.resume:
+            self.model.resume(svc)
         self._fire()  # a release may have made parked messages due
 
     def describe(self) -> dict[str, Any]:
         controls = self.model.controls
+        profile = self.model.profile.to_dict()
+        # The rules in force, which PUT {"rules": ...} may have replaced.
+        profile["rules"] = Profile("rules", rules=self.model.rules).to_dict()["rules"]
         return {
-            "profile": self.model.profile.to_dict(),
+            "profile": profile,
             "held": [list(link) for link in controls.held_links()],
             "paused": controls.paused_services(),
             "queued": len(self.queue),

@@ -4,7 +4,9 @@
 kill all, wait for quiescence, drain the pagevecs, check the invariants on
 state fetched from mm and memcg with the simulation's checker, one pass of
 global reclaim, report.  Exit 0 when the invariants hold, 1 when not, 2 for
-bad usage, 3 when a service died or stopped answering (named on stderr).
+bad usage, 3 when a service died or stopped answering (named on stderr), 4
+for a setup or environment error (one line on stderr; see lifecycle.py), and
+128 + the signal's number when SIGTERM or SIGINT stopped it.
 
 With ``--out DIR`` the run leaves ``DIR/records.jsonl``: the run's trace, one
 JSON record per line, each written whole and fsync'd as it is made (the
@@ -24,6 +26,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,15 @@ from typing import Any
 from kernsim.protocol import ProtocolError
 from kernsim.services.cluster import Cluster, ServiceFailure
 from kernsim.services.config import SERVICES
+from kernsim.services.lifecycle import (
+    EXIT_SETUP,
+    Interrupted,
+    SetupError,
+    interruptible,
+    parse_services,
+    start_cluster,
+    token_from_env,
+)
 from kernsim.services.records import RecordWriter
 from kernsim.services.snapshot import memcg_restore, mm_restore
 
@@ -146,23 +158,26 @@ def _crashes(stats: dict[str, Any]) -> list[Violation]:
     return out
 
 
-async def _progress(cluster: Cluster, out: RecordWriter, every_s: float = 1.0) -> None:
-    """A progress record each ``every_s``: kernel ops so far and memcg's counters."""
+async def _progress(
+    cluster: Cluster, out: RecordWriter, every_s: float = 1.0, last: dict[str, Any] | None = None
+) -> None:
+    """A progress record each ``every_s``: kernel ops and memcg's counters (kept in ``last``)."""
     while True:
         await asyncio.sleep(every_s)  # the sampling period, not a wait for a state
         with contextlib.suppress(ServiceFailure, OSError, ProtocolError):
             mm = (await cluster.rpc("mm", "statistics", timeout_s=2.0))["stats"]
             memcg = (await cluster.rpc("memcg", "statistics", timeout_s=2.0))["stats"]
-            out.write(
-                "progress",
-                variant=cluster.variant,
-                ops=mm["ops"] + memcg["ops"],
-                cgroups=memcg.get("cgroups"),
-            )
+            sample = {"ops": mm["ops"] + memcg["ops"], "cgroups": memcg.get("cgroups")}
+            out.write("progress", variant=cluster.variant, **sample)
+            if last is not None:
+                last.update(sample, ts=round(time.time(), 6))
 
 
 async def run_one(
-    args: argparse.Namespace, variant: str, out: RecordWriter | None = None
+    args: argparse.Namespace,
+    variant: str,
+    out: RecordWriter | None = None,
+    measured: dict[str, Any] | None = None,
 ) -> ClusterResult:
     cluster = Cluster(
         variant=variant,
@@ -170,15 +185,19 @@ async def run_one(
         faults=args.faults,
         seed=args.seed,
         page_cluster=args.page_cluster,
+        token=token_from_env(),
+        log_dir=Path(args.out) / "logs" / variant if args.out else None,
+        remote=parse_services(args.services) if getattr(args, "services", None) else None,
     )
     sampler: asyncio.Task[None] | None = None
     try:
         progress.phase(f"{variant}: starting the six services")
-        await cluster.start()
+        await start_cluster(cluster)
         if out is not None:
-            ports = {n: {"rpc": p[0], "admin": p[1]} for n, p in cluster.ports.items()}
-            out.write("cluster_started", variant=variant, pids=cluster.pids(), ports=ports)
-            sampler = asyncio.ensure_future(_progress(cluster, out))
+            out.write(
+                "cluster_started", variant=variant, pids=cluster.pids(), ports=cluster.addresses()
+            )
+            sampler = asyncio.ensure_future(_progress(cluster, out, last=measured))
         result = await experiment(cluster, args.duration, out=out)
         if out is not None:
             out.write("result", **result.to_dict())
@@ -207,30 +226,57 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _check_args(args)
     results = []
-    out = RecordWriter(Path(args.out) / "records.jsonl") if args.out else None
+    unfinished: list[dict[str, Any]] = []
+    try:
+        out = RecordWriter(Path(args.out) / "records.jsonl") if args.out else None
+    except OSError as exc:
+        print(f"kernsim: setup error: --out {args.out}: {exc.strerror}", file=sys.stderr)
+        return EXIT_SETUP
     try:
         for variant in args.variant or ["none"]:
+            measured: dict[str, Any] = {}
             try:
-                r = asyncio.run(run_one(args, variant, out))
+                r = asyncio.run(interruptible(run_one(args, variant, out, measured)))
             except ServiceFailure as exc:
                 print(f"kernsim: cluster failure: {exc}", file=sys.stderr)
                 return EXIT_SERVICE
+            except SetupError as exc:
+                print(f"kernsim: setup error: {exc}", file=sys.stderr)
+                return EXIT_SETUP
+            except Interrupted as exc:
+                unfinished.append(_interrupted(out, variant, exc, measured))
+                print(f"kernsim: {exc}; every service was stopped", file=sys.stderr)
+                return 128 + exc.signum
             results.append(r)
             if args.json:
                 print(json.dumps(r.to_dict()), flush=True)
     finally:
         if out is not None:
             out.close()
-            _write_results(Path(args.out) / "results.json", results)
+            _write_results(Path(args.out) / "results.json", results, unfinished)
     if not args.json:
         print(render_table([_Row(r) for r in results], verbose=args.verbose))
     return exit_status(results, args.strict)
 
 
-def _write_results(path: Path, results: list[ClusterResult]) -> None:
-    """All results so far, replaced atomically: a reader sees the old file or the new one."""
+def _interrupted(
+    out: RecordWriter | None, variant: str, exc: Interrupted, measured: dict[str, Any]
+) -> dict[str, Any]:
+    """The record and the results.json entry of a run a signal stopped: what it measured."""
+    if out is not None:
+        out.write("interrupted", variant=variant, signal=exc.name)
+    return {"variant": variant, "incomplete": True, "interrupted_by": exc.name,
+            "last_progress": measured}  # fmt: skip
+
+
+def _write_results(
+    path: Path, results: list[ClusterResult], unfinished: Sequence[dict[str, Any]] = ()
+) -> None:
+    """All results so far, then any run a signal cut short (``"incomplete": true``),
+    replaced atomically: a reader sees the old file or the new one."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    entries = [r.to_dict() for r in results] + list(unfinished)
+    tmp.write_text(json.dumps(entries, indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -261,6 +307,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--duration must be positive")
     try:
         load_profile(args.faults)
+        if getattr(args, "services", None):
+            parse_services(args.services)
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from exc
 
@@ -273,13 +321,14 @@ async def _up(args: argparse.Namespace) -> int:
         seed=args.seed,
         page_cluster=args.page_cluster,
         log_level="INFO",
+        token=token_from_env(),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await cluster.start()
+        await start_cluster(cluster)
         for name in SERVICES:
             rpc, _ = cluster.ports[name]
             print(f"{name:10} {cluster.admin_url(name)}  (rpc 127.0.0.1:{rpc})", flush=True)
@@ -300,6 +349,9 @@ async def _up(args: argparse.Namespace) -> int:
     except ServiceFailure as exc:
         print(f"kernsim: cluster failure: {exc}", file=sys.stderr)
         return EXIT_SERVICE
+    except SetupError as exc:
+        print(f"kernsim: setup error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
     finally:
         await cluster.stop()
 
@@ -345,7 +397,10 @@ def register(sub: Any) -> None:
         "the live services.  Exit 1 on a memsw leak, on a swap slot the variant never gives "
         "back by itself, or on another broken invariant; 0 otherwise (slots the variant gives "
         "back by design are reported, not failed; see --strict); 2 for bad usage; 3 when a "
-        "service died or stopped answering.",
+        "service died or stopped answering; 4 for a setup or environment error (bad token, a "
+        "service that refused its configuration); 128+N when signal N (SIGTERM, SIGINT) "
+        "stopped it.  KERNSIM_TOKEN, when set, is given to the services and said in every "
+        "hello.",
     )
     _common(run)
     run.add_argument(
@@ -363,6 +418,13 @@ def register(sub: Any) -> None:
         default=None,
         metavar="DIR",
         help="write DIR/records.jsonl (the run's trace, flushed per record) and DIR/results.json",
+    )
+    run.add_argument(
+        "--services",
+        default=None,
+        metavar="mm=HOST:PORT,...",
+        help="drive six services already running (their msgpack RPC addresses, all six) "
+        "instead of starting them here; they must run --variant; see docs/multihost.md",
     )
     run.set_defaults(handler=cmd_run)
     up = sub.add_parser(

@@ -50,7 +50,8 @@ def memparse(text: str) -> int:
     if s and s[-1].lower() in _SUFFIX:
         mult = _SUFFIX[s[-1].lower()]
         s = s[:-1]
-    if not s.isdigit():
+    # simple_strtoull() reads ASCII 0-9 only; str.isdigit() also takes "٣" and "１".
+    if not s.isascii() or not s.isdigit():
         raise ValueError(f"not a size: {text!r}")
     return int(s) * mult
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
+
+#: The environment variable naming the read end of the launcher's lifeline pipe.
+ENV_LIFELINE_FD = "KERNSIM_LIFELINE_FD"
+#: After the parent is gone: how long a graceful stop may take before the process exits hard.
+LIFELINE_GRACE_S = 1.5
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,6 +51,47 @@ def stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+
+def watch_lifeline(stop: asyncio.Event, fd: int | None = None) -> threading.Thread | None:
+    """Stop this process when the launcher that started it is gone, however it went.
+
+    The launcher keeps the write end of a pipe and hands each service the read
+    end (``KERNSIM_LIFELINE_FD``); nobody ever writes to it.  When the launcher
+    exits, even by SIGKILL, the kernel closes its end and a read here returns
+    end-of-file.  A thread blocks on that read, so a wedged event loop cannot
+    hide it: it asks for a graceful stop, and exits the process hard if that has
+    not happened within ``LIFELINE_GRACE_S``.  A pipe rather than
+    ``prctl(PR_SET_PDEATHSIG)``: the death signal follows the *thread* that
+    forked the child (an executor thread that ends would kill the service) and
+    races with a parent that dies before the child has called prctl; the pipe's
+    end-of-file is level-triggered and waits for the service to look.
+    """
+    if fd is None:
+        text = os.environ.get(ENV_LIFELINE_FD)
+        if not text:
+            return None
+        fd = int(text)
+    loop = asyncio.get_running_loop()
+    log = logging.getLogger("kernsim.services")
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 4096):
+                pass  # nobody writes; data would be a misuse, not a death
+        except OSError:
+            pass
+        log.warning("the launcher is gone (lifeline closed): stopping")
+        try:
+            loop.call_soon_threadsafe(stop.set)
+        except RuntimeError:  # the loop is already closed: the process is on its way out
+            return
+        time.sleep(LIFELINE_GRACE_S)  # a normal exit ends this daemon thread first
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="lifeline", daemon=True)
+    thread.start()
+    return thread
 
 
 class RateLimitedLog:

@@ -44,6 +44,7 @@ from kernsim.protocol import (
     FrameTooLarge,
     InternalError,
     MalformedMessage,
+    NodeNotFound,
     ProtocolError,
     Registry,
     UnknownMessageType,
@@ -53,9 +54,11 @@ from kernsim.protocol import (
     reply_for_exception,
     salvage_request,
 )
+from kernsim.services.config import Limits
 from kernsim.services.connection import MAX_HANDLERS, MAX_IN_FLIGHT, Connection
 from kernsim.services.fastpath import FastPath
 from kernsim.services.faultlayer import FaultLayer
+from kernsim.services.guard import Guard, check_claim
 from kernsim.services.plumbing import (
     JsonFormatter,
     RateLimitedLog,
@@ -69,6 +72,8 @@ Body = dict[str, Any]
 Handler = Callable[[Envelope], "Body | Awaitable[Body]"]
 #: How often deadlines are checked: a call times out at most this much late.
 SWEEP_S = 0.05
+#: How often connections whose reading is paused are checked for a peer that hung up.
+PAUSED_CHECK_S = 0.25
 #: Distinct (src, dest) links counted by name; more go to ("*", "*") so that
 #: peers choosing names cannot grow the metrics without bound.
 MAX_LINKS = 64
@@ -114,6 +119,7 @@ class Node:
         max_frame_bytes: int = MAX_FRAME_BYTES,
         max_in_flight: int = MAX_IN_FLIGHT,
         max_handlers: int = MAX_HANDLERS,
+        limits: Limits | None = None,
     ) -> None:
         self.name = name
         self.registry = registry
@@ -134,6 +140,7 @@ class Node:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._msg_id = 0
         self._sweep: asyncio.TimerHandle | None = None
+        self.guard = Guard(self, limits or Limits())
         self._server: asyncio.Server | None = None
         self._bad_log = RateLimitedLog(log)
         self.sent: dict[tuple[str, str], int] = {}
@@ -203,13 +210,17 @@ class Node:
         return bound
 
     def _accepted(self) -> Connection:
-        conn = Connection(self, "?")
+        conn = Connection(self, "?", accepted=True)
+        if not self.guard.admit(conn):
+            conn.refuse()  # closed as soon as it is made; never counted as live
+            return conn
         self.live.add(conn)
         self.stats["connections"] += 1
         return conn
 
     def connection_closed(self, conn: Connection) -> None:
         self.live.discard(conn)
+        self.guard.forget(conn)
         if self.conns.get(conn.peer) is conn:
             del self.conns[conn.peer]
 
@@ -272,7 +283,7 @@ class Node:
                 if self.fast.reply(obj):
                     self._on_reply(conn, obj)
                     return
-            elif conn.greeted and self.fast.request(obj):
+            elif conn.greeted and obj.get("d") == self.name and self.fast.request(obj):
                 env = Envelope(obj["s"], obj["d"], obj["i"], None, obj["t"], obj["b"])
                 self._dispatch(conn, env)
                 return
@@ -296,6 +307,8 @@ class Node:
         else:
             try:
                 self.registry.validate_request(env)
+                if env.dest != self.name:
+                    raise NodeNotFound(f"this is {self.name}, not {env.dest!r}")
             except ProtocolError as exc:
                 self._reply_exception(conn, env, exc)
                 return
@@ -327,6 +340,7 @@ class Node:
         try:
             self.registry.validate_request(env)
             reply = accept_hello(env, service=self.name, token=self.token)
+            check_claim(self, conn, env)
         except ProtocolError as exc:
             self.note_bad(f"refused a connection: {exc.text}")
             self._reply_exception(conn, env, exc)
@@ -402,6 +416,7 @@ class Node:
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
+        self.guard.close()
         for conn in list(self.live):
             conn.close()
         for task in list(self._tasks):
@@ -416,5 +431,6 @@ class Node:
             "connections_open": len(self.live),
             "handler_tasks": sum(len(c.tasks) for c in self.live),
             "log_lines_suppressed": self._bad_log.suppressed,
+            **self.guard.statistics(),
             "crash_texts": list(self.crash_texts),
         }

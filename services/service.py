@@ -19,6 +19,7 @@ from kernsim.services.catalog import KERNEL_TYPES, registry
 from kernsim.services.config import InsecureConfig, ServiceConfig, check_exposure
 from kernsim.services.faultlayer import FaultLayer
 from kernsim.services.metrics import Metrics, counter_by
+from kernsim.services.plumbing import watch_lifeline
 from kernsim.services.runtime import Body, Node, setup_logging, stop_on_signals
 from prometheus_client.core import Metric
 
@@ -48,6 +49,7 @@ class Service:
             faultable=KERNEL_TYPES,
             rpc_timeout_s=config.rpc_timeout_s,
             token=config.token,
+            limits=config.limits,
         )
         self.node.handlers["ping"] = lambda env: {}
         self.node.handlers["statistics"] = self._statistics_msg
@@ -104,6 +106,7 @@ class Service:
     async def run(self) -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
+        watch_lifeline(stop)
         await self.start()
         try:
             await stop.wait()
@@ -114,7 +117,12 @@ class Service:
 
 def main(cls: type[Service], argv: Sequence[str] | None = None) -> None:
     """``python -m kernsim.services.<name>``: read the config, serve until SIGTERM."""
-    config = ServiceConfig.load(cls.name, argv)
+    try:
+        config = ServiceConfig.load(cls.name, argv)
+    except ValueError as exc:  # a bad KERNSIM_* value: refuse the configuration, status 2
+        setup_logging(cls.name, "INFO")
+        log.error("%s: bad configuration: %s", cls.name, exc)
+        raise SystemExit(2) from exc
     setup_logging(cls.name, config.log_level)
     try:
         check_exposure(config)

@@ -19,7 +19,13 @@ from kernsim.faults.controls import Controls, Link
 from kernsim.faults.delayqueue import DelayQueue
 from kernsim.faults.fault_model import FaultModel, FaultStatistics
 from kernsim.faults.latency import Latency
-from kernsim.faults.profiles import Profile, faults_dir, list_profiles, load_profile
+from kernsim.faults.profiles import (
+    Profile,
+    faults_dir,
+    list_profiles,
+    load_profile,
+    load_shipped,
+)
 from kernsim.faults.rules import ANY, KINDS, Rule, Verdict
 
 __all__ = [
@@ -37,4 +43,5 @@ __all__ = [
     "faults_dir",
     "list_profiles",
     "load_profile",
+    "load_shipped",
 ]

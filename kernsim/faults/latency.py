@@ -22,13 +22,20 @@ PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _check_non_negative(name: str, value: float, *, allow_inf: bool = False) -> None:
+#: The longest delay any distribution may produce or name, in seconds: the same
+#: bound as a `post`'s delay_s.  A longer (or infinite) delay is a message held
+#: for good; holding is what `hold`/`pause` are for, and they can be released.
+MAX_DELAY_S = 3600.0
+
+
+def _check_non_negative(name: str, value: float, *, seconds: bool = True) -> None:
     # NaN fails every comparison, so test it explicitly rather than rely on `< 0`.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name}: must be a number, got {type(value).__name__}")
-    if math.isnan(value) or value < 0 or (math.isinf(value) and not allow_inf):
-        bound = "a number >= 0 (inf allowed)" if allow_inf else "a finite number >= 0"
-        raise ValueError(f"{name}: must be {bound}, got {value!r}")
+    if math.isnan(value) or value < 0 or math.isinf(value):
+        raise ValueError(f"{name}: must be a finite number >= 0, got {value!r}")
+    if seconds and value > MAX_DELAY_S:
+        raise ValueError(f"{name}: must be at most {MAX_DELAY_S:g} s, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +61,7 @@ class Latency:
         if len(self.params) != len(names):
             raise ValueError(f"{self.kind} takes {', '.join(names)}; got {len(self.params)} values")
         for name, value in zip(names, self.params, strict=True):
-            _check_non_negative(name, value, allow_inf=(name == "cap_s"))
+            _check_non_negative(name, value, seconds=name.endswith("_s"))
         _check_non_negative("jitter_s", self.jitter_s)
         self._check_shape()
 
@@ -85,7 +92,7 @@ class Latency:
     def pareto(
         cls, scale_s: float, alpha: float, cap_s: float, *, jitter_s: float = 0.0
     ) -> Latency:
-        """Heavy tail: `scale_s * Pareto(alpha)`, capped at `cap_s` (>= scale_s)."""
+        """Heavy tail: `scale_s * Pareto(alpha)`, capped at `cap_s` (>= scale_s, finite)."""
         return cls("pareto", (scale_s, alpha, cap_s), jitter_s)
 
     def sample(self, rng: random.Random) -> float:

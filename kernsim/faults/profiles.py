@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +24,9 @@ from kernsim.faults.rules import Rule
 
 ENV_FAULTS_DIR = "KERNSIM_FAULTS_DIR"
 DIRECTIONS = ("read", "write")
+#: The largest profile file read (shipped profiles are under 2 KiB).
+MAX_PROFILE_BYTES = 64 << 10
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,15 @@ class Profile:
     bio_write: Latency = ZERO
     device_reorder: bool = False
     description: str = ""
+    #: The factor by which a scenario's workload timings (its parameters in
+    #: seconds: think time, kill moment, round period) are stretched under this
+    #: profile in the simulation.  The workloads are tuned for kernel steps of
+    #: about 1 us; where every message takes 0.1-1 ms, or the disk is 100 times
+    #: slower, an unstretched ``race`` is killed before its first page fault.
+    workload_time_scale: float = 1.0
+    #: Scenarios this profile does not apply to, with the reason:
+    #: ((scenario, reason), ...); `kernsim sim` warns when asked for one.
+    not_for: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -42,6 +56,15 @@ class Profile:
         # Accept any iterable of rules but store a tuple, so profiles stay
         # hashable and compare equal however they were built.
         object.__setattr__(self, "rules", tuple(self.rules))
+
+    def not_for_reason(self, scenario: str) -> str | None:
+        """Why this profile does not apply to ``scenario`` (None: it does)."""
+        return dict(self.not_for).get(scenario)
+
+    def scale_workload(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A scenario's parameters with every timing (a name ending in ``_s``) stretched."""
+        k = self.workload_time_scale
+        return {n: v * k if n.endswith("_s") and k != 1.0 else v for n, v in params.items()}
 
     def bio_latency_s(self, direction: str, rng: random.Random) -> float:
         """Completion latency of one bio; `direction` is "read" or "write"."""
@@ -59,6 +82,8 @@ class Profile:
             "bio_read": self.bio_read.to_dict(),
             "bio_write": self.bio_write.to_dict(),
             "rules": [_rule_to_dict(r) for r in self.rules],
+            "workload_time_scale": self.workload_time_scale,
+            "not_for": dict(self.not_for),
         }
 
     @classmethod
@@ -73,10 +98,36 @@ class Profile:
             bio_read=_latency_at(data, "bio_read", "", default=ZERO),
             bio_write=_latency_at(data, "bio_write", "", default=ZERO),
             rules=tuple(_rule_from_dict(r, f"rules[{i}]") for i, r in enumerate(rules)),
+            workload_time_scale=_time_scale(data),
+            not_for=_not_for(data),
         )
 
 
-_PROFILE_OPTIONAL = ("description", "device_reorder", "bio_read", "bio_write", "rules")
+def _not_for(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    table = _as_table(data.get("not_for", {}), "not_for")
+    return tuple((str(k), _get(table, k, str, "not_for")) for k in table)
+
+
+#: The most a profile may stretch a workload's timings.
+MAX_TIME_SCALE = 10_000.0
+
+
+def _time_scale(data: Mapping[str, Any]) -> float:
+    value: float = _get(data, "workload_time_scale", float, "", default=1.0)
+    if not 1.0 <= value <= MAX_TIME_SCALE:  # NaN fails this too
+        raise ValueError(f"workload_time_scale: must be within [1, {MAX_TIME_SCALE:g}]")
+    return value
+
+
+_PROFILE_OPTIONAL = (
+    "description",
+    "device_reorder",
+    "bio_read",
+    "bio_write",
+    "rules",
+    "workload_time_scale",
+    "not_for",
+)
 _RULE_KEYS = ("src", "dest", "msg_type", "latency", "reorder", "probability")
 _MISSING: Any = object()
 _TYPE_NAMES = {str: "string", bool: "bool", float: "number", list: "array", dict: "table"}
@@ -200,22 +251,43 @@ def list_profiles() -> list[str]:
 def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
     """Load a profile by bare name (`"lan"`) or by path to a .toml file.
 
-    The file's `name` defaults to its stem. Errors name the file and the path
-    inside it."""
+    For the local user's command line (`--faults FILE`): the file is theirs.
+    A server takes names only (`load_shipped`). The file's `name` defaults to
+    its stem. Errors name the file and the path inside it."""
     text = os.fspath(name_or_path)
     if os.sep in text or "/" in text or text.endswith(".toml"):
-        path = Path(text)
-    else:
-        path = faults_dir() / f"{text}.toml"
-        if not path.is_file():
-            known = ", ".join(list_profiles())
-            raise ValueError(f"unknown fault profile {text!r} (known: {known})")
-    return _load_file(path)
+        return _load_file(Path(text))
+    return load_shipped(text)
+
+
+def load_shipped(name: str) -> Profile:
+    """A profile of the shipped set, by name only: never a path, never another file.
+
+    What the admin API uses: the answer for any other string is the same
+    error, so it tells nothing about the server's files."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name not in list_profiles():
+        known = ", ".join(list_profiles())
+        raise ValueError(f"unknown fault profile {name!r} (known: {known})")
+    return _load_file(faults_dir() / f"{name}.toml")
 
 
 def _load_file(path: Path) -> Profile:
+    # Only a regular file of bounded size: a FIFO would block (O_NONBLOCK keeps even
+    # the open from waiting for a writer), /dev/zero never ends.
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{path}: no such file") from exc
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        raw = f.read(MAX_PROFILE_BYTES + 1)
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_PROFILE_BYTES} bytes")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: invalid TOML: {exc}") from exc
     data.setdefault("name", path.stem)

@@ -76,7 +76,8 @@ def simulate(
     checker = ContinuousChecker()
     world.engine.observers.append(checker)
     try:
-        sc.run(world, {**sc.params, **(params or {})})
+        # The profile stretches the workload's timings to its latencies (Profile.scale_workload).
+        sc.run(world, {**profile.scale_workload(sc.params), **(params or {})})
         result = settle_and_check(world, checker)
     except (KernelBug, MemcgBug) as exc:
         # A BUG_ON of the kernel fired in the model: report it like any violation,

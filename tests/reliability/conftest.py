@@ -26,7 +26,9 @@ def kill_all(pids: list[int]) -> None:
 class ServiceProcess:
     """One service as its own process on 127.0.0.1 (no peers), for tests of one service."""
 
-    def __init__(self, name: str, token: str | None = None) -> None:
+    def __init__(
+        self, name: str, token: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
         import subprocess
         import sys
 
@@ -34,6 +36,7 @@ class ServiceProcess:
 
         self.name = name
         self.port, self.admin_port = free_ports(2)
+        extra = env or {}
         env = {
             **os.environ,
             "KERNSIM_PORT": str(self.port),
@@ -43,6 +46,7 @@ class ServiceProcess:
         env.pop("KERNSIM_TOKEN", None)
         if token is not None:
             env["KERNSIM_TOKEN"] = token
+        env.update(extra)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"kernsim.services.{name}"],
             env=env,

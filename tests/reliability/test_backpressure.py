@@ -128,8 +128,9 @@ async def test_a_flood_from_a_peer_that_never_reads_is_throttled_by_tcp() -> Non
         flood_writer = None
         # ... and it answers again.
         reader, writer = await asyncio.open_connection(HOST, svc.port)
-        writer.write(encode_frame({"s": "t", "d": "mm", "i": 0, "t": "hello", "b": hello}))
-        writer.write(encode_frame({"s": "t", "d": "mm", "i": 9, "t": "ping", "b": {}}))
+        # The same name in "s" and in the hello's "service" (PROTOCOL.md 6).
+        writer.write(encode_frame({"s": "flood", "d": "mm", "i": 0, "t": "hello", "b": hello}))
+        writer.write(encode_frame({"s": "flood", "d": "mm", "i": 9, "t": "ping", "b": {}}))
         got = b""
         while b"ping_ok" not in got:
             data = await asyncio.wait_for(reader.read(65536), 10)

@@ -92,9 +92,13 @@ def test_latency_validation_messages(build: Any, message: str) -> None:
         build()
 
 
-def test_pareto_accepts_an_infinite_cap() -> None:
-    lat = Latency.pareto(0.001, 3.0, math.inf)
-    assert lat.mean_s() == pytest.approx(0.0015)
+def test_delays_are_bounded_like_a_posts_delay() -> None:
+    # An infinite cap (or a delay of 1e308 s) holds a message for good; hold/pause do that.
+    with pytest.raises(ValueError, match=re.escape("cap_s: must be a finite number >= 0, got inf")):
+        Latency.pareto(0.001, 3.0, math.inf)
+    with pytest.raises(ValueError, match=re.escape("delay_s: must be at most 3600 s, got 1e+308")):
+        Latency.constant(1e308)
+    assert Latency.pareto(0.001, 3.0, 3600.0).mean_s() == pytest.approx(0.0015, rel=1e-6)
 
 
 # -- rules and verdicts ------------------------------------------------------

@@ -1,0 +1,60 @@
+"""Setup and environment errors are not findings: their own exit status, one line.
+
+Exit 1 means "invariants violated"; a CI job must never read a bad token or a
+refused configuration as a race.  ``KERNSIM_TOKEN`` in the environment is
+given to the services and said by the launcher in every hello.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXIT_SETUP = 4
+
+
+def _kernsim(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("KERNSIM_")} | env
+    return subprocess.run(
+        [sys.executable, "-m", "kernsim", *args],
+        env=full, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_run_with_a_token_in_the_environment_uses_it() -> None:
+    r = _kernsim("run", "--duration", "2", "--variant", "upstream", "--json",
+                 env={"KERNSIM_TOKEN": "s3cret"})  # fmt: skip
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode in (0, 1), r.stderr
+    result = json.loads(r.stdout.splitlines()[0])
+    assert result["variant"] == "upstream" and result["ops"] > 0
+
+
+@pytest.mark.parametrize("command", [["run", "--duration", "2"], ["up"]])
+def test_a_service_that_refuses_its_configuration_is_a_setup_error(command: list[str]) -> None:
+    # No token on a non-loopback address: every service refuses to start (and binds nothing).
+    r = _kernsim(*command, env={"KERNSIM_HOST": "0.0.0.0"})
+    assert r.returncode == EXIT_SETUP, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kernsim: setup error: service "), r.stderr
+    assert "without a token" in lines[0]
+
+
+def test_a_bad_limit_is_a_setup_error() -> None:
+    r = _kernsim("run", "--duration", "2", env={"KERNSIM_MAX_CONNECTIONS": "0"})
+    assert r.returncode == EXIT_SETUP, (r.returncode, r.stderr)
+    assert "bad configuration: max_connections: must be a finite number > 0" in r.stderr
+
+
+def test_an_unusable_out_folder_is_a_setup_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = _kernsim("run", "--duration", "2", "--out", str(blocker / "run"), env={})
+    assert r.returncode == EXIT_SETUP, (r.returncode, r.stderr)
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert r.stderr.startswith("kernsim: setup error: --out ")
