@@ -37,11 +37,23 @@ def register(sub: Any) -> None:
     )
     ex.add_argument("--scenario", default="race", choices=list(SCENARIOS))
     ex.add_argument("--variant", default="none", choices=list(VARIANTS))
-    ex.add_argument("--strategy", default="pct", choices=["random", "pct"])
-    ex.add_argument("--schedules", type=_positive, default=1000)
+    ex.add_argument(
+        "--strategy",
+        default="swarm",
+        choices=["swarm", "random", "pos", "pct", "cpct", "systematic"],
+        help="swarm (default): each schedule draws random or pos and a window of 1x or 5x "
+        "--window-us; pos: partial order sampling; pct: PCT over every step; cpct: PCT "
+        "with change points on racing steps; systematic: every schedule with at most "
+        "--preemptions preemptions (partial-order reduced)",
+    )
+    ex.add_argument("--schedules", type=_positive, default=300, help="default 300")
     ex.add_argument("--jobs", type=_positive, default=None, help="processes (default: all cores)")
     ex.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     ex.add_argument("--depth", type=_positive, default=3, help="PCT's d (default 3)")
+    ex.add_argument("--preemptions", type=int, default=2,
+                    help="systematic: the preemption bound K (default 2)")  # fmt: skip
+    ex.add_argument("--stop-after-no-new-pairs", type=_positive, default=None, metavar="N",
+                    help="stop when N schedules in a row covered no new racing pair")  # fmt: skip
     ex.add_argument(
         "--window-us",
         type=float,
@@ -100,6 +112,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
     if args.window_us < 0:
         raise UsageError("--window-us must be >= 0")
+    if args.preemptions < 0:
+        raise UsageError("--preemptions must be >= 0")
     if args.executor and not args.executor.startswith("dask://"):
         raise UsageError(f"unknown executor {args.executor!r} (try dask://HOST:PORT)")
     cfg = SearchConfig(
@@ -117,6 +131,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         args.executor,
         args.check_determinism,
         progress=not args.json,
+        preemptions=args.preemptions,
+        stop_after_no_new_pairs=args.stop_after_no_new_pairs,
     )
     try:
         summary = explore(cfg)
@@ -136,23 +152,53 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 
 def render(s: dict[str, Any]) -> str:
+    first = s["first_failure_at"]
     lines = [
         f"{s['schedules_run']} schedules of {s['scenario']} under {s['variant']} "
         f"({s['strategy']}): {s['failures']} failing, {s['livelocks']} livelocked, "
-        f"first failure at #{s['first_failure_at']}, {s['schedules_per_s']} schedules/s",
+        f"first failure at {'#' + str(first) if first is not None else 'none'}, "
+        f"{s['coverage']} racing pairs covered, {s['schedules_per_s']} schedules/s",
     ]
+    if s.get("strategy") == "systematic":
+        done = "complete" if s["complete"] else "NOT complete (schedule budget reached)"
+        lines.append(f"systematic, <= {s['preemptions']} preemptions: {done}; "
+                     f"{s['pruned']} schedules pruned as equivalent")  # fmt: skip
+    if s.get("stopped_early"):
+        lines.append(f"stopped: no new racing pair in the last schedules "
+                     f"({s['schedules_run']} of {s['schedules_planned']} run)")  # fmt: skip
     if s["divergences"]:
         lines.append(f"DETERMINISM: {s['divergences']} schedules gave two different traces")
+    if not s["failures"]:
+        lines.append(hint(s))
     for r in s["races"]:
         lines += ["", f"== {r['class']} x{r['count']}  {', '.join(r['kinds'])}"]
         if "events" in r:
             lines.append(
                 f"   shrunk: {r['events_before_shrinking']} -> {r['events']} events, "
-                f"{r['switches_before_shrinking']} -> {r['switches']} switches, "
-                f"{r['shrink_schedules_run']} schedules; replay: {r['replay']}"
+                f"{r['switches_before_shrinking']} -> {r['switches']} switches; "
+                f"shrink: {r['shrink_attempts']} attempts; replay: {r['replay']}"
             )
+            if r.get("cite"):
+                lines.append(f"   described in: {'; '.join(r['cite'])}")
+            if r["class"].startswith("NEW") and r.get("racing_pairs"):
+                pairs = "; ".join(f"{a} -> {b} ({k})" for k, a, b in r["racing_pairs"])
+                lines.append(f"   racing pairs: {pairs}")
             lines += ["", r["diagram"]]
     return "\n".join(lines)
+
+
+def hint(s: dict[str, Any]) -> str:
+    """What to try next when a search found nothing."""
+    tips = []
+    if s["strategy"] != "swarm":
+        tips.append("--strategy swarm")
+    if s["strategy"] == "systematic":
+        tips.append(f"--preemptions {s['preemptions'] + 1}")
+    else:
+        tips.append(f"--schedules {s['schedules_run'] * 10}")
+    tips.append(f"--window-us {s['window_s'] * 5e6:g}")
+    tips.append("--seed N (another part of the seed space)")
+    return "no schedule broke an invariant; to search harder try: " + ", ".join(tips)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

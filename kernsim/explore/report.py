@@ -40,6 +40,11 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
 
 
+def _coverage(out: Path, summary: dict[str, Any]) -> str:
+    png = summary.get("coverage_png")
+    return f"<h2>Racing pairs covered</h2>{_img(out / png)}" if png else ""
+
+
 def write_explore_report(out: Path, summary: dict[str, Any]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
@@ -60,7 +65,9 @@ def write_explore_report(out: Path, summary: dict[str, Any]) -> Path:
         "padding:1em;overflow-x:auto}td,th{text-align:left;padding:2px 8px}</style></head><body>"
         f"<h1>kernsim explore: {html.escape(summary['scenario'])} under "
         f"{html.escape(summary['variant'])}</h1><h2>Summary</h2><table>{rows}</table>"
-        f"<h2>Failures over schedules run</h2>{_img(png)}<h2>Races</h2>{races}</body></html>"
+        f"<h2>Failures over schedules run</h2>{_img(png)}"
+        + _coverage(out, summary)
+        + f"<h2>Races</h2>{races}</body></html>"
     )
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")

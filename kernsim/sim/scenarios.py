@@ -133,3 +133,95 @@ def get_scenario(name: str) -> Scenario:
     except KeyError:
         known = ", ".join(SCENARIOS)
         raise ValueError(f"unknown scenario {name!r} (known: {known})") from None
+
+
+# --- Window scenarios: one catalogue window each, for systematic search ----------------
+#
+# The starting state is built as the catalogue builds it (kernsim.sim.catalogue),
+# one code path at a time under the default scheduler; then the two racing code
+# paths start together and the search's own strategy decides every interleaving,
+# with no script.  Readahead reads as few slots as the window needs: page_cluster
+# 2 (an aligned block of 4 slots) holds A's and B's, page_cluster 1 none besides.
+
+
+def _window(
+    setup: Callable[[World], list[tuple[Any, Any]]],
+) -> Callable[[World, dict[str, Any]], None]:
+    def run(world: World, params: dict[str, Any]) -> None:
+        from kernsim.sim import catalogue as cat
+        from kernsim.sim.scripted import Scripted
+
+        engine = world.engine
+        search = engine.strategy
+        engine.strategy = Scripted(engine.rng, [])  # the setup: in time order
+        starts = setup(world)
+        engine.strategy = search
+        for cpu, coro in starts:
+            engine.start(cpu, coro)
+        engine.run()
+        cat._exit_all(world)
+
+    return run
+
+
+def _readahead_window(world: World) -> list[tuple[Any, Any]]:
+    """B swaps in eB (reading eA ahead) while A exits: Ex. B and Type-1."""
+    from kernsim.model.memory import do_swap_page
+    from kernsim.sim import catalogue as cat
+
+    a, b, _, eb = cat._two_swapped_tasks(world)
+    return [(b, do_swap_page(b, b.task, 0, eb, True)), (a, cat._exit(world, a))]
+
+
+def _reclaim_lock_window(world: World) -> list[tuple[Any, Any]]:
+    """kswapd reclaims A's written-out swap-cache page while A exits: Ex. A."""
+    from kernsim.sim import catalogue as cat
+
+    a = cat._task(world, "A")
+    pfn = cat._fault(world, a, 0)
+    kswapd = cat._kswapd(world)
+    cat._run(world, kswapd, cat._reclaim(kswapd, [pfn], drain=True, age=True))
+    return [(kswapd, cat._reclaim(kswapd, [pfn], drain=False, age=False)), (a, cat._exit(world, a))]
+
+
+def _reclaim_mapped_window(world: World) -> list[tuple[Any, Any]]:
+    """kswapd reclaims A's mapped page while A exits: Type-2."""
+    from kernsim.model.vmscan import ScanControl, shrink_page_list
+    from kernsim.sim import catalogue as cat
+
+    a = cat._task(world, "A")
+    pfn = cat._fault(world, a, 0)
+    kswapd = cat._kswapd(world)
+
+    async def reclaim() -> None:
+        await shrink_page_list(kswapd, await cat._isolate(kswapd, [pfn], True), ScanControl())
+
+    return [(kswapd, reclaim()), (a, cat._exit(world, a))]
+
+
+WINDOW_MM = {"total_pages": 1024, "swap_pages": 16, "page_cluster": 1}
+SCENARIOS.update(
+    {
+        s.name: s
+        for s in [
+            Scenario(
+                "window-readahead",
+                "A exits while B swaps in the next slot with readahead (Ex. B, Type-1)",
+                _window(_readahead_window),
+                mm={**WINDOW_MM, "page_cluster": 2},
+            ),
+            Scenario(
+                "window-example-a",
+                "A exits while kswapd reclaims its swap-cache page (Ex. A)",
+                _window(_reclaim_lock_window),
+                mm=WINDOW_MM,
+            ),
+            Scenario(
+                "window-type-2",
+                "A exits while kswapd reclaims its mapped page (Type-2)",
+                _window(_reclaim_mapped_window),
+                mm=WINDOW_MM,
+            ),
+        ]
+    }
+)
