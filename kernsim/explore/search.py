@@ -39,6 +39,7 @@ class SearchConfig:
     shrink_budget: int = BUDGET
     progress: bool = False
     preemptions: int = 2  # systematic: the preemption bound
+    por: bool = True  # systematic: prune equivalent schedules (sleep sets)
     stop_after_no_new_pairs: int | None = None
 
 

@@ -74,7 +74,9 @@ def run_node(job: Job) -> Ran:
     return outcome_of(job, run, start), chooser.records, chooser.diverged
 
 
-def children(node: Node, records: list[Decision | None], bound: int, tally: Tally) -> list[Node]:
+def children(
+    node: Node, records: list[Decision | None], bound: int, tally: Tally, por: bool = True
+) -> list[Node]:
     """The unexplored schedules that branch off this run after its prefix."""
     out: list[Node] = []
     sleep = dict(node.sleep)
@@ -90,7 +92,7 @@ def children(node: Node, records: list[Decision | None], bound: int, tally: Tall
             if node.preemptions + cost > bound:
                 tally.beyond_bound += 1
                 continue
-            if c in sleep:
+            if por and c in sleep:
                 tally.pruned += 1
                 continue
             fc = d.footprints[c]
@@ -151,7 +153,8 @@ def search(cfg: Any, base: Job, pmap: Callable[..., Iterator[Ran]]) -> tuple[Tal
             tally.diverged += diverged
             found.add(job, o)
             # The earliest branch point goes deepest in the stack: it stays small.
-            stack.extend(reversed(children(node, records, cfg.preemptions, tally)))
+            kids = children(node, records, cfg.preemptions, tally, cfg.por)
+            stack.extend(reversed(kids))
         if cfg.progress:
             failing = found.counts["failed"]
             line = f"\r{tally.runs} schedules, {len(stack)} to go, {failing} failing"

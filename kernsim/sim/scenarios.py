@@ -225,3 +225,30 @@ SCENARIOS.update(
         ]
     }
 )
+
+
+def _two_readers(world: World) -> list[tuple[Any, Any]]:
+    """Two CPUs that each read A's page flags twice: 3 decisions each (start, 2 reads),
+    every one on the same page.  Its schedule count is worked out by hand in
+    tests/explore/test_systematic.py."""
+    from kernsim.model.filemap import page_flags
+    from kernsim.sim import catalogue as cat
+    from kernsim.sim.engine import SimCpu
+
+    a = cat._task(world, "A")
+    pfn = cat._fault(world, a, 0)
+
+    async def reader(cpu: SimCpu) -> None:
+        await cpu.call(page_flags, pfn)
+        await cpu.call(page_flags, pfn)
+
+    cpus = [SimCpu(world.engine, name, "vmscan", "vmscan") for name in ("r1", "r2")]
+    return [(cpu, reader(cpu)) for cpu in cpus]
+
+
+SCENARIOS["tiny-readers"] = Scenario(
+    "tiny-readers",
+    "two CPUs read one page's flags twice each (a schedule count to work out by hand)",
+    _window(_two_readers),
+    mm=WINDOW_MM,
+)
