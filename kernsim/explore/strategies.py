@@ -95,9 +95,20 @@ class Chooser(Strategy):
     def key(self, cpu: SimCpu) -> float:
         return 0.0  # no draw from the engine's random source: see the module docstring
 
+    #: pick() is not called when only one CPU is runnable (it could only run that one):
+    #: strategies whose pick() keeps state about every decision turn this off.
+    skip_single = True
+
     def choose(self, engine: Engine, ready: Ready) -> int:
         self.engine = engine
-        t = min(e[0] for e in ready)
+        picked = self.picked
+        if len(ready) == 1 and self.skip_single:
+            cpu = ready[0][3]
+            picked[cpu.name] = picked.get(cpu.name, 0) + 1
+            self.decision += 1
+            self.last = cpu
+            return 0
+        t = min([e[0] for e in ready])
         horizon = t + self.window_s
         due = [i for i, e in enumerate(ready) if e[0] <= horizon]
         default = self._default(ready, due, t)
@@ -105,8 +116,8 @@ class Chooser(Strategy):
         cpu = ready[pick][3]
         if pick != default:
             d = ready[default][3]
-            self.switches.append((d.name, self.count(d), cpu.name))
-        self.picked[cpu.name] = self.count(cpu) + 1
+            self.switches.append((d.name, picked.get(d.name, 0), cpu.name))
+        picked[cpu.name] = picked.get(cpu.name, 0) + 1
         self.decision += 1
         self.last = cpu
         return pick
@@ -139,6 +150,8 @@ class Pct(Chooser):
     change points the CPU that runs drops to priority i, below every initial one.
     The highest-priority CPU due now always runs.
     """
+
+    skip_single = False  # a change point may fall on any decision
 
     def __init__(self, rng: random.Random, window_s: float, depth: int, steps: int) -> None:
         super().__init__(rng, window_s)
@@ -173,6 +186,8 @@ class Pos(Chooser):
     is not cut at every step: only where another CPU's step would race with it.
     """
 
+    skip_single = False  # every step that runs is a new event with a new priority
+
     def __init__(self, rng: random.Random, window_s: float) -> None:
         super().__init__(rng, window_s)
         self.prio: dict[str, float] = {}
@@ -200,6 +215,8 @@ class ConflictPct(Chooser):
     with a step another CPU has pending (their footprints share an object), and
     the change points are drawn over the ``steps`` racing decisions of a run.
     """
+
+    skip_single = False
 
     def __init__(self, rng: random.Random, window_s: float, depth: int, steps: int) -> None:
         super().__init__(rng, window_s)
@@ -239,6 +256,8 @@ class Decision:
 class Forced(Chooser):
     """Runs the CPUs named by ``prefix`` at the first decisions, then the default
     scheduler, and records every decision (kernsim.explore.systematic)."""
+
+    skip_single = False  # every decision is recorded: the sleep sets follow each step
 
     def __init__(self, rng: random.Random, window_s: float, prefix: Sequence[str]) -> None:
         super().__init__(rng, window_s)

@@ -11,10 +11,12 @@ result back.
 A primitive call is a message from the CPU's service to the primitive's
 owner (``mm`` or ``memcg``).  The fault model gives it a delivery time; the
 primitive runs at that instant, atomically, and its reply travels back with
-its own delay.  Every pending step sits in one heap keyed by
-(time, tie-break, seq): the strategy draws the tie-break, so steps due at the
-same instant run in a seeded random order (or by PCT priority).  A scripted
-strategy instead names which CPU runs next.
+its own delay.  Every pending step (one per runnable CPU) sits in one heap keyed by (time,
+tie-break, seq): the strategy draws the tie-break, so steps due at the same
+instant run in a seeded random order.  A scripted strategy (the explorer's)
+instead names which CPU runs next; it sees every entry anyway, so the entries
+are then kept as a plain list (no heap upkeep per step) and heapified again
+only if a time-ordered strategy takes over.
 
 Everything random comes from one ``random.Random(seed)``, time is a float
 that only the engine advances, and the trace is hashed: same seed, same
@@ -48,6 +50,17 @@ from kernsim.variants.base import Variant
 
 #: The trace identity scheme: what the trace hash covers (see the module docstring).
 TRACE_IDENTITY = "kernel-events/2"
+
+#: Trace lines hashed at once.
+HASH_BATCH = 256
+#: Primitives that take or return a list (copied for the hash, which is computed later).
+LIST_PRIMS: dict[str, bool] = {}
+
+
+def _takes_lists(info: PrimitiveInfo) -> bool:
+    ann = getattr(info.fn, "__annotations__", {})
+    return any("list" in str(t) for t in ann.values())
+
 
 #: Virtual CPU time one critical section takes; keeps busy loops from freezing time.
 STEP_COST_S = 1e-6
@@ -191,6 +204,10 @@ class Engine:
     _seq: int = 0
     _waitq: dict[tuple[str, int], list[SimCpu]] = field(default_factory=dict)
     _hash: Any = field(default_factory=hashlib.sha256)
+    _lines: list[tuple[float, str, str, tuple[Any, ...], Any]] = field(
+        default_factory=list
+    )  # trace lines not hashed yet
+    _heap_ok: bool = True  # _heap is a heap (a scripted strategy keeps it as a list)
     _names: dict[str, int] = field(default_factory=dict)
     _owners: dict[str, Any] = field(init=False)
     _net: bool = field(init=False)
@@ -234,14 +251,23 @@ class Engine:
 
     def _push(self, cpu: SimCpu, at_s: float) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (at_s, self.strategy.key(cpu), self._seq, cpu))
+        entry = (at_s, self.strategy.key(cpu), self._seq, cpu)
+        if self.strategy.scripted:  # the strategy looks at every entry: no order needed
+            self._heap.append(entry)
+            self._heap_ok = False
+        else:
+            if not self._heap_ok:
+                heapq.heapify(self._heap)
+                self._heap_ok = True
+            heapq.heappush(self._heap, entry)
 
     def wake(self, cpu: SimCpu) -> None:
         """Make a sleeping CPU run now (a SIGKILL wakes an interruptible sleep)."""
         for i, entry in enumerate(self._heap):
             if entry[3] is cpu and cpu.pending is not None and cpu.pending.kind == SLEEP:
                 self._heap[i] = (self.now, entry[1], entry[2], cpu)
-                heapq.heapify(self._heap)
+                if self._heap_ok:
+                    heapq.heapify(self._heap)
                 return
 
     # --- the loop ----------------------------------------------------------
@@ -253,6 +279,9 @@ class Engine:
             if self.strategy.scripted:
                 entry = self._pick_scripted()
             else:
+                if not self._heap_ok:
+                    heapq.heapify(heap)
+                    self._heap_ok = True
                 if until_s is not None and heap[0][0] > until_s:
                     self.now = until_s
                     return
@@ -264,11 +293,13 @@ class Engine:
             self.now = until_s
 
     def _pick_scripted(self) -> tuple[float, float, int, SimCpu]:
-        i = self.strategy.choose(self, self._heap)
-        entry = self._heap[i]
-        self._heap[i] = self._heap[-1]
-        self._heap.pop()
-        heapq.heapify(self._heap)
+        heap = self._heap
+        i = self.strategy.choose(self, heap)
+        entry = heap[i]
+        last = heap.pop()
+        if i < len(heap):
+            heap[i] = last  # a scripted strategy sees the entries in no particular order
+        self._heap_ok = False
         return entry
 
     def _step(self, cpu: SimCpu) -> None:
@@ -289,10 +320,22 @@ class Engine:
         owner = self._owners[info.owner]
         result = info.fn(owner, *req.args)
         now = self.now
-        # tuple.__repr__: a NamedTuple's own repr is slow Python and says the same.
-        res = tuple.__repr__(result) if isinstance(result, tuple) else repr(result)
         # The identity: kernel events only, never the Python call site (req.func).
-        self._hash.update(f"{now!r}|{cpu.name}|{info.name}|{req.args!r}|{res}\n".encode())
+        # Formatted and hashed in batches (the digest of the concatenation is the
+        # same); a list argument or result is copied, as it stands now.
+        args = req.args
+        takes_lists = LIST_PRIMS.get(info.name)
+        if takes_lists is None:
+            takes_lists = LIST_PRIMS[info.name] = _takes_lists(info)
+        if takes_lists:
+            args = tuple(a[:] if type(a) is list else a for a in args)
+            result_now = result[:] if type(result) is list else result
+        else:
+            result_now = result
+        lines = self._lines
+        lines.append((now, cpu.name, info.name, args, result_now))
+        if len(lines) >= HASH_BATCH:
+            self._flush_hash()
         if self.keep_trace:
             self.trace.append(TraceEvent(now, cpu.name, req.func, info.name, req.args, result))
         cost = self.strategy.step_cost_s
@@ -363,5 +406,18 @@ class Engine:
     def blocked_cpus(self) -> list[str]:
         return sorted(c.name for q in self._waitq.values() for c in q)
 
+    def _flush_hash(self) -> None:
+        lines = self._lines
+        # tuple.__repr__: a NamedTuple's own repr is slow Python and says the same.
+        text = "".join(
+            f"{now!r}|{cpu}|{prim}|{args!r}|"
+            f"{tuple.__repr__(res) if isinstance(res, tuple) else repr(res)}\n"
+            for now, cpu, prim, args, res in lines
+        )
+        self._hash.update(text.encode())
+        lines.clear()
+
     def trace_sha256(self) -> str:
+        if self._lines:
+            self._flush_hash()
         return str(self._hash.hexdigest())
