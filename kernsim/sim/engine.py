@@ -13,10 +13,8 @@ owner (``mm`` or ``memcg``).  The fault model gives it a delivery time; the
 primitive runs at that instant, atomically, and its reply travels back with
 its own delay.  Every pending step (one per runnable CPU) sits in one heap keyed by (time,
 tie-break, seq): the strategy draws the tie-break, so steps due at the same
-instant run in a seeded random order.  A scripted strategy (the explorer's)
-instead names which CPU runs next; it sees every entry anyway, so the entries
-are then kept as a plain list (no heap upkeep per step) and heapified again
-only if a time-ordered strategy takes over.
+instant run in a seeded random order.  A scripted strategy instead names
+which CPU runs next.
 
 Everything random comes from one ``random.Random(seed)``, time is a float
 that only the engine advances, and the trace is hashed: same seed, same
@@ -207,7 +205,6 @@ class Engine:
     _lines: list[tuple[float, str, str, tuple[Any, ...], Any]] = field(
         default_factory=list
     )  # trace lines not hashed yet
-    _heap_ok: bool = True  # _heap is a heap (a scripted strategy keeps it as a list)
     _names: dict[str, int] = field(default_factory=dict)
     _owners: dict[str, Any] = field(init=False)
     _net: bool = field(init=False)
@@ -251,23 +248,14 @@ class Engine:
 
     def _push(self, cpu: SimCpu, at_s: float) -> None:
         self._seq += 1
-        entry = (at_s, self.strategy.key(cpu), self._seq, cpu)
-        if self.strategy.scripted:  # the strategy looks at every entry: no order needed
-            self._heap.append(entry)
-            self._heap_ok = False
-        else:
-            if not self._heap_ok:
-                heapq.heapify(self._heap)
-                self._heap_ok = True
-            heapq.heappush(self._heap, entry)
+        heapq.heappush(self._heap, (at_s, self.strategy.key(cpu), self._seq, cpu))
 
     def wake(self, cpu: SimCpu) -> None:
         """Make a sleeping CPU run now (a SIGKILL wakes an interruptible sleep)."""
         for i, entry in enumerate(self._heap):
             if entry[3] is cpu and cpu.pending is not None and cpu.pending.kind == SLEEP:
                 self._heap[i] = (self.now, entry[1], entry[2], cpu)
-                if self._heap_ok:
-                    heapq.heapify(self._heap)
+                heapq.heapify(self._heap)
                 return
 
     # --- the loop ----------------------------------------------------------
@@ -279,9 +267,6 @@ class Engine:
             if self.strategy.scripted:
                 entry = self._pick_scripted()
             else:
-                if not self._heap_ok:
-                    heapq.heapify(heap)
-                    self._heap_ok = True
                 if until_s is not None and heap[0][0] > until_s:
                     self.now = until_s
                     return
@@ -298,8 +283,11 @@ class Engine:
         entry = heap[i]
         last = heap.pop()
         if i < len(heap):
-            heap[i] = last  # a scripted strategy sees the entries in no particular order
-        self._heap_ok = False
+            heap[i] = last
+            # The order of the entries is what a random walk draws from: keeping it
+            # exactly as heapify() leaves it keeps every seed's schedule (and the
+            # documented seeds) unchanged.  With a handful of CPUs this is cheap.
+            heapq.heapify(heap)
         return entry
 
     def _step(self, cpu: SimCpu) -> None:
