@@ -10,6 +10,7 @@ from typing import Any
 from kernsim.cli import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, UsageError
 from kernsim.explore.executors import default_jobs
 from kernsim.explore.job import WINDOW_S
+from kernsim.explore.shrink import BUDGET
 from kernsim.sim.engine import TRACE_IDENTITY
 
 
@@ -52,6 +53,8 @@ def register(sub: Any) -> None:
     ex.add_argument("--depth", type=_positive, default=3, help="PCT's d (default 3)")
     ex.add_argument("--preemptions", type=int, default=2,
                     help="systematic: the preemption bound K (default 2)")  # fmt: skip
+    ex.add_argument("--shrink-budget", type=int, default=BUDGET, metavar="N",
+                    help="runs one race's shrinking may take (default %(default)s)")  # fmt: skip
     ex.add_argument("--stop-after-no-new-pairs", type=_positive, default=None, metavar="N",
                     help="stop when N schedules in a row covered no new racing pair")  # fmt: skip
     ex.add_argument(
@@ -112,6 +115,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
     if args.window_us < 0:
         raise UsageError("--window-us must be >= 0")
+    if args.shrink_budget < 0:
+        raise UsageError("--shrink-budget must be >= 0")
     if args.preemptions < 0:
         raise UsageError("--preemptions must be >= 0")
     if args.executor and not args.executor.startswith("dask://"):
@@ -133,6 +138,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         progress=not args.json,
         preemptions=args.preemptions,
         stop_after_no_new_pairs=args.stop_after_no_new_pairs,
+        shrink_budget=args.shrink_budget,
     )
     try:
         summary = explore(cfg)
