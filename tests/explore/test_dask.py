@@ -33,12 +33,12 @@ def _dask_cli() -> list[str]:
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
+    """Workers first, then the scheduler: a worker closing on SIGTERM talks to it."""
+    for p in reversed(procs):
         if p.poll() is None:
             p.terminate()
-    for p in procs:
         try:
-            p.wait(timeout=15)
+            p.wait(timeout=5)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(timeout=15)
