@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kernsim.explore.coverage import Pair, objects_of, step_name
 from kernsim.explore.footprint import Obj
@@ -136,7 +136,44 @@ def _bind_role(roles: dict[str, str], role: str, cpu: str) -> bool:
     return cpu not in roles.values()
 
 
+class FreeSwapSection(NamedTuple):
+    """free_swap_and_cache()'s swap_lock section, read off its steps."""
+
+    value: int
+    page: int
+    locked: bool
+    uncharge: int
+
+
+def fold_free_swap_and_cache(trace: list[TraceEvent]) -> list[TraceEvent]:
+    """A model that takes swap_lock across steps (swap_entry_free_locked, find_get_page,
+    trylock_page, page_cache_release, spin_unlock_swap_lock) has no single
+    ``free_swap_and_cache_locked`` step: sum each such section up in one, at the index
+    of its first step (the steps stay, so indices still point into ``trace``).  A
+    trace with the single step is returned as it is."""
+    out = trace
+    open_: dict[str, tuple[int, TraceEvent, int, bool]] = {}
+    for i, ev in enumerate(trace):
+        if ev.prim == "swap_entry_free_locked":
+            open_[ev.cpu] = (i, ev, 0, False)
+        elif ev.cpu in open_:
+            start, first, page, locked = open_[ev.cpu]
+            if ev.prim == "find_get_page":
+                open_[ev.cpu] = (start, first, int(ev.result), False)
+            elif ev.prim == "trylock_page":
+                open_[ev.cpu] = (start, first, page, ev.result is True)
+            elif ev.prim == "spin_unlock_swap_lock":
+                del open_[ev.cpu]
+                res = FreeSwapSection(first.result.value, page, locked, first.result.uncharge)
+                if out is trace:
+                    out = list(trace)
+                out[start] = TraceEvent(first.t, first.cpu, first.func,
+                                        "free_swap_and_cache_locked", first.args, res)  # fmt: skip
+    return out
+
+
 def classify_trace(trace: list[TraceEvent], slot: int, variant: str = "") -> Match:
+    trace = fold_free_swap_and_cache(trace)
     life = slot_life(trace, slot)
     found: list[tuple[tuple[bool, int, int, bool], Pattern, list[int]]] = []
     for pat in PATTERNS:

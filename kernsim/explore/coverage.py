@@ -25,6 +25,10 @@ from kernsim.sim.engine import TraceEvent
 
 Pair = tuple[str, str, str]  # (object kind, step A, step B)
 
+#: Steps that are not primitives of the model but sums of several (a critical
+#: section the model splits at its lock): the kind of their first argument.
+FOLDED = {"free_swap_and_cache_locked": "slot"}
+
 #: Object kinds whose pairs count: the global ones (LRU, zone, counters) race
 #: with everything and tell nothing apart.
 RACING_KINDS = frozenset({"page", "slot", "memcg", "mm"})
@@ -85,8 +89,9 @@ _PLANS: dict[str, tuple[str | None, tuple[tuple[int, str], ...], bool]] = {}
 
 def _plan(name: str) -> tuple[str | None, tuple[tuple[int, str], ...], bool]:
     info = PRIMITIVES.get(name)
-    if info is None:
-        return None, (), False
+    if info is None:  # a step kernsim.explore.classify sums up from several
+        kind = FOLDED.get(name)
+        return kind, (), kind is not None and name in BY_RESULT
     kind = KIND.get(info.obj)
     extra = tuple((i, k) for i, k in EXTRA.get(name, ()) if k in RACING_KINDS)
     by_result = name in BY_RESULT

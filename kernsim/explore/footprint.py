@@ -38,13 +38,16 @@ KIND = {"page": "page", "swp": "slot", "memcg": "memcg", "task": "mm"}
 EXTRA: dict[str, tuple[tuple[int, str], ...]] = {
     "add_to_swap_cache": ((1, "slot"),),
     "mem_cgroup_commit_charge": ((1, "memcg"),),
+    "__mem_cgroup_commit_charge": ((1, "memcg"),),
     "mem_cgroup_swapin_target": ((1, "memcg"),),
+    "try_get_mem_cgroup_from_swapcache": ((1, "memcg"),),
 }
 
 #: Primitives with no object argument: the global object each one touches.
 GLOBAL: dict[str, str] = {
     "alloc_page": "zone",
     "free_page": "zone",
+    "__pagevec_free": "zone",
     "zone_free_pages": "zone",
     "zone_nr_scan": "zone",
     "kswapd_sleep": "zone",
@@ -59,7 +62,23 @@ GLOBAL: dict[str, str] = {
     "lru_cache_add": "lru",
     "reclaim_lru_sizes": "lru",
     "select_bad_process": "tasks",
+    "spin_lock_swap_lock": "swap_lock",
+    "spin_unlock_swap_lock": "swap_lock",
+    "scan_swap_map_reuse": "swap_info",
+    # v5's stale swap list and v4's GC buffer
+    "stale_swap_check_queue": "stale_swap_list",
+    "stale_swap_check_pop": "stale_swap_list",
+    "stale_swap_check_start": "stale_swap_list",
+    "stale_swap_check_reschedule": "stale_swap_list",
+    "ssc_gc_start": "stale_swap_list",
+    "ssc_next": "stale_swap_list",
+    "ssc_forget": "stale_swap_list",
+    "ssc_reschedule": "stale_swap_list",
 }
+
+#: A primitive with no object argument and no row in GLOBAL touches this: it then
+#: conflicts with every other such primitive of its owner (conservative).
+UNKNOWN = "global"
 
 #: Primitives whose result names the object they acted on: free_swap_and_cache's
 #: swap_lock section finds the cache page, zap_pte() unmaps a page or a slot.
@@ -82,6 +101,8 @@ def static_objects(name: str, owner: str, obj: str, args: tuple[Any, ...]) -> li
     g = GLOBAL.get(name)
     if g is not None:
         out.append((g, 0))
+    elif kind is None:
+        out.append((f"{UNKNOWN}:{owner}", 0))
     if owner == "memcg":
         out.append(COUNTERS)
     return out

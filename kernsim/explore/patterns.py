@@ -32,7 +32,7 @@ P = {
     "lock_page": "lock_page",
     "remove_mapping": "remove_mapping_freeze",
     "uncharge_page": "mem_cgroup_uncharge_page|mem_cgroup_uncharge_swapcache",
-    "commit_charge": "mem_cgroup_commit_charge",
+    "commit_charge": "mem_cgroup_commit_charge|__mem_cgroup_commit_charge",
     "set_page_writeback": "set_page_writeback_unlock",
     "end_page_writeback": "end_page_writeback",
     "page_flags": "page_flags",
