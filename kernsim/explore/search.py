@@ -240,6 +240,7 @@ def describe(cfg: SearchConfig, sh: Shrunk) -> dict[str, Any]:
         "switches": len(sh.outcome.switches),
         "switches_before_shrinking": sh.switches_before,
         "shrink_attempts": sh.runs,
+        "shrink_schedules_run": sh.runs,  # the same, under its old name (reports read it)
         "racing_pairs": [list(p) for p in pairs],
         "cite": cites,
         "params": dict(sh.job.params),
