@@ -145,7 +145,8 @@ def test_replay_cli_bad_file(
 
 def test_explore_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["explore", "--scenario", "race", "--strategy", "random", "--schedules", "40",
-                   "--jobs", "2", "--out", str(tmp_path), "--json"])  # fmt: skip
+                   "--jobs", "2", "--shrink-budget", "40", "--out", str(tmp_path),
+                   "--json"])  # fmt: skip
     s = json.loads(capsys.readouterr().out)
     assert s["schedules_run"] == 40
     assert status == (1 if s["failures"] else 0)
