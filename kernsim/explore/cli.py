@@ -10,6 +10,7 @@ from typing import Any
 from kernsim.cli import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, UsageError
 from kernsim.explore.executors import default_jobs
 from kernsim.explore.job import WINDOW_S
+from kernsim.explore.shrink import BUDGET
 from kernsim.sim.engine import TRACE_IDENTITY
 
 
@@ -37,11 +38,25 @@ def register(sub: Any) -> None:
     )
     ex.add_argument("--scenario", default="race", choices=list(SCENARIOS))
     ex.add_argument("--variant", default="none", choices=list(VARIANTS))
-    ex.add_argument("--strategy", default="pct", choices=["random", "pct"])
-    ex.add_argument("--schedules", type=_positive, default=1000)
+    ex.add_argument(
+        "--strategy",
+        default="swarm",
+        choices=["swarm", "random", "pos", "pct", "cpct", "systematic"],
+        help="swarm (default): each schedule draws random or pos and a window of 1x or 5x "
+        "--window-us; pos: partial order sampling; pct: PCT over every step; cpct: PCT "
+        "with change points on racing steps; systematic: every schedule with at most "
+        "--preemptions preemptions (partial-order reduced)",
+    )
+    ex.add_argument("--schedules", type=_positive, default=300, help="default 300")
     ex.add_argument("--jobs", type=_positive, default=None, help="processes (default: all cores)")
     ex.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     ex.add_argument("--depth", type=_positive, default=3, help="PCT's d (default 3)")
+    ex.add_argument("--preemptions", type=int, default=2,
+                    help="systematic: the preemption bound K (default 2)")  # fmt: skip
+    ex.add_argument("--shrink-budget", type=int, default=BUDGET, metavar="N",
+                    help="runs one race's shrinking may take (default %(default)s)")  # fmt: skip
+    ex.add_argument("--stop-after-no-new-pairs", type=_positive, default=None, metavar="N",
+                    help="stop when N schedules in a row covered no new racing pair")  # fmt: skip
     ex.add_argument(
         "--window-us",
         type=float,
@@ -102,6 +117,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
     if args.window_us < 0:
         raise UsageError("--window-us must be >= 0")
+    if args.shrink_budget < 0:
+        raise UsageError("--shrink-budget must be >= 0")
+    if args.preemptions < 0:
+        raise UsageError("--preemptions must be >= 0")
     if args.executor and not args.executor.startswith("dask://"):
         raise UsageError(f"unknown executor {args.executor!r} (try dask://HOST:PORT)")
     cfg = SearchConfig(
@@ -119,6 +138,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
         args.executor,
         args.check_determinism,
         progress=not args.json,
+        preemptions=args.preemptions,
+        stop_after_no_new_pairs=args.stop_after_no_new_pairs,
+        shrink_budget=args.shrink_budget,
     )
     from kernsim import progress
 
@@ -145,13 +167,20 @@ def render(s: dict[str, Any]) -> str:
     lines = [
         f"{s['schedules_run']} schedules of {s['scenario']} under {s['variant']} "
         f"({s['strategy']}): {s['failures']} failing, {s['livelocks']} livelocked, "
-        f"first failure at {_first(s['first_failure_at'])}, {s['schedules_per_s']} schedules/s",
+        f"first failure at {_first(s['first_failure_at'])}, "
+        f"{s['coverage']} racing pairs covered, {s['schedules_per_s']} schedules/s",
     ]
+    if s.get("strategy") == "systematic":
+        done = "complete" if s["complete"] else "NOT complete (schedule budget reached)"
+        lines.append(f"systematic, <= {s['preemptions']} preemptions: {done}; "
+                     f"{s['pruned']} schedules pruned as equivalent")  # fmt: skip
+    if s.get("stopped_early"):
+        lines.append(f"stopped: no new racing pair in the last schedules "
+                     f"({s['schedules_run']} of {s['schedules_planned']} run)")  # fmt: skip
     if s["divergences"]:
         lines.append(f"DETERMINISM: {s['divergences']} schedules gave two different traces")
-    if not s["failures"] and s["strategy"] == "pct":
-        lines.append("no race found: PCT with a narrow window finds few of these races; "
-                     "try --strategy random or --window-us 1000")  # fmt: skip
+    if not s["failures"]:
+        lines.append(hint(s))
     from kernsim.explore.report import parse_diagrams, race_verdict
 
     for r in s["races"]:
@@ -160,15 +189,34 @@ def render(s: dict[str, Any]) -> str:
         if "events" in r:
             lines.append(
                 f"   shrunk: {r['events_before_shrinking']} -> {r['events']} events, "
-                f"{r['switches_before_shrinking']} -> {r['switches']} switches, "
-                f"{r['shrink_schedules_run']} shrink attempts; replay: {r['replay']}"
+                f"{r['switches_before_shrinking']} -> {r['switches']} switches; "
+                f"shrink: {r['shrink_attempts']} attempts; replay: {r['replay']}"
             )
+            if r.get("cite"):
+                lines.append(f"   described in: {'; '.join(r['cite'])}")
+            if r["class"].startswith("NEW") and r.get("racing_pairs"):
+                pairs = "; ".join(f"{a} -> {b} ({k})" for k, a, b in r["racing_pairs"])
+                lines.append(f"   racing pairs: {pairs}")
             lines += ["", r["diagram"]]
     return "\n".join(lines)
 
 
 def _first(index: int | None) -> str:
     return "none" if index is None else f"#{index}"
+
+
+def hint(s: dict[str, Any]) -> str:
+    """What to try next when a search found nothing."""
+    tips = []
+    if s["strategy"] != "swarm":
+        tips.append("--strategy swarm")
+    if s["strategy"] == "systematic":
+        tips.append(f"--preemptions {s['preemptions'] + 1}")
+    else:
+        tips.append(f"--schedules {s['schedules_run'] * 10}")
+    tips.append(f"--window-us {s['window_s'] * 5e6:g}")
+    tips.append("--seed N (another part of the seed space)")
+    return "no schedule broke an invariant; to search harder try: " + ", ".join(tips)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 A = TypeVar("A")
@@ -30,8 +31,22 @@ def run_all(
     else:
         # Chunks keep the pickling overhead small next to a ~10 ms schedule.
         chunk = max(1, min(64, len(items) // (jobs * 8)))
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs)
+        try:
             yield from pool.map(fn, items, chunksize=chunk)
+        finally:  # also when the caller stops early: drop what has not started
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def mapper(jobs: int, executor: str | None = None) -> Iterator[Callable[..., Iterator[Any]]]:
+    """A ``map(fn, items)`` that keeps one process pool for many calls (run_all starts
+    one per call)."""
+    if executor or jobs <= 1:
+        yield lambda fn, items: run_all(fn, items, jobs, executor)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield lambda fn, items: pool.map(fn, items, chunksize=max(1, len(items) // (jobs * 4)))
 
 
 def _dask(fn: Callable[[A], R], items: Sequence[A], executor: str) -> Iterator[R]:

@@ -8,7 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kernsim.explore.strategies import Chooser, Pct, RandomWalk, Replay, Switch
+from kernsim.explore.coverage import Pair
+from kernsim.explore.strategies import (
+    Chooser,
+    ConflictPct,
+    Forced,
+    Pct,
+    Pos,
+    RandomWalk,
+    Replay,
+    Switch,
+)
 from kernsim.faults import load_profile
 from kernsim.model.mm import MmConfig
 from kernsim.sim.checker import ContinuousChecker
@@ -18,7 +28,7 @@ from kernsim.sim.scenarios import get_scenario
 from kernsim.sim.world import World
 from kernsim.variants import get_variant
 
-STRATEGIES = ("random", "pct", "replay", "default")
+STRATEGIES = ("random", "pos", "pct", "cpct", "replay", "default", "systematic")
 #: A step budget far above a normal run of the search scenarios (race: 2-20k steps).
 MAX_STEPS = 200_000
 #: About a swap read under the "none" profile: a completion can meet any step of a task.
@@ -43,6 +53,7 @@ class Job:
     max_steps: int = MAX_STEPS
     index: int = 0  # position in the search, for first_failure_at
     check_determinism: bool = False
+    prefix: tuple[str, ...] = ()  # "systematic": the CPUs of the first decisions, in order
 
     def with_params(self, **params: Any) -> Job:
         merged = {**dict(self.params), **params}
@@ -63,6 +74,7 @@ class Outcome:
     memsw_leak_bytes: int = 0
     swap_slots_used: int = 0
     wall_s: float = 0.0
+    pairs: frozenset[Pair] = frozenset()  # racing pairs covered (kernsim.explore.coverage)
 
     @property
     def failed(self) -> bool:
@@ -92,10 +104,16 @@ def make_strategy(job: Job) -> Callable[[random.Random], Strategy]:
         return lambda _: RandomWalk(rng, w)
     if job.strategy == "pct":
         return lambda _: Pct(rng, w, job.depth, job.steps)
+    if job.strategy == "pos":
+        return lambda _: Pos(rng, w)
+    if job.strategy == "cpct":
+        return lambda _: ConflictPct(rng, w, job.depth, job.steps)
     if job.strategy == "replay":
         return lambda _: Replay(rng, w, job.switches)
     if job.strategy == "default":
         return lambda _: Chooser(rng, w)
+    if job.strategy == "systematic":
+        return lambda _: Forced(rng, w, job.prefix)
     raise ValueError(f"unknown strategy {job.strategy!r} (known: {', '.join(STRATEGIES)})")
 
 
@@ -138,10 +156,14 @@ def execute(job: Job, observers: tuple[Callable[..., None], ...] = ()) -> Run:
 
 def run_schedule(job: Job) -> Outcome:
     """The per-seed job: run one schedule and say whether it broke an invariant."""
-    from kernsim.explore.classify import classify_run
-
     start = time.perf_counter()
-    run = execute(job)
+    return outcome_of(job, execute(job), start)
+
+
+def outcome_of(job: Job, run: Run, start: float) -> Outcome:
+    from kernsim.explore.classify import classify_run
+    from kernsim.explore.coverage import racing_pairs
+
     r = run.result
     if r is None:
         return Outcome(job.index, job.seed, "livelock", "", job.max_steps, run.chooser.decision)
@@ -162,6 +184,7 @@ def run_schedule(job: Job) -> Outcome:
         memsw_leak_bytes=r.memsw_leak_bytes,
         swap_slots_used=r.swap_slots_used,
         wall_s=time.perf_counter() - start,
+        pairs=racing_pairs(r.world.engine.trace) if r.world is not None else frozenset(),
     )
 
 

@@ -49,6 +49,7 @@ def read(path: Path) -> tuple[Job, dict[str, Any]]:
         j = dict(data["job"])
         j["switches"] = tuple((str(d), int(m), str(x)) for d, m, x in j["switches"])
         j["params"] = tuple((str(k), v) for k, v in j["params"])
+        j["prefix"] = tuple(str(x) for x in j.get("prefix", ()))
         job = Job(**j)
         str(data["trace_sha256"])
         list(data["kinds"])

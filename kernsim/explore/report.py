@@ -13,22 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-#: One sentence per race class: what the race is (as README.md's table has it).
-RACES = {
-    "example-a": "A zap while shrink_page_list() holds the page lock: free_swap_and_cache()'s "
-    "trylock fails, then __remove_mapping() fails on the rotate pagevec's reference, so the "
-    "slot stays pinned by a charged cache page.",
-    "example-b": "A zap between readahead's swap_duplicate() and add_to_swap_cache(): "
-    "free_swap_and_cache() finds no page yet, and the page added next is cache-only and "
-    "charged to nobody while memsw stays charged.",
-    "type-1": "A zap while the readahead page is locked for read I/O: free_swap_and_cache()'s "
-    "trylock fails, and the page stays cache-only and uncharged.",
-    "type-2": "A zap between page_referenced() and add_to_swap(): reclaim adds to the swap "
-    "cache a page the zap has already unmapped and uncharged.",
-    "writeback": "A zap during swap-out writeback: free_swap_and_cache() finds PG_writeback "
-    "and leaves the page in the swap cache, cache-only.",
-    "NEW": "No known race matches: the detail names the last reference drop and what came "
-    "before it.",
+from kernsim.explore.patterns import PATTERNS
+
+#: One sentence per race class: what the race is (each pattern's own summary).
+RACES = {p.name: p.summary for p in PATTERNS} | {
+    "NEW": "No known race matches: the detail lists the racing pairs of the leaked slot's "
+    "last life.",
 }
 
 
@@ -146,7 +136,7 @@ def _race(out: Path, r: dict[str, Any]) -> dict[str, Any]:
     if "events" in r:
         shrunk = (f"shrunk: {r['events_before_shrinking']} -> {r['events']} kernel events, "
                   f"{r['switches_before_shrinking']} -> {r['switches']} switches, "
-                  f"{r['shrink_schedules_run']} shrink attempts")  # fmt: skip
+                  f"{r['shrink_attempts']} shrink attempts")  # fmt: skip
     replay = r.get("replay")
     diagrams = parse_diagrams(r.get("diagram", ""))
     return {

@@ -10,9 +10,12 @@ grows:
 1. the scenario's size: first every size at its smallest and the earliest
    kill in one run (often enough, and then the passes below work on a much
    shorter run), else fewer tasks, fewer pages, an earlier kill one by one;
-2. the shortest prefix of the switches that still fails (a bisection: the
+2. kernel events: the earliest kill time that keeps the race (a bisection);
+3. the shortest prefix of the switches that still fails (a bisection: the
    switches after the race are most of a random walk's, and cost ddmin most);
-3. ddmin (Zeller and Hildebrandt, 2002) over the switches that are left.
+4. ddmin (Zeller and Hildebrandt, 2002) over the switches that are left;
+5. kernel events again: each switch moved to the earliest step that keeps
+   the race, when that makes the run shorter.
 
 Every candidate is one schedule run; their number is the shrinking's cost.
 """
@@ -29,6 +32,8 @@ from kernsim.explore.strategies import Switch
 T = TypeVar("T")
 #: Candidate runs one shrink may spend.
 BUDGET = 400
+#: Bisection steps on the kill time.
+KILL_STEPS = 8
 #: Integer parameters that size a scenario (smaller is simpler), tried in this order.
 SIZE_PARAMS = ("tasks", "pages", "rounds", "generations", "passes")
 
@@ -62,11 +67,13 @@ class _Shrinker:
             and len(o.switches) <= len(best.switches)
         )
 
-    def attempt(self, job: Job, best: Outcome) -> Outcome | None:
+    def attempt(self, job: Job, best: Outcome, fewer_events: bool = False) -> Outcome | None:
         if self.runs >= self.budget:
             return None
         self.runs += 1
         o = run_schedule(job)
+        if fewer_events and o.events >= best.events:
+            return None
         return o if self.keeps(best, o) else None
 
 
@@ -76,9 +83,57 @@ def shrink(job: Job, outcome: Outcome, budget: int = BUDGET) -> Shrunk:
     base = replace(job, strategy="replay", switches=outcome.switches, check_determinism=False)
     best_job, best = base, outcome
     best_job, best = _shrink_size(s, best_job, best)
+    best_job, best = _earlier_kill(s, best_job, best)
     best_job, best = _shortest_prefix(s, best_job, best)
     best_job, best = _ddmin_switches(s, best_job, best)
+    best_job, best = _earlier_switches(s, best_job, best)
     return Shrunk(best_job, best, s.runs, outcome.events, len(outcome.switches))
+
+
+def _earlier_kill(s: _Shrinker, job: Job, best: Outcome) -> tuple[Job, Outcome]:
+    """Kernel events: kill the tasks as early as the race allows (a bisection on the
+    kill time).  What runs after the race until the kill -- reclaim retrying on the
+    leaked page, over and over -- goes with it."""
+    from kernsim.sim.scenarios import get_scenario
+
+    params: dict[str, Any] = {**get_scenario(job.scenario).params, **dict(job.params)}
+    lo, hi = 0.0, params.get("kill_min_s")
+    if not isinstance(hi, float):
+        return job, best
+    for _ in range(KILL_STEPS):
+        mid = (lo + hi) / 2
+        cand = job.with_params(kill_min_s=mid, kill_max_s=mid)
+        o = s.attempt(cand, best, fewer_events=True)
+        if o is None:
+            lo = mid
+        else:
+            job, best, hi = replace(cand, switches=o.switches), o, mid
+    return job, best
+
+
+def _earlier_switches(s: _Shrinker, job: Job, best: Outcome) -> tuple[Job, Outcome]:
+    """Kernel events: move each switch (D, m, X) to the earliest step m' of D that
+    still gives the race (a bisection), keeping a move only when the run gets
+    shorter: the steps D took before it was preempted, and their retries, go."""
+    switches = list(job.switches)
+    for j in range(len(switches)):
+        if j >= len(switches):
+            break
+        d, m, x = switches[j]
+        lo, hi = 0, m
+        while lo < hi:
+            mid = (lo + hi) // 2
+            trial = [*switches[:j], (d, mid, x), *switches[j + 1 :]]
+            cand = replace(job, switches=tuple(trial))
+            o = s.attempt(cand, best, fewer_events=True)
+            if o is None:
+                lo = mid + 1
+            else:
+                job, best, hi = replace(cand, switches=o.switches), o, mid
+                switches = list(o.switches)
+                if len(switches) != len(trial):
+                    break  # the replay dropped a switch: start the next one afresh
+    return job, best
 
 
 def _ddmin_switches(s: _Shrinker, job: Job, best: Outcome) -> tuple[Job, Outcome]:

@@ -38,10 +38,26 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from kernsim.explore.footprint import Obj, scheduling_footprint
 from kernsim.sim.engine import Engine, SimCpu, Strategy
 
 Ready = list[tuple[float, float, int, SimCpu]]
+#: ``swarm``: each schedule draws one of these (strategy, window as a multiple of
+#: --window-us).  A narrow window lets a task run long stretches (reclaim against
+#: a zap: example-a, type-2, writeback); a wide one lets a bio completion meet a
+#: task in the middle of a code path (example-b, type-1, the v5 hole).
+SWARM = (("random", 1.0), ("pos", 1.0), ("random", 5.0), ("pos", 5.0))
+
+
+def swarm_choice(seed: int, window_s: float) -> tuple[str, float]:
+    """Swarm testing (Groce et al., ISSTA 2012): vary the search's own configuration
+    from schedule to schedule, so that no setting hides a class of races."""
+    strategy, scale = SWARM[random.Random(seed * 104729 + 3).randrange(len(SWARM))]
+    return strategy, window_s * scale
+
+
 #: (default CPU, its step count, CPU run instead)
 Switch = tuple[str, int, str]
 
@@ -59,6 +75,19 @@ class Chooser(Strategy):
         self.last: SimCpu | None = None
         self.switches: list[Switch] = []
         self.picked: dict[str, int] = {}  # steps each CPU has run: the anchors' counts
+        self.engine: Engine | None = None
+
+    def footprint(self, cpu: SimCpu) -> frozenset[Obj]:
+        assert self.engine is not None
+        return scheduling_footprint(cpu, self.engine.mm)
+
+    def conflicts(self, ready: Ready, i: int) -> list[int]:
+        """The other ready CPUs whose pending step touches an object step ``i`` touches."""
+        fp = self.footprint(ready[i][3])
+        if not fp:
+            return []
+        me = ready[i][3]
+        return [j for j, e in enumerate(ready) if e[3] is not me and fp & self.footprint(e[3])]
 
     def count(self, cpu: SimCpu) -> int:
         return self.picked.get(cpu.name, 0)
@@ -66,8 +95,20 @@ class Chooser(Strategy):
     def key(self, cpu: SimCpu) -> float:
         return 0.0  # no draw from the engine's random source: see the module docstring
 
+    #: pick() is not called when only one CPU is runnable (it could only run that one):
+    #: strategies whose pick() keeps state about every decision turn this off.
+    skip_single = True
+
     def choose(self, engine: Engine, ready: Ready) -> int:
-        t = min(e[0] for e in ready)
+        self.engine = engine
+        picked = self.picked
+        if len(ready) == 1 and self.skip_single:
+            cpu = ready[0][3]
+            picked[cpu.name] = picked.get(cpu.name, 0) + 1
+            self.decision += 1
+            self.last = cpu
+            return 0
+        t = min([e[0] for e in ready])
         horizon = t + self.window_s
         due = [i for i, e in enumerate(ready) if e[0] <= horizon]
         default = self._default(ready, due, t)
@@ -75,8 +116,8 @@ class Chooser(Strategy):
         cpu = ready[pick][3]
         if pick != default:
             d = ready[default][3]
-            self.switches.append((d.name, self.count(d), cpu.name))
-        self.picked[cpu.name] = self.count(cpu) + 1
+            self.switches.append((d.name, picked.get(d.name, 0), cpu.name))
+        picked[cpu.name] = picked.get(cpu.name, 0) + 1
         self.decision += 1
         self.last = cpu
         return pick
@@ -110,6 +151,8 @@ class Pct(Chooser):
     The highest-priority CPU due now always runs.
     """
 
+    skip_single = False  # a change point may fall on any decision
+
     def __init__(self, rng: random.Random, window_s: float, depth: int, steps: int) -> None:
         super().__init__(rng, window_s)
         self.depth = depth
@@ -130,6 +173,122 @@ class Pct(Chooser):
         if change is not None:
             self.priority[ready[best][3].name] = float(change)
         return best
+
+
+class Pos(Chooser):
+    """Partial Order Sampling (Yuan, Yang and Gu, CAV 2018).
+
+    Every pending step gets a random priority when it becomes pending; the
+    highest-priority step due now runs.  After a step runs, the pending steps
+    of other CPUs that conflict with it (their footprints share an object) get
+    fresh priorities: racing steps are reordered at random, while a step that
+    races with nothing keeps its place.  Unlike a random walk, a long code path
+    is not cut at every step: only where another CPU's step would race with it.
+    """
+
+    skip_single = False  # every step that runs is a new event with a new priority
+
+    def __init__(self, rng: random.Random, window_s: float) -> None:
+        super().__init__(rng, window_s)
+        self.prio: dict[str, float] = {}
+
+    def _prio(self, cpu: SimCpu) -> float:
+        p = self.prio.get(cpu.name)
+        if p is None:
+            p = self.prio[cpu.name] = self.rng.random()
+        return p
+
+    def pick(self, ready: Ready, due: list[int], default: int) -> int:
+        best = max(due, key=lambda i: self._prio(ready[i][3])) if len(due) > 1 else default
+        for j in self.conflicts(ready, best):
+            self.prio.pop(ready[j][3].name, None)
+        self.prio.pop(ready[best][3].name, None)  # its next step is a new event
+        return best
+
+
+class ConflictPct(Chooser):
+    """PCT whose change points fall on *racing* steps only.
+
+    Plain PCT spreads its d-1 change points uniformly over every decision of a
+    run (about 2,000 on ``race``, most of them reclaim loops that race with
+    nothing).  Here a decision counts only when the step that runs conflicts
+    with a step another CPU has pending (their footprints share an object), and
+    the change points are drawn over the ``steps`` racing decisions of a run.
+    """
+
+    skip_single = False
+
+    def __init__(self, rng: random.Random, window_s: float, depth: int, steps: int) -> None:
+        super().__init__(rng, window_s)
+        self.depth = depth
+        points = rng.sample(range(1, max(steps, depth) + 1), max(depth - 1, 0))
+        self.change_at = {k: i for i, k in enumerate(sorted(points), start=1)}
+        self.priority: dict[str, float] = {}
+        self.racing = 0  # racing decisions so far
+
+    def _prio(self, cpu: SimCpu) -> float:
+        p = self.priority.get(cpu.name)
+        if p is None:
+            p = self.priority[cpu.name] = self.depth + self.rng.random()
+        return p
+
+    def pick(self, ready: Ready, due: list[int], default: int) -> int:
+        best = max(due, key=lambda i: self._prio(ready[i][3])) if len(due) > 1 else default
+        if len(ready) > 1 and self.conflicts(ready, best):
+            self.racing += 1
+            change = self.change_at.get(self.racing)
+            if change is not None:
+                self.priority[ready[best][3].name] = float(change)
+        return best
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision of a run, as the systematic search sees it."""
+
+    due: tuple[str, ...]  # the CPUs that could run
+    default: str  # the one the default scheduler runs
+    picked: str
+    last_due: bool  # the CPU that ran last could go on: running another is a preemption
+    footprints: dict[str, frozenset[Obj]]  # each due CPU's pending step
+
+
+class Forced(Chooser):
+    """Runs the CPUs named by ``prefix`` at the first decisions, then the default
+    scheduler, and records every decision (kernsim.explore.systematic)."""
+
+    skip_single = False  # every decision is recorded: the sleep sets follow each step
+
+    def __init__(self, rng: random.Random, window_s: float, prefix: Sequence[str]) -> None:
+        super().__init__(rng, window_s)
+        self.prefix = prefix
+        self.records: list[Decision | None] = []  # None within the prefix: not needed
+        self.diverged = False
+
+    def pick(self, ready: Ready, due: list[int], default: int) -> int:
+        k = self.decision
+        pick = default
+        if k < len(self.prefix):
+            want = self.prefix[k]
+            found = [i for i in due if ready[i][3].name == want]
+            if found:
+                pick = found[0]
+            else:
+                self.diverged = True
+        last = self.last
+        if k < len(self.prefix):
+            self.records.append(None)
+            return pick
+        self.records.append(
+            Decision(
+                tuple(ready[i][3].name for i in due),
+                ready[default][3].name,
+                ready[pick][3].name,
+                last is not None and any(ready[i][3] is last for i in due),
+                {ready[i][3].name: self.footprint(ready[i][3]) for i in due},
+            )
+        )
+        return pick
 
 
 class Replay(Chooser):

@@ -18,7 +18,7 @@ from kernsim.sim.scripting import Run, Script, call, isolate, reclaim
 from kernsim.sim.world import World
 
 
-def _two_swapped_tasks(s: Script) -> tuple[SimCpu, SimCpu, int, int]:
+def two_swapped_tasks(s: Script) -> tuple[SimCpu, SimCpu, int, int]:
     """Tasks A and B, each with one page swapped out to neighbouring slots eA, eB."""
     a, b = s.task("A"), s.task("B")
     pa, pb = s.fault(a, 0), s.fault(b, 0)
@@ -32,7 +32,7 @@ def example_b(world: World) -> None:
     """CPU0 zap_pte -> free_swap_and_cache(eA) between CPU1's swap_duplicate(eA) (in
     swapin_readahead for B's fault on eB) and its add_to_swap_cache(P, eA)."""
     s = Script(world)
-    a, b, ea, eb = _two_swapped_tasks(s)
+    a, b, ea, eb = two_swapped_tasks(s)
     s.race(
         [
             Run("B", through=call(("swap_duplicate", "swapcache_prepare"), a0=ea)),
@@ -46,7 +46,7 @@ def example_b(world: World) -> None:
 def type_1(world: World) -> None:
     """CPU0 free_swap_and_cache(eA) while the readahead page P of eA is locked for I/O."""
     s = Script(world)
-    a, b, ea, eb = _two_swapped_tasks(s)
+    a, b, ea, eb = two_swapped_tasks(s)
     s.race(
         [
             Run("B", through=call("add_to_swap_cache", a1=ea)),

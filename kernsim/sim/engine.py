@@ -11,10 +11,10 @@ result back.
 A primitive call is a message from the CPU's service to the primitive's
 owner (``mm`` or ``memcg``).  The fault model gives it a delivery time; the
 primitive runs at that instant, atomically, and its reply travels back with
-its own delay.  Every pending step sits in one heap keyed by
-(time, tie-break, seq): the strategy draws the tie-break, so steps due at the
-same instant run in a seeded random order (or by PCT priority).  A scripted
-strategy instead names which CPU runs next.
+its own delay.  Every pending step (one per runnable CPU) sits in one heap keyed by (time,
+tie-break, seq): the strategy draws the tie-break, so steps due at the same
+instant run in a seeded random order.  A scripted strategy instead names
+which CPU runs next.
 
 Everything random comes from one ``random.Random(seed)``, time is a float
 that only the engine advances, and the trace is hashed: same seed, same
@@ -48,6 +48,17 @@ from kernsim.variants.base import Variant
 
 #: The trace identity scheme: what the trace hash covers (see the module docstring).
 TRACE_IDENTITY = "kernel-events/2"
+
+#: Trace lines hashed at once.
+HASH_BATCH = 256
+#: Primitives that take or return a list (copied for the hash, which is computed later).
+LIST_PRIMS: dict[str, bool] = {}
+
+
+def _takes_lists(info: PrimitiveInfo) -> bool:
+    ann = getattr(info.fn, "__annotations__", {})
+    return any("list" in str(t) for t in ann.values())
+
 
 #: Virtual CPU time one critical section takes; keeps busy loops from freezing time.
 STEP_COST_S = 1e-6
@@ -191,6 +202,9 @@ class Engine:
     _seq: int = 0
     _waitq: dict[tuple[str, int], list[SimCpu]] = field(default_factory=dict)
     _hash: Any = field(default_factory=hashlib.sha256)
+    _lines: list[tuple[float, str, str, tuple[Any, ...], Any]] = field(
+        default_factory=list
+    )  # trace lines not hashed yet
     _names: dict[str, int] = field(default_factory=dict)
     _owners: dict[str, Any] = field(init=False)
     _net: bool = field(init=False)
@@ -264,11 +278,16 @@ class Engine:
             self.now = until_s
 
     def _pick_scripted(self) -> tuple[float, float, int, SimCpu]:
-        i = self.strategy.choose(self, self._heap)
-        entry = self._heap[i]
-        self._heap[i] = self._heap[-1]
-        self._heap.pop()
-        heapq.heapify(self._heap)
+        heap = self._heap
+        i = self.strategy.choose(self, heap)
+        entry = heap[i]
+        last = heap.pop()
+        if i < len(heap):
+            heap[i] = last
+            # The order of the entries is what a random walk draws from: keeping it
+            # exactly as heapify() leaves it keeps every seed's schedule (and the
+            # documented seeds) unchanged.  With a handful of CPUs this is cheap.
+            heapq.heapify(heap)
         return entry
 
     def _step(self, cpu: SimCpu) -> None:
@@ -289,10 +308,22 @@ class Engine:
         owner = self._owners[info.owner]
         result = info.fn(owner, *req.args)
         now = self.now
-        # tuple.__repr__: a NamedTuple's own repr is slow Python and says the same.
-        res = tuple.__repr__(result) if isinstance(result, tuple) else repr(result)
         # The identity: kernel events only, never the Python call site (req.func).
-        self._hash.update(f"{now!r}|{cpu.name}|{info.name}|{req.args!r}|{res}\n".encode())
+        # Formatted and hashed in batches (the digest of the concatenation is the
+        # same); a list argument or result is copied, as it stands now.
+        args = req.args
+        takes_lists = LIST_PRIMS.get(info.name)
+        if takes_lists is None:
+            takes_lists = LIST_PRIMS[info.name] = _takes_lists(info)
+        if takes_lists:
+            args = tuple(a[:] if type(a) is list else a for a in args)
+            result_now = result[:] if type(result) is list else result
+        else:
+            result_now = result
+        lines = self._lines
+        lines.append((now, cpu.name, info.name, args, result_now))
+        if len(lines) >= HASH_BATCH:
+            self._flush_hash()
         if self.keep_trace:
             self.trace.append(TraceEvent(now, cpu.name, req.func, info.name, req.args, result))
         cost = self.strategy.step_cost_s
@@ -363,5 +394,18 @@ class Engine:
     def blocked_cpus(self) -> list[str]:
         return sorted(c.name for q in self._waitq.values() for c in q)
 
+    def _flush_hash(self) -> None:
+        lines = self._lines
+        # tuple.__repr__: a NamedTuple's own repr is slow Python and says the same.
+        text = "".join(
+            f"{now!r}|{cpu}|{prim}|{args!r}|"
+            f"{tuple.__repr__(res) if isinstance(res, tuple) else repr(res)}\n"
+            for now, cpu, prim, args, res in lines
+        )
+        self._hash.update(text.encode())
+        lines.clear()
+
     def trace_sha256(self) -> str:
+        if self._lines:
+            self._flush_hash()
         return str(self._hash.hexdigest())

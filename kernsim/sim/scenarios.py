@@ -155,3 +155,127 @@ def get_scenario(name: str) -> Scenario:
     except KeyError:
         known = ", ".join(SCENARIOS)
         raise ValueError(f"unknown scenario {name!r} (known: {known})") from None
+
+
+# --- Window scenarios: one catalogue window each, for systematic search ----------------
+#
+# The starting state is built as the catalogue builds it (kernsim.sim.catalogue),
+# one code path at a time under the default scheduler; then the two racing code
+# paths start together and the search's own strategy decides every interleaving,
+# with no script.  Readahead reads as few slots as the window needs: page_cluster
+# 2 (an aligned block of 4 slots) holds A's and B's, page_cluster 1 none besides.
+
+
+def _window(
+    setup: Callable[[World], list[tuple[Any, Any]]],
+) -> Callable[[World, dict[str, Any]], None]:
+    def run(world: World, params: dict[str, Any]) -> None:
+        from kernsim.sim.scripted import Scripted
+        from kernsim.sim.scripting import Script
+
+        engine = world.engine
+        search = engine.strategy
+        engine.strategy = Scripted(engine.rng, [])  # the setup: in time order
+        starts = setup(world)
+        engine.strategy = search
+        for cpu, coro in starts:
+            engine.start(cpu, coro)
+        engine.run()
+        Script(world).exit_all()
+
+    return run
+
+
+def _readahead_window(world: World) -> list[tuple[Any, Any]]:
+    """B swaps in eB (reading eA ahead) while A exits: Ex. B and Type-1."""
+    from kernsim.model.memory import do_swap_page
+    from kernsim.sim.catalogue import two_swapped_tasks
+    from kernsim.sim.scripting import Script
+
+    s = Script(world)
+    a, b, _, eb = two_swapped_tasks(s)
+    return [(b, do_swap_page(b, b.task, 0, eb, True)), (a, s.exit(a))]
+
+
+def _reclaim_lock_window(world: World) -> list[tuple[Any, Any]]:
+    """kswapd reclaims A's written-out swap-cache page while A exits: Ex. A."""
+    from kernsim.sim.scripting import Script
+
+    s = Script(world)
+    a = s.task("A")
+    pfn = s.fault(a, 0)
+    kswapd = s.kthread()
+    s.run(kswapd, s.reclaim(kswapd, [pfn], drain=True, age=True))
+    return [(kswapd, s.reclaim(kswapd, [pfn], drain=False, age=False)), (a, s.exit(a))]
+
+
+def _reclaim_mapped_window(world: World) -> list[tuple[Any, Any]]:
+    """kswapd reclaims A's mapped page while A exits: Type-2."""
+    from kernsim.model.vmscan import ScanControl, shrink_page_list
+    from kernsim.sim.scripting import Script, isolate
+
+    s = Script(world)
+    a = s.task("A")
+    pfn = s.fault(a, 0)
+    kswapd = s.kthread()
+
+    async def reclaim() -> None:
+        await shrink_page_list(kswapd, await isolate(kswapd, [pfn], True), ScanControl())
+
+    return [(kswapd, reclaim()), (a, s.exit(a))]
+
+
+WINDOW_MM = {"total_pages": 1024, "swap_pages": 16, "page_cluster": 1}
+SCENARIOS.update(
+    {
+        s.name: s
+        for s in [
+            Scenario(
+                "window-readahead",
+                "A exits while B swaps in the next slot with readahead (Ex. B, Type-1)",
+                _window(_readahead_window),
+                mm={**WINDOW_MM, "page_cluster": 2},
+            ),
+            Scenario(
+                "window-example-a",
+                "A exits while kswapd reclaims its swap-cache page (Ex. A)",
+                _window(_reclaim_lock_window),
+                mm=WINDOW_MM,
+            ),
+            Scenario(
+                "window-type-2",
+                "A exits while kswapd reclaims its mapped page (Type-2)",
+                _window(_reclaim_mapped_window),
+                mm=WINDOW_MM,
+            ),
+        ]
+    }
+)
+
+
+def _two_readers(world: World) -> list[tuple[Any, Any]]:
+    """Two CPUs that each read A's page flags twice: 3 decisions each (start, 2 reads),
+    every one on the same page.  Its schedule count is worked out by hand in
+    tests/explore/test_systematic.py."""
+    from kernsim.model.filemap import page_flags
+    from kernsim.sim.engine import SimCpu
+    from kernsim.sim.scripting import Script
+
+    s = Script(world)
+    a = s.task("A")
+    pfn = s.fault(a, 0)
+
+    async def reader(cpu: SimCpu) -> None:
+        await cpu.call(page_flags, pfn)
+        await cpu.call(page_flags, pfn)
+
+    cpus = [SimCpu(world.engine, name, "vmscan", "vmscan") for name in ("r1", "r2")]
+    return [(cpu, reader(cpu)) for cpu in cpus]
+
+
+SCENARIOS["tiny-readers"] = Scenario(
+    "tiny-readers",
+    "two CPUs read one page's flags twice each (a schedule count to work out by hand)",
+    _window(_two_readers),
+    mm=WINDOW_MM,
+)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from markupsafe import escape as html_escape
+
+from kernsim.explore.patterns import BY_NAME
 from kernsim.explore.report import write_explore_report
 from kernsim.sim.engine import TRACE_IDENTITY
 
@@ -38,7 +41,7 @@ def race() -> dict[str, Any]:
     return {
         "class": "type-2", "detail": "", "kinds": ["swap_slot_in_use"], "count": 1, "seed": 5,
         "events": 10, "events_before_shrinking": 20, "switches": 2,
-        "switches_before_shrinking": 9, "shrink_schedules_run": 7, "replay": "r.json",
+        "switches_before_shrinking": 9, "shrink_attempts": 7, "replay": "r.json",
         "usage_plot": None, "diagram": DIAGRAM,
     }  # fmt: skip
 
@@ -49,7 +52,7 @@ def test_the_page_says_what_made_it_and_what_each_race_is(tmp_path: Path) -> Non
     assert "made by <code>kernsim explore -x</code>" in html
     assert f"trace identity <code>{TRACE_IDENTITY}</code>" in html
     assert "kernsim 0." in html or "kernsim unknown" in html
-    assert "A zap between page_referenced() and add_to_swap()" in html
+    assert str(html_escape(BY_NAME["type-2"].summary)) in html
     assert "LEAK: a slot only global reclaim gives back" in html
     assert '<tr class="race"><td></td><td>add_to_swap_cache(2, 5) = 0</td></tr>' in html
     assert "7 shrink attempts" in html and "kernsim replay r.json" in html

@@ -1,0 +1,108 @@
+"""The cost of one kernel step against a bare seeded coroutine scheduler, same run.
+
+The bare scheduler is the floor for any simulation built like kernsim's: a few
+coroutines that each await a request object over and over, and a loop that
+picks a runnable one with a seeded random.Random and send()s it the answer.
+No state, no trace, no invariant checks.
+
+A kernel step is one primitive of the ``race`` scenario under the explorer's
+random walk (``Job(strategy="random")``): pick a CPU among the due ones, run
+the primitive on the model, hash the trace line, run the invariant checker.
+
+    python bench/bench_step.py [--schedules N] [--rounds R]
+
+Writes bench/results/step.json.  Rounds alternate the two measurements and
+the best of each is kept: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from kernsim.explore.job import Job, execute
+
+OUT = Path(__file__).parent / "results" / "step.json"
+
+
+class _Ask:
+    __slots__ = ("arg",)
+
+    def __init__(self, arg: int) -> None:
+        self.arg = arg
+
+    def __await__(self) -> Generator[_Ask, Any, Any]:
+        return (yield self)
+
+
+async def _worker(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += await _Ask(i)
+    return total
+
+
+def bare_steps_per_s(cpus: int = 4, steps: int = 200_000, seed: int = 1) -> float:
+    """A seeded scheduler of ``cpus`` coroutines: pick one at random, answer it."""
+    rng = random.Random(seed)
+    ready = [_worker(steps // cpus) for _ in range(cpus)]
+    pending: list[Any] = [None] * cpus
+    done = 0
+    t0 = time.perf_counter()
+    while ready:
+        i = int(rng.random() * len(ready))
+        try:
+            req = ready[i].send(pending[i] and pending[i].arg + 1)
+            pending[i] = req
+            done += 1
+        except StopIteration:
+            ready[i] = ready[-1]
+            pending[i] = pending[-1]
+            ready.pop()
+            pending.pop()
+    return done / (time.perf_counter() - t0)
+
+
+def kernel_steps_per_s(schedules: int) -> tuple[float, int]:
+    steps = 0
+    t0 = time.perf_counter()
+    for seed in range(schedules):
+        run = execute(Job("race", "none", seed, "random"))
+        assert run.result is not None
+        steps += run.result.events
+    return steps / (time.perf_counter() - t0), steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--schedules", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    bare, kernel = 0.0, 0.0
+    steps = 0
+    for _ in range(args.rounds):
+        bare = max(bare, bare_steps_per_s())
+        rate, steps = kernel_steps_per_s(args.schedules)
+        kernel = max(kernel, rate)
+    result = {
+        "machine": f"{platform.machine()}, Python {platform.python_version()}, shared 2 cores",
+        "bare_scheduler_steps_per_s": round(bare),
+        "bare_step_us": round(1e6 / bare, 2),
+        "kernel_steps_per_s": round(kernel),
+        "kernel_step_us": round(1e6 / kernel, 2),
+        "kernel_step_vs_bare": round(bare / kernel, 2),
+        "race_steps_per_schedule": round(steps / args.schedules, 1),
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

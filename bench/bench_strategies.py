@@ -1,0 +1,94 @@
+"""Schedules to the first failure of each race class, per search strategy.
+
+For each variant and strategy, N consecutive seeds of ``race`` are run once
+(every strategy sees the same seeds); a search that starts at seed offset
+``o`` finds class C at the first seed >= o (cyclically) whose failure is
+classified C.  The figure is the median over 20 offsets spread evenly over the
+N seeds; "> N" when fewer than half of the offsets find it.
+
+    python bench/bench_strategies.py [--schedules N] [--jobs J] [--variants none,v5]
+
+Writes bench/results/strategies.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from kernsim.explore.executors import run_all
+from kernsim.explore.job import WINDOW_S, run_schedule
+from kernsim.explore.search import SearchConfig, estimate_steps, make_jobs
+
+OFFSETS = 20
+OUT = Path(__file__).parent / "results" / "strategies.json"
+
+
+def first_hits(classes: list[tuple[str, ...]], cls: str) -> list[int | None]:
+    n = len(classes)
+    hits = [i for i, c in enumerate(classes) if cls in c]
+    out: list[int | None] = []
+    for k in range(OFFSETS):
+        start = k * n // OFFSETS
+        after = [h - start + 1 for h in hits if h >= start] + [h + n - start + 1 for h in hits]
+        out.append(min(after) if after else None)
+    return out
+
+
+def median(hits: list[int | None], n: int) -> float | str:
+    found = sorted(h for h in hits if h is not None)
+    if len(found) * 2 < len(hits):
+        return f"> {n}"
+    # Offsets that never found it count as larger than everything found.
+    padded = found + [n + 1] * (len(hits) - len(found))
+    return statistics.median(padded)
+
+
+def measure(variant: str, strategy: str, n: int, jobs: int, window_s: float) -> dict[str, object]:
+    cfg = SearchConfig("race", variant, strategy, n, jobs, window_s=window_s)
+    steps = estimate_steps(cfg) if strategy in ("pct", "cpct") else 0
+    todo = make_jobs(cfg, steps)
+    t0 = time.perf_counter()
+    outs = list(run_all(run_schedule, todo, jobs))
+    wall = time.perf_counter() - t0
+    classes = [o.classes if o.failed else () for o in outs]
+    found = sorted({c for cs in classes for c in cs})
+    per_class = {c: median(first_hits(classes, c), n) for c in found}
+    any_fail = [("any",) if cs else () for cs in classes]
+    return {
+        "variant": variant,
+        "strategy": strategy,
+        "schedules": n,
+        "failing": sum(1 for c in classes if c),
+        "any": median(first_hits(any_fail, "any"), n),
+        "per_class": per_class,
+        "per_class_count": {c: sum(1 for cs in classes if c in cs) for c in found},
+        "window_us": round(window_s * 1e6),
+        "wall_s": round(wall, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--schedules", type=int, default=1000)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--variants", default="none,v5")
+    ap.add_argument("--window-us", type=float, default=WINDOW_S * 1e6)
+    ap.add_argument("--strategies", default="random,pos,pct,cpct")
+    args = ap.parse_args()
+    rows = []
+    for variant in args.variants.split(","):
+        for strategy in args.strategies.split(","):
+            row = measure(variant, strategy, args.schedules, args.jobs, args.window_us * 1e-6)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"offsets": OFFSETS, "machine": "2 cores, shared (loaded)",
+                               "rows": rows}, indent=1) + "\n")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The races kernsim knows, each as an ordered pattern of racing steps.
+
+A pattern is a short sequence of steps, each done by a *role* (a letter: the
+same letter is the same CPU, different letters are different CPUs), on the
+leaked swap slot or on a page that cached it.  Consecutive steps of different
+roles are the race's *racing pairs*: ``example-b`` is the pair
+(slot, swap_duplicate, free_swap_and_cache_locked/nopage) followed by
+(slot, free_swap_and_cache_locked/nopage, add_to_swap_cache/read).  A step
+can forbid steps between it and the step before it (``unless``), and pin the
+page it touches (``page``: the same letter is the same page).
+
+Step names are primitive names qualified by outcome (see
+``kernsim.explore.coverage.OUTCOME``); every primitive name used below goes
+through ``P``, so a renamed primitive is a one-line change there.
+
+Each pattern cites where the race was described: LKML messages by Message-Id
+(the thread of "memcg: fix stale swap cache leak", March-June 2009), the
+seed mail (v5, 30 Apr 2009), or this project's docs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Primitive names as the model registers them.  Rename here, nowhere else.  "a|b":
+#: either (2.6.31's swapcache_prepare() takes the readahead's reference).
+P = {
+    "swap_duplicate": "swap_duplicate|swapcache_prepare",
+    "free_swap_and_cache": "free_swap_and_cache_locked",
+    "add_to_swap_cache": "add_to_swap_cache",
+    "trylock_page": "trylock_page",
+    "lock_page": "lock_page",
+    "remove_mapping": "remove_mapping_freeze",
+    "uncharge_page": "mem_cgroup_uncharge_page|mem_cgroup_uncharge_swapcache",
+    "commit_charge": "mem_cgroup_commit_charge|__mem_cgroup_commit_charge",
+    "set_page_writeback": "set_page_writeback_unlock",
+    "end_page_writeback": "end_page_writeback",
+    "page_flags": "page_flags",
+    "staleswap_hint": "mem_cgroup_staleswap_hint",
+    "unlock_page": "unlock_page",
+    "reuse_swap_page": "reuse_swap_page_check",
+    "delete_from_swap_cache": "__delete_from_swap_cache",
+    "free_swap_cache": "free_swap_cache_trylock",
+    "swap_free": "swap_free",
+    "pte_same": "pte_same",
+}
+
+
+def s(key: str, outcome: str = "") -> str:
+    """A step name ("a|b": either), with an outcome."""
+    return "|".join(n + (f"/{outcome}" if outcome else "") for n in P[key].split("|"))
+
+
+#: A role that any CPU may play (it forms no racing pair).
+ANY = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    role: str
+    name: str  # a step name: primitive, or primitive/outcome; "a|b": either
+    page: str = ""  # a letter: steps with the same letter touch the same page
+    unless: tuple[str, ...] = ()  # step names that must not happen since the last step
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    name: str
+    summary: str
+    cite: str
+    steps: tuple[Step, ...]
+    variants: tuple[str, ...] = ()  # only under these variants (empty: any)
+    #: Only when no other pattern matches: a window that other races pass through on
+    #: their way (Type-2's reclaim holds the lock the zap's mmu_gather then misses).
+    fallback: bool = False
+
+
+SEED = "seed mail, v5 (LKML, 30 Apr 2009; lkml.iu.edu/hypermail/linux/kernel/0904.3/02992.html)"
+NISHIMURA = "M<20090317135702.4222e62e.nishimura@mxp.nes.nec.co.jp> (Type-1/Type-2)"
+V6_LOG = "v5->v6 changelog in M<20090512133238.0fb41722.nishimura@mxp.nes.nec.co.jp>"
+
+PATTERNS: tuple[Pattern, ...] = (
+    Pattern(
+        "example-b",
+        "zap between readahead's swap_duplicate() and add_to_swap_cache(): no page to free",
+        SEED + ", Ex. B",
+        (
+            Step("X", s("swap_duplicate")),
+            Step("Y", s("free_swap_and_cache", "nopage")),
+            Step("X", s("add_to_swap_cache", "read")),
+        ),
+    ),
+    Pattern(
+        "type-1",
+        "zap while the readahead page is locked for read I/O: trylock_page() fails",
+        NISHIMURA + ", Type-1",
+        (
+            Step(ANY, s("add_to_swap_cache", "read"), "p"),
+            Step(
+                "Y",
+                s("free_swap_and_cache", "busy"),
+                "p",
+                unless=(s("unlock_page"), s("staleswap_hint", "stable")),
+            ),
+            Step("Z", s("unlock_page"), "p"),
+        ),
+    ),
+    Pattern(
+        "example-a",
+        "zap while reclaim holds the page lock: its trylock_page() fails, reclaim keeps the page",
+        SEED + ", Ex. A",
+        (
+            Step("X", s("trylock_page", "ok"), "p"),
+            Step("Y", s("free_swap_and_cache", "busy"), "p", unless=(s("unlock_page"),)),
+            Step("X", s("unlock_page"), "p"),
+        ),
+    ),
+    Pattern(
+        "gather-trylock",
+        "zap's mmu_gather free_swap_cache() finds the page locked by reclaim, which added it "
+        "to swap just before the unmap: the page stays cache-only",
+        "docs/explore.md (found by search; Ex. A through free_pages_and_swap_cache(), "
+        + SEED
+        + ")",
+        (
+            Step("X", s("trylock_page", "ok"), "p"),
+            Step("Y", s("free_swap_cache", "fail"), "p", unless=(s("unlock_page"),)),
+            Step("X", s("unlock_page"), "p"),
+        ),
+        fallback=True,
+    ),
+    Pattern(
+        "type-2",
+        "zap uncharges the page (unmapping it, or deleting it from the swap cache) while "
+        "reclaim has it isolated; reclaim's add_to_swap() then gives it a slot, uncharged",
+        NISHIMURA + ", Type-2",
+        (
+            Step("Y", s("uncharge_page", "ok"), "p"),
+            Step("X", s("add_to_swap_cache", "reclaim"), "p", unless=(s("commit_charge"),)),
+        ),
+    ),
+    Pattern(
+        "writeback",
+        "zap during swap-out writeback: free_swap_and_cache() leaves the page in the cache",
+        V6_LOG + ' ("check after I/O works only after writeback")',
+        (
+            Step(ANY, s("set_page_writeback"), "p"),
+            Step("Y", s("free_swap_and_cache", "locked"), "p", unless=(s("end_page_writeback"),)),
+            Step("Y", s("page_flags", "writeback"), "p"),
+            Step("Z", s("end_page_writeback"), "p"),
+        ),
+    ),
+    Pattern(
+        "v5-write-window",
+        "v5's check at end_swap_bio_write() runs before the zap, which then finds PG_writeback",
+        "docs/v5-hole.md; " + V6_LOG,
+        (
+            Step("Z", s("staleswap_hint", "stable"), "p"),
+            Step("Y", s("free_swap_and_cache", "locked"), "p", unless=(s("end_page_writeback"),)),
+            Step("Y", s("page_flags", "writeback"), "p"),
+            Step("Z", s("end_page_writeback"), "p"),
+        ),
+        variants=("v5",),
+    ),
+    Pattern(
+        "v5-read-window",
+        "zap's trylock fails after v5's check at end_swap_bio_read(), before unlock_page()",
+        "docs/v5-hole.md; M<20090430184738.752858ea> (zap against read_swap_cache_async)",
+        (
+            Step(ANY, s("add_to_swap_cache", "read"), "p"),
+            Step("Z", s("staleswap_hint", "stable"), "p"),
+            Step("Y", s("free_swap_and_cache", "busy"), "p", unless=(s("unlock_page"),)),
+            Step("Z", s("unlock_page"), "p"),
+        ),
+        variants=("v5",),
+    ),
+    Pattern(
+        "v5-hole",
+        "reuse_swap_page() deletes the page before swap_free(); a readahead re-adds the slot "
+        "and end_swap_bio_read()'s lockless check sees swap_map==2",
+        "docs/v5-hole.md",
+        (
+            Step("X", s("reuse_swap_page", "reuse"), "q"),
+            Step("Y", s("add_to_swap_cache", "read"), "p"),
+            Step("Z", s("staleswap_hint", "stable"), "p"),
+            Step("X", s("swap_free")),
+        ),
+        variants=("v5",),
+    ),
+    Pattern(
+        "reuse-window",
+        "reuse_swap_page() deletes the page before swap_free(); a readahead re-adds the slot "
+        "in between and is left as its only user",
+        "docs/v5-hole.md",
+        (
+            Step("X", s("reuse_swap_page", "reuse"), "q"),
+            Step("Y", s("add_to_swap_cache", "read"), "p"),
+            Step("X", s("swap_free")),
+        ),
+    ),
+    Pattern(
+        "threads-zap-swapin",
+        "a thread's MADV_DONTNEED zaps the swap pte while another thread's do_swap_page() "
+        "holds the page lock; pte_same() then fails",
+        "docs/KERNEL.md; 2.6.30 mm/madvise.c (MADV_DONTNEED zaps under mmap_sem held for read)",
+        (
+            Step("X", s("lock_page"), "p"),
+            Step("Y", s("free_swap_and_cache", "busy"), "p"),
+            Step("X", s("pte_same", "changed")),
+        ),
+    ),
+)
+
+BY_NAME = {p.name: p for p in PATTERNS}
+CATALOGUE = ("example-a", "example-b", "type-1", "type-2")
