@@ -9,12 +9,11 @@ scripting API (kernsim.sim.scripting).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from kernsim.model.memory import PTE_SWAP, do_swap_page
 from kernsim.sim.engine import SimCpu
-from kernsim.sim.scripting import Run, Script, call, isolate, reclaim
+from kernsim.sim.scripting import Run, Script, call
 from kernsim.sim.world import World
 
 
@@ -101,37 +100,6 @@ CATALOGUE: dict[str, Callable[[World], None]] = {
     "type-1": type_1,
     "type-2": type_2,
 }
-
-
-# --- the former private helpers, kept for existing callers; use Script instead ------
-
-
-def _task(world: World, name: str) -> SimCpu:
-    return Script(world).task(name)
-
-
-def _kswapd(world: World) -> SimCpu:
-    return Script(world).kthread()
-
-
-def _fault(world: World, task: SimCpu, addr: int) -> int:
-    return Script(world).fault(task, addr)
-
-
-_isolate = isolate
-_reclaim = reclaim
-
-
-def _exit(world: World, task: SimCpu) -> Coroutine[Any, Any, None]:
-    return Script(world).exit(task)
-
-
-def _race(world: World, script: list[Run], starts: list[tuple[SimCpu, Any]]) -> None:
-    Script(world).race(script, starts)
-
-
-def _exit_all(world: World) -> None:
-    Script(world).exit_all()
 
 
 __all__ = ["CATALOGUE", "PTE_SWAP"]
