@@ -149,26 +149,31 @@ def fold_free_swap_and_cache(trace: list[TraceEvent]) -> list[TraceEvent]:
     """A model that takes swap_lock across steps (swap_entry_free_locked, find_get_page,
     trylock_page, page_cache_release, spin_unlock_swap_lock) has no single
     ``free_swap_and_cache_locked`` step: sum each such section up in one, at the index
-    of its first step (the steps stay, so indices still point into ``trace``).  A
-    trace with the single step is returned as it is."""
+    of its decisive step -- the trylock_page() when a page was found (busy or locked),
+    else the find_get_page() that found none, else the swap_entry_free() -- so that the
+    patterns see the section where its outcome was decided, relative to the other
+    CPUs' steps.  The other steps stay, so indices still point into ``trace``.  A trace
+    with the single step is returned as it is."""
     out = trace
+    # cpu -> (index of the decisive step so far, the swap_entry_free_locked event, page,
+    # trylock result)
     open_: dict[str, tuple[int, TraceEvent, int, bool]] = {}
     for i, ev in enumerate(trace):
         if ev.prim == "swap_entry_free_locked":
             open_[ev.cpu] = (i, ev, 0, False)
         elif ev.cpu in open_:
-            start, first, page, locked = open_[ev.cpu]
+            at, first, page, locked = open_[ev.cpu]
             if ev.prim == "find_get_page":
-                open_[ev.cpu] = (start, first, int(ev.result), False)
+                open_[ev.cpu] = (i, first, int(ev.result), False)
             elif ev.prim == "trylock_page":
-                open_[ev.cpu] = (start, first, page, ev.result is True)
+                open_[ev.cpu] = (i, first, page, ev.result is True)
             elif ev.prim == "spin_unlock_swap_lock":
                 del open_[ev.cpu]
                 res = FreeSwapSection(first.result.value, page, locked, first.result.uncharge)
                 if out is trace:
                     out = list(trace)
-                out[start] = TraceEvent(first.t, first.cpu, first.func,
-                                        "free_swap_and_cache_locked", first.args, res)  # fmt: skip
+                out[at] = TraceEvent(trace[at].t, first.cpu, first.func,
+                                     "free_swap_and_cache_locked", first.args, res)  # fmt: skip
     return out
 
 
