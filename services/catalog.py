@@ -22,8 +22,6 @@ Results travel as:
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import types
 import typing
 from collections.abc import Callable
@@ -32,19 +30,12 @@ from typing import Any
 
 from kernsim.protocol import Field, Kind, MessageSchema, Registry, default_registry, parse_fields
 
+# Importing the two packages registers every primitive: the model's, then the variants'.
+import kernsim.model
+import kernsim.variants  # noqa: F401
 from kernsim.model.port import PRIMITIVES, PrimitiveInfo, WouldBlock
 
 _KINDS: dict[Any, Kind] = {int: Kind.INT, bool: Kind.BOOL, str: Kind.STR, float: Kind.FLOAT}
-
-
-def load_model() -> dict[str, PrimitiveInfo]:
-    """Import every model and variant module, so that every primitive is registered."""
-    import kernsim.model
-    import kernsim.variants
-
-    for mod in pkgutil.iter_modules(kernsim.model.__path__):
-        importlib.import_module(f"kernsim.model.{mod.name}")
-    return PRIMITIVES
 
 
 def wire_name(name: str) -> str:
@@ -136,7 +127,7 @@ def make_codec(info: PrimitiveInfo) -> Codec:
 
 def _codecs() -> dict[str, Codec]:
     out: dict[str, Codec] = {}
-    for info in sorted(load_model().values(), key=lambda i: (i.owner, i.name)):
+    for info in sorted(PRIMITIVES.values(), key=lambda i: (i.owner, i.name)):
         codec = make_codec(info)
         if codec.type in out:
             raise ValueError(f"two primitives map to message type {codec.type!r}")

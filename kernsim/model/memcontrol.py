@@ -21,7 +21,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernsim.model import swapfile, vmscan
+from kernsim.model.filemap import page_flags
 from kernsim.model.mm_types import PAGE_SIZE
+from kernsim.model.oom_kill import select_bad_process
 from kernsim.model.port import Cpu, primitive
 
 MEM_CGROUP_RECLAIM_RETRIES = 5
@@ -308,11 +311,9 @@ def mem_cgroup_resize_limit(mc: MemcgState, memcg_id: int, limit_bytes: int, mem
 
 async def mem_cgroup_hierarchical_reclaim(cpu: Cpu, memcg_id: int, noswap: bool) -> int:
     """Models mem_cgroup_hierarchical_reclaim() without a hierarchy: the group itself, twice."""
-    from kernsim.model.vmscan import try_to_free_mem_cgroup_pages
-
     total = 0
     for _ in range(2):
-        total += await try_to_free_mem_cgroup_pages(cpu, memcg_id, noswap)
+        total += await vmscan.try_to_free_mem_cgroup_pages(cpu, memcg_id, noswap)
         if await cpu.call(mem_cgroup_check_under_limit, memcg_id):
             return 1 + total
     return total
@@ -345,8 +346,6 @@ async def __mem_cgroup_try_charge(cpu: Cpu, memcg_id: int, oom: bool = True) -> 
 
 async def mem_cgroup_out_of_memory(cpu: Cpu, memcg_id: int) -> None:
     """Models mem_cgroup_out_of_memory(): kill the group's task with the largest RSS."""
-    from kernsim.model.oom_kill import select_bad_process
-
     tasks = await cpu.call(mem_cgroup_oom_tasks, memcg_id)
     victim = await cpu.call(select_bad_process, tasks)
     if victim:
@@ -355,15 +354,12 @@ async def mem_cgroup_out_of_memory(cpu: Cpu, memcg_id: int) -> None:
 
 async def mem_cgroup_commit_charge_swapin(cpu: Cpu, pfn: int, memcg_id: int) -> None:
     """Models __mem_cgroup_commit_charge_swapin(): commit, then drop the swap record's memsw."""
-    from kernsim.model.filemap import page_flags
-    from kernsim.model.swapfile import swap_cgroup_record
-
     if not memcg_id:
         return
     await cpu.call(__mem_cgroup_commit_charge, pfn, memcg_id)
     flags = await cpu.call(page_flags, pfn)
     if flags.swapcache:
-        old = await cpu.call(swap_cgroup_record, flags.private, 0)
+        old = await cpu.call(swapfile.swap_cgroup_record, flags.private, 0)
         if old:
             await cpu.call(mem_cgroup_uncharge_swap, old)
 

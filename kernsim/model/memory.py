@@ -12,7 +12,9 @@ batch.  No fork: an anon page is mapped by one pte at most.
 
 from __future__ import annotations
 
+from kernsim.model import memcontrol, page_alloc, swap_state, swapfile
 from kernsim.model.filemap import (
+    find_get_page,
     lock_page,
     page_cache_release,
     page_flags,
@@ -30,6 +32,7 @@ from kernsim.model.locks import (
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import PAGE_SIZE, PAGEVEC_SIZE, MmStruct, Pte
 from kernsim.model.port import Cpu, primitive
+from kernsim.model.swap import lru_add_drain, lru_cache_add
 
 #: include/asm-generic/tlb.h: pages an mmu_gather holds before it must flush.
 FREE_PTE_NR = 506
@@ -125,8 +128,6 @@ def do_anonymous_page_map(mm: MmState, task: int, addr: int, pfn: int, cpu: str)
     page.uptodate = True
     page.rmap = (task, addr)
     ptes[addr] = Pte(True, pfn, young=True, dirty=True)
-    from kernsim.model.swap import lru_cache_add
-
     lru_cache_add(mm, pfn, cpu, True)
     return True
 
@@ -190,34 +191,25 @@ def task_addresses(mm: MmState, task: int) -> list[int]:
 
 async def page_remove_rmap_uncharge(cpu: Cpu, pfn: int) -> None:
     """The rest of page_remove_rmap() once the mapcount went to -1: mem_cgroup_uncharge_page()."""
-    from kernsim.model.memcontrol import mem_cgroup_uncharge_page
-
     flags = await cpu.call(page_flags, pfn)
-    await cpu.call(mem_cgroup_uncharge_page, pfn, flags.swapcache, flags.mapped)
+    await cpu.call(memcontrol.mem_cgroup_uncharge_page, pfn, flags.swapcache, flags.mapped)
 
 
 async def do_anonymous_page(cpu: Cpu, task: int, addr: int) -> int:
     """Models do_anonymous_page(): allocate, charge (mem_cgroup_newpage_charge), map."""
-    from kernsim.model.memcontrol import (
-        __mem_cgroup_commit_charge,
-        __mem_cgroup_try_charge,
-        mem_cgroup_uncharge_page,
-    )
-    from kernsim.model.page_alloc import alloc_page_vma
-
-    pfn = await alloc_page_vma(cpu)
+    pfn = await page_alloc.alloc_page_vma(cpu)
     if not pfn:
         return VM_FAULT_OOM
-    memcg = await __mem_cgroup_try_charge(cpu, cpu.memcg)
+    memcg = await memcontrol.__mem_cgroup_try_charge(cpu, cpu.memcg)
     if memcg < 0:
         await cpu.call(page_cache_release, pfn)
         return VM_FAULT_OOM
     if memcg:
-        await cpu.call(__mem_cgroup_commit_charge, pfn, memcg)
+        await cpu.call(memcontrol.__mem_cgroup_commit_charge, pfn, memcg)
     await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
     if not await cpu.call(do_anonymous_page_map, task, addr, pfn, cpu.pvec):
         # release: (still under the pte lock)
-        await cpu.call(mem_cgroup_uncharge_page, pfn, False, False)
+        await cpu.call(memcontrol.mem_cgroup_uncharge_page, pfn, False, False)
         await cpu.call(page_cache_release, pfn)
     await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
     return 0
@@ -225,25 +217,9 @@ async def do_anonymous_page(cpu: Cpu, task: int, addr: int) -> int:
 
 async def do_swap_page(cpu: Cpu, task: int, addr: int, entry: int, write: bool) -> int:
     """Models do_swap_page()."""
-    from kernsim.model.filemap import find_get_page
-    from kernsim.model.memcontrol import (
-        __mem_cgroup_try_charge,
-        mem_cgroup_cancel_charge_swapin,
-        mem_cgroup_commit_charge_swapin,
-        try_get_mem_cgroup_from_swapcache,
-    )
-    from kernsim.model.swap_state import swapin_readahead
-    from kernsim.model.swapfile import (
-        lookup_swap_cgroup,
-        reuse_swap_page,
-        swap_free_and_uncharge,
-        try_to_free_swap,
-        vm_swap_full,
-    )
-
     pfn = await cpu.call(find_get_page, entry)  # lookup_swap_cache()
     if not pfn:
-        pfn = await swapin_readahead(cpu, entry)
+        pfn = await swap_state.swapin_readahead(cpu, entry)
         if not pfn:
             # Back out if somebody else faulted in this pte while we released the pte lock.
             await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
@@ -255,9 +231,9 @@ async def do_swap_page(cpu: Cpu, task: int, addr: int, entry: int, write: bool) 
     # charged here; "do_swap_page()'s pte_same() test ... should fail".
     memcg = 0
     if (await cpu.call(page_flags, pfn)).swapcache:
-        owner = await cpu.call(lookup_swap_cgroup, entry)
-        target = await cpu.call(try_get_mem_cgroup_from_swapcache, pfn, owner, cpu.memcg)
-        memcg = await __mem_cgroup_try_charge(cpu, target)
+        owner = await cpu.call(swapfile.lookup_swap_cgroup, entry)
+        target = await cpu.call(memcontrol.try_get_mem_cgroup_from_swapcache, pfn, owner, cpu.memcg)
+        memcg = await memcontrol.__mem_cgroup_try_charge(cpu, target)
     if memcg < 0:
         await cpu.call(unlock_page, pfn)
         await cpu.call(page_cache_release, pfn)
@@ -268,19 +244,19 @@ async def do_swap_page(cpu: Cpu, task: int, addr: int, entry: int, write: bool) 
     if not same or not (await cpu.call(page_flags, pfn)).uptodate:
         # out_nomap
         if memcg:
-            await cpu.call(mem_cgroup_cancel_charge_swapin, memcg)
+            await cpu.call(memcontrol.mem_cgroup_cancel_charge_swapin, memcg)
         await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
         # out_page
         await cpu.call(unlock_page, pfn)
         await cpu.call(page_cache_release, pfn)
         return VM_FAULT_SIGBUS if same else 0
     if write:
-        await reuse_swap_page(cpu, pfn)
+        await swapfile.reuse_swap_page(cpu, pfn)
     await cpu.call(do_swap_page_map, task, addr, pfn, write)
-    await mem_cgroup_commit_charge_swapin(cpu, pfn, memcg)
-    await swap_free_and_uncharge(cpu, entry)
-    if await cpu.call(vm_swap_full):
-        await try_to_free_swap(cpu, pfn)
+    await memcontrol.mem_cgroup_commit_charge_swapin(cpu, pfn, memcg)
+    await swapfile.swap_free_and_uncharge(cpu, entry)
+    if await cpu.call(swapfile.vm_swap_full):
+        await swapfile.try_to_free_swap(cpu, pfn)
     await cpu.call(unlock_page, pfn)
     await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
     return 0
@@ -313,9 +289,6 @@ async def zap_page_range(cpu: Cpu, task: int, addrs: list[int]) -> None:
     ZAP_BLOCK_SIZE is used up (a pte costs PAGE_SIZE, a none pte 1); then
     unmap_vmas() finishes the gather (tlb_finish_mmu()) and starts another.
     """
-    from kernsim.model.swap_state import free_pages_and_swap_cache
-    from kernsim.model.swapfile import free_swap_and_cache
-
     addrs = sorted(addrs)
     tlb: list[int] = []
     i, zap_work = 0, ZAP_BLOCK_SIZE
@@ -331,41 +304,36 @@ async def zap_page_range(cpu: Cpu, task: int, addrs: list[int]) -> None:
                     await page_remove_rmap_uncharge(cpu, val)
                 tlb.append(val)  # tlb_remove_page(): the pte's reference moves to the gather
                 if len(tlb) >= FREE_PTE_NR:
-                    await free_pages_and_swap_cache(cpu, tlb)
+                    await swap_state.free_pages_and_swap_cache(cpu, tlb)
                     tlb = []
             elif kind == PTE_SWAP:
-                await free_swap_and_cache(cpu, val)
+                await swapfile.free_swap_and_cache(cpu, val)
             if zap_work <= 0:
                 break
         await cpu.call(pte_unmap_unlock, task, first, cpu.name)
         if zap_work <= 0:
             if tlb:  # tlb_finish_mmu(), then tlb_gather_mmu() for the next block
-                await free_pages_and_swap_cache(cpu, tlb)
+                await swap_state.free_pages_and_swap_cache(cpu, tlb)
                 tlb = []
             zap_work = ZAP_BLOCK_SIZE
     if tlb:  # tlb_finish_mmu()
-        await free_pages_and_swap_cache(cpu, tlb)
+        await swap_state.free_pages_and_swap_cache(cpu, tlb)
 
 
 async def exit_mm(cpu: Cpu, task: int) -> None:
     """Models exit_mm() -> mmput() for a task using mm ``task``: the last user runs
     exit_mmap(); every task leaves its cgroup."""
-    from kernsim.model.memcontrol import mem_cgroup_exit_task
-
     if await cpu.call(mm_users_dec_and_test, task, cpu.task):
         await exit_mmap(cpu, task, cpu.task)
     else:
-        await cpu.call(mem_cgroup_exit_task, cpu.task)
+        await cpu.call(memcontrol.mem_cgroup_exit_task, cpu.task)
 
 
 async def exit_mmap(cpu: Cpu, task: int, tid: int = 0) -> None:
     """Models exit_mmap() -> unmap_vmas() -> zap_pte_range(), then mmput() and cgroup exit
     of task ``tid`` (default: the mm's own task).  No mmap_sem: no other user is left."""
-    from kernsim.model.memcontrol import mem_cgroup_exit_task
-    from kernsim.model.swap import lru_add_drain
-
     await cpu.call(lru_add_drain, cpu.pvec)
     addrs = await cpu.call(task_addresses, task)
     await zap_page_range(cpu, task, addrs)
     await cpu.call(mmput, task)
-    await cpu.call(mem_cgroup_exit_task, tid or task)
+    await cpu.call(memcontrol.mem_cgroup_exit_task, tid or task)

@@ -6,6 +6,7 @@ page; nr_free_pages counts what is left of MmConfig.total_pages.
 
 from __future__ import annotations
 
+from kernsim.model import vmscan
 from kernsim.model.mm import MmState
 from kernsim.model.mm_types import Page
 from kernsim.model.port import Cpu, primitive
@@ -40,14 +41,12 @@ def __pagevec_free(mm: MmState, pfn: int) -> None:
 
 async def alloc_page_vma(cpu: Cpu) -> int:
     """Models __alloc_pages_internal(): wake kswapd, direct reclaim, retry; 0 on failure."""
-    from kernsim.model.vmscan import try_to_free_pages
-
     for _ in range(4):
         pfn, wake = await cpu.call(alloc_page, True)
         if wake:
             await cpu.post("vmscan", "kswapd")
         if pfn:
             return pfn
-        if not await try_to_free_pages(cpu):
+        if not await vmscan.try_to_free_pages(cpu):
             break
     return 0

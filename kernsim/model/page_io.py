@@ -8,6 +8,7 @@ handler would.  Completions never sleep and take no page lock.
 
 from __future__ import annotations
 
+from kernsim.model import swapfile
 from kernsim.model.filemap import end_page_writeback, unlock_page
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.port import Cpu, code_path, primitive
@@ -43,9 +44,7 @@ async def swap_readpage(cpu: Cpu, pfn: int) -> None:
 
 async def swap_writepage(cpu: Cpu, pfn: int) -> None:
     """Models swap_writepage(): free the swap instead if nobody references it, else write."""
-    from kernsim.model.swapfile import try_to_free_swap
-
-    if await try_to_free_swap(cpu, pfn):
+    if await swapfile.try_to_free_swap(cpu, pfn):
         await cpu.call(unlock_page, pfn)
         return
     await cpu.call(set_page_writeback_unlock, pfn)

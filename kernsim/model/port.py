@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
-    from kernsim.variants.base import Variant
+    from kernsim.model.hooks import Hooks
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -92,7 +92,7 @@ class Cpu(ABC):
     name: str
     service: str
     pvec: str
-    variant: Variant
+    variant: Hooks  # the variant running: vanilla 2.6.30 or a patch's hooks
     memcg: int  # the memcg of the task running here (0 for kernel threads)
     memdie: bool  # TIF_MEMDIE: chosen by the OOM killer, charges bypass the memcg
     task: int  # the task (pid) running here, 0 for kernel threads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kernsim.model import swapfile
 from kernsim.model.locks import SWAP_LOCK_ID, LockId, ptl_id, takes
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import SWAP_FAIL, SWAP_SUCCESS, Pte
@@ -49,8 +50,6 @@ def try_to_unmap(mm: MmState, pfn: int) -> int:
     and drop the pte's reference.  A swap-cache page keeps its memcg charge, so
     page_remove_rmap()'s mem_cgroup_uncharge_page() has nothing to do here.
     """
-    from kernsim.model.swapfile import _swap_duplicate
-
     page = mm.page(pfn)
     if not page.mapcount or page.rmap is None:
         # page_lock_anon_vma() finds no anon_vma (try_to_unmap_anon() answers SWAP_AGAIN),
@@ -69,7 +68,7 @@ def try_to_unmap(mm: MmState, pfn: int) -> int:
         raise KernelBug(f"try_to_unmap: anon page {pfn} not in swap cache")
     if pte.dirty:
         page.dirty = True
-    _swap_duplicate(mm, page.private)
+    swapfile._swap_duplicate(mm, page.private)
     mm.mms[task].ptes[addr] = Pte(False, page.private)
     page.mapcount = 0
     page.rmap = None

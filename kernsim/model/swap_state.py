@@ -8,9 +8,12 @@ when do_swap_page() maps them.
 
 from __future__ import annotations
 
+from kernsim.model import page_alloc, page_io, swapfile
+from kernsim.model.filemap import find_get_page, page_cache_release, unlock_page
 from kernsim.model.mm import KernelBug, MmState
-from kernsim.model.mm_types import EEXIST
+from kernsim.model.mm_types import EEXIST, PAGEVEC_SIZE
 from kernsim.model.port import Cpu, primitive
+from kernsim.model.swap import lru_add_drain, lru_cache_add, release_pages
 
 
 @primitive("mm", "page")
@@ -63,8 +66,6 @@ def set_page_dirty(mm: MmState, pfn: int) -> None:
 
 async def delete_from_swap_cache(cpu: Cpu, pfn: int, set_dirty: bool = False) -> None:
     """Models delete_from_swap_cache() (and try_to_free_swap()'s SetPageDirty after it)."""
-    from kernsim.model.filemap import page_cache_release
-
     entry, mapped = await cpu.call(__delete_from_swap_cache, pfn)
     await cpu.variant.swapcache_free(cpu, entry, pfn, mapped)
     if set_dirty:
@@ -91,11 +92,6 @@ async def read_swap_cache_async(cpu: Cpu, entry: int) -> int:
 
     Returns a pfn holding a reference for the caller, or 0.
     """
-    from kernsim.model.filemap import find_get_page, page_cache_release
-    from kernsim.model.page_alloc import alloc_page_vma
-    from kernsim.model.page_io import swap_readpage
-    from kernsim.model.swap import lru_cache_add
-
     new_pfn = 0
     found = 0
     while True:
@@ -103,7 +99,7 @@ async def read_swap_cache_async(cpu: Cpu, entry: int) -> int:
         if found:
             break
         if not new_pfn:
-            new_pfn = await alloc_page_vma(cpu)
+            new_pfn = await page_alloc.alloc_page_vma(cpu)
             if not new_pfn:
                 break  # out of memory
         # Swap entry may have been freed since our caller observed it.
@@ -116,7 +112,7 @@ async def read_swap_cache_async(cpu: Cpu, entry: int) -> int:
         if err == 0:
             await cpu.variant.read_swap_cache_async_added(cpu, new_pfn, entry)
             await cpu.call(lru_cache_add, new_pfn, cpu.pvec, False)
-            await swap_readpage(cpu, new_pfn)
+            await page_io.swap_readpage(cpu, new_pfn)
             return new_pfn
         await cpu.variant.swapcache_free(cpu, entry, 0, False)
     if new_pfn:
@@ -126,9 +122,6 @@ async def read_swap_cache_async(cpu: Cpu, entry: int) -> int:
 
 async def swapin_readahead(cpu: Cpu, entry: int) -> int:
     """Models swapin_readahead(): read the aligned window around ``entry``, then ``entry``."""
-    from kernsim.model.filemap import page_cache_release
-    from kernsim.model.swap import lru_add_drain
-
     offset, nr_pages = await cpu.variant.swapin_readahead_window(cpu, entry)
     for off in range(offset, offset + nr_pages):
         pfn = await read_swap_cache_async(cpu, off)
@@ -155,16 +148,11 @@ def free_swap_cache_trylock(mm: MmState, pfn: int) -> bool:
 
 async def free_pages_and_swap_cache(cpu: Cpu, pfns: list[int]) -> None:
     """Models free_pages_and_swap_cache() (the mmu_gather flush of a zap)."""
-    from kernsim.model.filemap import unlock_page
-    from kernsim.model.mm_types import PAGEVEC_SIZE
-    from kernsim.model.swap import lru_add_drain, release_pages
-    from kernsim.model.swapfile import try_to_free_swap
-
     await cpu.call(lru_add_drain, cpu.pvec)
     for start in range(0, len(pfns), PAGEVEC_SIZE):
         batch = pfns[start : start + PAGEVEC_SIZE]
         for pfn in batch:  # free_swap_cache()
             if await cpu.call(free_swap_cache_trylock, pfn):
-                await try_to_free_swap(cpu, pfn)
+                await swapfile.try_to_free_swap(cpu, pfn)
                 await cpu.call(unlock_page, pfn)
         await cpu.call(release_pages, batch)

@@ -19,6 +19,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from kernsim.model import memcontrol, swap_state
+from kernsim.model.filemap import (
+    find_get_page,
+    page_cache_release,
+    page_flags,
+    trylock_page,
+    unlock_page,
+)
 from kernsim.model.locks import (
     SWAP_LOCK_ID,
     held,
@@ -310,25 +318,20 @@ def reuse_swap_page_check(mm: MmState, pfn: int) -> bool:
 
 async def swap_free_and_uncharge(cpu: Cpu, entry: int) -> int:
     """swap_free(), including its mem_cgroup_uncharge_swap() when the count drops."""
-    from kernsim.model.memcontrol import mem_cgroup_uncharge_swap
-
     value, uncharge_id = await cpu.call(swap_free, entry)
     if uncharge_id:
-        await cpu.call(mem_cgroup_uncharge_swap, uncharge_id)
+        await cpu.call(memcontrol.mem_cgroup_uncharge_swap, uncharge_id)
     return value
 
 
 async def try_to_free_swap(cpu: Cpu, pfn: int) -> bool:
     """Models try_to_free_swap(): the caller holds PG_locked."""
-    from kernsim.model.filemap import page_flags
-    from kernsim.model.swap_state import delete_from_swap_cache
-
     flags = await cpu.call(page_flags, pfn)
     if not flags.swapcache or flags.writeback:
         return False
     if await cpu.call(page_swapcount, pfn):
         return False
-    await delete_from_swap_cache(cpu, pfn, set_dirty=True)
+    await swap_state.delete_from_swap_cache(cpu, pfn, set_dirty=True)
     return True
 
 
@@ -340,11 +343,9 @@ async def reuse_swap_page(cpu: Cpu, pfn: int) -> bool:
     (The kernel also answers "reuse" for a page under writeback, keeping its swap;
     do_wp_page() is not modelled, so only the freeing matters here.)
     """
-    from kernsim.model.swap_state import delete_from_swap_cache
-
     if not await cpu.call(reuse_swap_page_check, pfn):
         return False
-    await delete_from_swap_cache(cpu, pfn, set_dirty=True)
+    await swap_state.delete_from_swap_cache(cpu, pfn, set_dirty=True)
     return True
 
 
@@ -356,20 +357,10 @@ async def free_swap_and_cache(cpu: Cpu, entry: int) -> None:
     0), find_get_page(), trylock_page() and, on failure, page_cache_release():
     other swap_lock users wait, lock-free readers may see every step.
     """
-    from kernsim.model.filemap import (
-        find_get_page,
-        page_cache_release,
-        page_flags,
-        trylock_page,
-        unlock_page,
-    )
-    from kernsim.model.memcontrol import mem_cgroup_uncharge_swap
-    from kernsim.model.swap_state import delete_from_swap_cache
-
     await cpu.call(spin_lock_swap_lock, cpu.name)
     freed = await cpu.call(swap_entry_free_locked, entry)
     if freed.uncharge:
-        await cpu.call(mem_cgroup_uncharge_swap, freed.uncharge)
+        await cpu.call(memcontrol.mem_cgroup_uncharge_swap, freed.uncharge)
     pfn, busy = 0, False
     if freed.only_cache:
         pfn = await cpu.call(find_get_page, entry)
@@ -389,6 +380,6 @@ async def free_swap_and_cache(cpu: Cpu, entry: int) -> None:
         and not flags.writeback
         and (not flags.mapped or await cpu.call(vm_swap_full))
     ):
-        await delete_from_swap_cache(cpu, pfn, set_dirty=True)
+        await swap_state.delete_from_swap_cache(cpu, pfn, set_dirty=True)
     await cpu.call(unlock_page, pfn)
     await cpu.call(page_cache_release, pfn)

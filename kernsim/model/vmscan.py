@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kernsim.model import memcontrol, page_alloc, page_io, rmap, swap_state, swapfile
 from kernsim.model.filemap import page_flags, trylock_page, unlock_page
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import SWAP_CLUSTER_MAX, SWAP_FAIL, SWAP_SUCCESS
 from kernsim.model.port import Cpu, code_path, primitive
-from kernsim.model.swap import put_page
+from kernsim.model.swap import lru_add_drain, lru_add_drain_all, put_page
 
 DEF_PRIORITY = 12
 PAGE_KEEP, PAGE_ACTIVATE, PAGE_SUCCESS, PAGE_CLEAN = "keep", "activate", "success", "clean"
@@ -163,14 +164,12 @@ def remove_mapping_freeze(mm: MmState, pfn: int) -> tuple[bool, int]:
 
 async def pageout(cpu: Cpu, pfn: int) -> str:
     """Models pageout() for a swap-cache page (its ->writepage is swap_writepage())."""
-    from kernsim.model.page_io import clear_page_reclaim, swap_writepage
-
     res = await cpu.call(pageout_prepare, pfn)
     if res != "write":
         return res
-    await swap_writepage(cpu, pfn)
+    await page_io.swap_writepage(cpu, pfn)
     if not (await cpu.call(page_flags, pfn)).writeback:
-        await cpu.call(clear_page_reclaim, pfn)  # synchronous write or freed swap
+        await cpu.call(page_io.clear_page_reclaim, pfn)  # synchronous write or freed swap
     return PAGE_SUCCESS
 
 
@@ -184,10 +183,6 @@ async def __remove_mapping(cpu: Cpu, pfn: int) -> bool:
 
 async def shrink_page(cpu: Cpu, pfn: int, sc: ScanControl) -> str:
     """One iteration of shrink_page_list()'s loop; returns the label the page ends at."""
-    from kernsim.model.page_alloc import __pagevec_free
-    from kernsim.model.rmap import page_referenced, try_to_unmap
-    from kernsim.model.swap_state import add_to_swap
-
     if not await cpu.call(trylock_page, pfn):
         return KEEP
     sc.nr_scanned += 1
@@ -196,17 +191,17 @@ async def shrink_page(cpu: Cpu, pfn: int, sc: ScanControl) -> str:
         return KEEP_LOCKED
     if flags.writeback:
         return KEEP_LOCKED  # PAGEOUT_IO_ASYNC
-    referenced = await cpu.call(page_referenced, pfn)
+    referenced = await cpu.call(rmap.page_referenced, pfn)
     if referenced and await cpu.call(page_mapping_inuse, pfn):
         return ACTIVATE_LOCKED
     if flags.anon and not flags.swapcache and await cpu.variant.before_add_to_swap(cpu, pfn):
         return KEEP_LOCKED
-    if flags.anon and not flags.swapcache and not await add_to_swap(cpu, pfn):
+    if flags.anon and not flags.swapcache and not await swap_state.add_to_swap(cpu, pfn):
         return ACTIVATE_LOCKED
     if flags.anon and not flags.swapcache and await cpu.variant.after_add_to_swap(cpu, pfn):
         return KEEP_LOCKED
     if (await cpu.call(page_flags, pfn)).mapped:
-        ret = await cpu.call(try_to_unmap, pfn)
+        ret = await cpu.call(rmap.try_to_unmap, pfn)
         if ret == SWAP_FAIL:
             return ACTIVATE_LOCKED
         if ret != SWAP_SUCCESS:
@@ -230,23 +225,21 @@ async def shrink_page(cpu: Cpu, pfn: int, sc: ScanControl) -> str:
     if not await __remove_mapping(cpu, pfn):
         await cpu.variant.remove_mapping_failed(cpu, pfn)
         return KEEP_LOCKED
-    await cpu.call(__pagevec_free, pfn)  # __clear_page_locked(); free_it
+    await cpu.call(page_alloc.__pagevec_free, pfn)  # __clear_page_locked(); free_it
     return FREED
 
 
 async def finish_page(cpu: Cpu, pfn: int, label: str) -> None:
     """The labels after the loop body: activate_locked, keep_locked, keep; then putback."""
-    from kernsim.model.swapfile import try_to_free_swap, vm_swap_full
-
     if label == FREED:
         return
     # activate_locked: not a candidate for swapping, so reclaim swap space.
     if (
         label == ACTIVATE_LOCKED
         and (await cpu.call(page_flags, pfn)).swapcache
-        and await cpu.call(vm_swap_full)
+        and await cpu.call(swapfile.vm_swap_full)
     ):
-        await try_to_free_swap(cpu, pfn)
+        await swapfile.try_to_free_swap(cpu, pfn)
     if label in (ACTIVATE_LOCKED, KEEP_LOCKED):
         await cpu.call(unlock_page, pfn)
     await cpu.call(putback_lru_page, pfn, label == ACTIVATE_LOCKED)
@@ -266,22 +259,17 @@ async def shrink_page_list(cpu: Cpu, pfns: list[int], sc: ScanControl) -> int:
 
 async def deactivate_pages(cpu: Cpu, pfns: list[int]) -> None:
     """shrink_active_list() for anon pages (2.6.30): clear the young bits, move all to inactive."""
-    from kernsim.model.rmap import page_referenced
-
     for pfn in pfns:
         if await cpu.call(page_mapping_inuse, pfn):
-            await cpu.call(page_referenced, pfn)
+            await cpu.call(rmap.page_referenced, pfn)
         await cpu.call(putback_lru_page, pfn, False)
 
 
 async def shrink_batch(cpu: Cpu, sc: ScanControl, nr: int) -> None:
     """Isolate up to ``nr`` pages (zone LRU, or the memcg's) and reclaim them."""
-    from kernsim.model.memcontrol import mem_cgroup_lru_candidates
-    from kernsim.model.swap import lru_add_drain
-
     await cpu.call(lru_add_drain, cpu.pvec)
     if sc.memcg:
-        candidates = await cpu.call(mem_cgroup_lru_candidates, sc.memcg, nr)
+        candidates = await cpu.call(memcontrol.mem_cgroup_lru_candidates, sc.memcg, nr)
         active = await cpu.call(isolate_lru_pages_of, candidates, True)
         inactive = await cpu.call(isolate_lru_pages_of, candidates, False)
     else:
@@ -344,15 +332,13 @@ async def do_try_to_free_pages(cpu: Cpu, sc: ScanControl) -> int:
     For memcg reclaim, swap running out (get_scan_ratio()) and the LRU size are
     read once per call rather than per shrink_zone().
     """
-    from kernsim.model.memcontrol import mem_cgroup_lru_size
-
     size = 0
     if sc.memcg:
         if (await cpu.call(reclaim_lru_sizes))[2] <= 0:
             sc.may_swap = False
         # The memcg LRU's size is read once per call: at the high priorities
         # size >> priority is 0 and the kernel scans nothing either.
-        size = await cpu.call(mem_cgroup_lru_size, sc.memcg)
+        size = await cpu.call(memcontrol.mem_cgroup_lru_size, sc.memcg)
     for priority in range(DEF_PRIORITY, -1, -1):
         if sc.memcg and not size >> priority and priority:
             continue
@@ -390,8 +376,6 @@ async def kswapd(cpu: Cpu) -> None:
 async def global_reclaim(cpu: Cpu) -> None:
     """One pass of global reclaim over the whole zone LRU, as memory pressure from
     outside the cgroup would cause (the checker's last step)."""
-    from kernsim.model.swap import lru_add_drain_all
-
     await cpu.call(lru_add_drain_all)
     n_inactive, n_active, _ = await cpu.call(reclaim_lru_sizes)
     sc = ScanControl()

@@ -1,89 +1,13 @@
-"""The hook points a variant can change, with vanilla 2.6.30's behaviour as the default."""
+"""The hook interface every variant fills, under the name the variants use.
+
+The model declares it (:class:`kernsim.model.hooks.Hooks`, vanilla 2.6.30's
+behaviour); a variant subclasses ``Variant`` and overrides the hooks its patch
+touches.  Variants import the model, never the reverse.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from kernsim.model.hooks import Claim
+from kernsim.model.hooks import Hooks as Variant
 
-from kernsim.model.port import Cpu
-
-Claim = Literal["ok", "retry", "fail"]
-
-
-class Variant:
-    """Vanilla 2.6.30.  Subclasses override the hooks their patch touches."""
-
-    name = "none"
-    #: swap_map[] encoding: 2.6.31's count | SWAP_HAS_CACHE instead of refs + 1.
-    swap_has_cache = False
-    #: shrink_zone(): 2.6.30 scans the whole anon list at priority 0 even when this
-    #: reclaim may not swap or swap is full ("if (priority)"); 2.6.31 does not
-    #: ("if (priority || noswap)").
-    scan_anon_at_priority_0_without_swap = True
-    #: Gives a stale cache-only swap slot back by design, without global reclaim.
-    reuses_cache_only_slots = False
-
-    async def get_swap_page(self, cpu: Cpu) -> int:
-        """add_to_swap()'s get_swap_page()."""
-        from kernsim.model.swapfile import get_swap_page
-
-        return await cpu.call(get_swap_page)
-
-    async def swap_duplicate_for_cache(self, cpu: Cpu, entry: int) -> Claim:
-        """read_swap_cache_async(): take a reference for the cache page to come.
-
-        2.6.30: swap_duplicate(); "fail" when the slot was freed meanwhile.
-        """
-        from kernsim.model.swapfile import swap_duplicate
-
-        return "ok" if await cpu.call(swap_duplicate, entry) else "fail"
-
-    async def swapcache_free(self, cpu: Cpu, entry: int, pfn: int, mapped: bool) -> None:
-        """A page (``pfn``, or 0 when none was added) leaves the swap cache of ``entry``.
-
-        2.6.30 (delete_from_swap_cache(), __remove_mapping()):
-        mem_cgroup_uncharge_swapcache(page, entry) moves the memsw charge to the
-        swap slot (swap_cgroup_record), then swap_free(entry) drops the cache's
-        reference to the slot.
-        """
-        from kernsim.model.memcontrol import mem_cgroup_uncharge_swapcache
-        from kernsim.model.swapfile import swap_cgroup_record, swap_free_and_uncharge
-
-        if pfn:
-            record = await cpu.call(mem_cgroup_uncharge_swapcache, pfn, mapped, True)
-            if record:
-                await cpu.call(swap_cgroup_record, entry, record)
-        await swap_free_and_uncharge(cpu, entry)
-
-    async def end_swap_bio_read_hook(self, cpu: Cpu, pfn: int) -> None:
-        """Runs in end_swap_bio_read() after SetPageUptodate(), before unlock_page()."""
-
-    async def end_swap_bio_write_hook(self, cpu: Cpu, pfn: int) -> None:
-        """Runs in end_swap_bio_write() before end_page_writeback()."""
-
-    async def remove_mapping_failed(self, cpu: Cpu, pfn: int) -> None:
-        """shrink_page_list(): __remove_mapping() failed, the page is still locked."""
-
-    async def swapin_readahead_window(self, cpu: Cpu, entry: int) -> tuple[int, int]:
-        """swapin_readahead(): the (first offset, number of pages) its loop reads before
-        the faulting entry.  2.6.30: valid_swaphandles()."""
-        from kernsim.model.swapfile import valid_swaphandles
-
-        return await cpu.call(valid_swaphandles, entry)
-
-    async def after_add_to_swap(self, cpu: Cpu, pfn: int) -> bool:
-        """shrink_page_list(), right after add_to_swap() succeeded (the page is locked):
-        True sends the page to keep_locked.  2.6.30 has nothing here."""
-        return False
-
-    async def free_swap_and_cache_busy(self, cpu: Cpu, entry: int) -> None:
-        """free_swap_and_cache(): only the swap cache was left, find_get_page() found its
-        page but trylock_page() failed, so it gave up.  2.6.30 does nothing more."""
-
-    async def read_swap_cache_async_added(self, cpu: Cpu, pfn: int, entry: int) -> None:
-        """read_swap_cache_async(): the new page is in the swap cache (locked), before
-        lru_cache_add_anon() and swap_readpage()."""
-
-    async def before_add_to_swap(self, cpu: Cpu, pfn: int) -> bool:
-        """shrink_page_list(): an anon page not yet in the swap cache is about to get a
-        slot (the page is locked); True sends it to keep_locked.  2.6.30: nothing."""
-        return False
+__all__ = ["Claim", "Variant"]

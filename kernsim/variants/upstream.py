@@ -15,6 +15,8 @@ diff against vanilla 2.6.30:
 
 from __future__ import annotations
 
+from kernsim.model import memcontrol, swapfile
+from kernsim.model.filemap import find_get_page, page_cache_release, trylock_page, unlock_page
 from kernsim.model.locks import SWAP_LOCK_ID, takes
 from kernsim.model.mm import MmState
 from kernsim.model.mm_types import EEXIST, SWAP_HAS_CACHE
@@ -75,9 +77,7 @@ class Upstream(Variant):
 
     async def swap_duplicate_for_cache(self, cpu: Cpu, entry: int) -> Claim:
         """swapcache_prepare(): -EEXIST means another cache page is being added: retry."""
-        from kernsim.model.swapfile import swapcache_prepare
-
-        err = await cpu.call(swapcache_prepare, entry)
+        err = await cpu.call(swapfile.swapcache_prepare, entry)
         if err == 0:
             return "ok"
         return "retry" if err == -EEXIST else "fail"
@@ -94,20 +94,14 @@ class Upstream(Variant):
         lock-free reader tells the orders apart: the page is locked and out of the
         swap cache, and its slot still has SWAP_HAS_CACHE until the mm step.
         """
-        from kernsim.model.memcontrol import (
-            mem_cgroup_uncharge_swap,
-            mem_cgroup_uncharge_swapcache,
-        )
-        from kernsim.model.swapfile import swapcache_free
-
         record = 0
         if pfn:
-            record = await cpu.call(mem_cgroup_uncharge_swapcache, pfn, mapped, True)
-        _, uncharge_id, drop = await cpu.call(swapcache_free, entry, record)
+            record = await cpu.call(memcontrol.mem_cgroup_uncharge_swapcache, pfn, mapped, True)
+        _, uncharge_id, drop = await cpu.call(swapfile.swapcache_free, entry, record)
         if uncharge_id:
-            await cpu.call(mem_cgroup_uncharge_swap, uncharge_id)
+            await cpu.call(memcontrol.mem_cgroup_uncharge_swap, uncharge_id)
         if drop:
-            await cpu.call(mem_cgroup_uncharge_swap, record)
+            await cpu.call(memcontrol.mem_cgroup_uncharge_swap, record)
 
 
 @primitive("mm", "swp")
@@ -126,15 +120,12 @@ async def try_to_reclaim_swap(cpu: Cpu, entry: int) -> bool:
 
     (Named without the underscores: called from a class body, Python would mangle them.)
     """
-    from kernsim.model.filemap import find_get_page, page_cache_release, trylock_page, unlock_page
-    from kernsim.model.swapfile import try_to_free_swap
-
     pfn = await cpu.call(find_get_page, entry)
     if not pfn:
         return False
     freed = False
     if await cpu.call(trylock_page, pfn):
-        freed = await try_to_free_swap(cpu, pfn)
+        freed = await swapfile.try_to_free_swap(cpu, pfn)
         await cpu.call(unlock_page, pfn)
     await cpu.call(page_cache_release, pfn)
     return freed

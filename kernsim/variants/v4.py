@@ -30,6 +30,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kernsim.model import swapfile
+from kernsim.model.filemap import (
+    find_get_page,
+    lock_page,
+    page_cache_release,
+    page_flags,
+    unlock_page,
+)
 from kernsim.model.mm import MmState
 from kernsim.model.port import Cpu, code_path, primitive
 from kernsim.variants.base import Variant
@@ -126,15 +134,6 @@ def ssc_reschedule(mm: MmState) -> bool:
 @code_path
 async def memcg_fixup_stale_swapcache(cpu: Cpu) -> None:
     """v4's GC work: try_to_free_swap() every recorded entry, keep those under writeback."""
-    from kernsim.model.filemap import (
-        find_get_page,
-        lock_page,
-        page_cache_release,
-        page_flags,
-        unlock_page,
-    )
-    from kernsim.model.swapfile import try_to_free_swap
-
     await cpu.call(ssc_gc_start)
     pos = 0
     while True:
@@ -145,7 +144,7 @@ async def memcg_fixup_stale_swapcache(cpu: Cpu) -> None:
         pfn = await cpu.call(find_get_page, entry)
         if pfn:
             await cpu.call(lock_page, pfn)
-            freed = await try_to_free_swap(cpu, pfn)
+            freed = await swapfile.try_to_free_swap(cpu, pfn)
             # "If it's still under I/O, don't forget it"
             if not freed and (await cpu.call(page_flags, pfn)).writeback:
                 forget = False
@@ -178,9 +177,7 @@ class V4(Variant):
 
     async def read_swap_cache_async_added(self, cpu: Cpu, pfn: int, entry: int) -> None:
         """memcg_sanity_check_swapin(): ``if (!page_swapcount(page))`` record the entry."""
-        from kernsim.model.swapfile import page_swapcount
-
-        if not await cpu.call(page_swapcount, pfn):
+        if not await cpu.call(swapfile.page_swapcount, pfn):
             await _mark(cpu, entry)
 
     async def swapin_readahead_window(self, cpu: Cpu, entry: int) -> tuple[int, int]:

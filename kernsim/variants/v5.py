@@ -25,7 +25,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kernsim.model import swapfile
+from kernsim.model.filemap import (
+    find_get_page,
+    lock_page,
+    page_cache_release,
+    page_flags,
+    unlock_page,
+)
 from kernsim.model.mm import MmState
+from kernsim.model.mm_types import SWAP_CLUSTER_MAX
 from kernsim.model.port import Cpu, code_path, primitive
 from kernsim.variants.base import Variant
 
@@ -108,16 +117,6 @@ async def mem_cgroup_swapio_check_again(cpu: Cpu, pfn: int) -> None:
 @code_path
 async def mem_cgroup_check_stale_swap(cpu: Cpu) -> None:
     """v5's delayed work: try_to_free_swap() each queued entry, SWAP_CLUSTER_MAX per run."""
-    from kernsim.model.filemap import (
-        find_get_page,
-        lock_page,
-        page_cache_release,
-        page_flags,
-        unlock_page,
-    )
-    from kernsim.model.mm_types import SWAP_CLUSTER_MAX
-    from kernsim.model.swapfile import try_to_free_swap
-
     await cpu.call(stale_swap_check_start)
     for _ in range(SWAP_CLUSTER_MAX):
         entry = await cpu.call(stale_swap_check_pop)
@@ -128,7 +127,7 @@ async def mem_cgroup_check_stale_swap(cpu: Cpu) -> None:
             continue  # v5's bug: a mapped page keeps find_get_page()'s reference
         await cpu.call(lock_page, pfn)
         if not (await cpu.call(page_flags, pfn)).mapped:
-            await try_to_free_swap(cpu, pfn)
+            await swapfile.try_to_free_swap(cpu, pfn)
         await cpu.call(unlock_page, pfn)
         await cpu.call(page_cache_release, pfn)
     if await cpu.call(stale_swap_check_reschedule):
@@ -159,8 +158,5 @@ class V5AsIntended(V5):
 
     async def remove_mapping_failed(self, cpu: Cpu, pfn: int) -> None:
         """unuse_swapcache_check_again(): the page is locked but has an extra reference."""
-        from kernsim.model.filemap import page_flags
-        from kernsim.model.swapfile import try_to_free_swap
-
         if (await cpu.call(page_flags, pfn)).swapcache:
-            await try_to_free_swap(cpu, pfn)
+            await swapfile.try_to_free_swap(cpu, pfn)

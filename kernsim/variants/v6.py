@@ -39,9 +39,18 @@ which never fires for a swap write bio nobody else holds (the count goes 1 -> 2)
 
 from __future__ import annotations
 
+from kernsim.model import swap_state
+from kernsim.model.filemap import (
+    find_get_page,
+    lock_page,
+    page_cache_release,
+    page_flags,
+    unlock_page,
+)
 from kernsim.model.locks import SWAP_LOCK_ID, takes
 from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import KernelBug, MmState
+from kernsim.model.mm_types import SWAP_CLUSTER_MAX
 from kernsim.model.port import Cpu, code_path, primitive
 from kernsim.variants.base import Claim, Variant
 from kernsim.variants.v5 import (
@@ -103,16 +112,6 @@ async def mem_cgroup_check_stale_swap_v6(cpu: Cpu) -> None:
     """v6's mem_cgroup_check_stale_swap(): "synchronous" freeing of swap cache after
     writeback.  (The Python name carries _v6: v5's worker of the same kernel name is
     registered too.)"""
-    from kernsim.model.filemap import (
-        find_get_page,
-        lock_page,
-        page_cache_release,
-        page_flags,
-        unlock_page,
-    )
-    from kernsim.model.mm_types import SWAP_CLUSTER_MAX
-    from kernsim.model.swap_state import delete_from_swap_cache
-
     await cpu.call(stale_swap_check_start)
     for _ in range(SWAP_CLUSTER_MAX):
         entry = await cpu.call(stale_swap_check_pop)
@@ -129,7 +128,7 @@ async def mem_cgroup_check_stale_swap_v6(cpu: Cpu) -> None:
         await cpu.call(lock_page, pfn)
         flags = await cpu.call(page_flags, pfn)
         if flags.swapcache and not flags.writeback and not flags.mapped:
-            await delete_from_swap_cache(cpu, pfn)
+            await swap_state.delete_from_swap_cache(cpu, pfn)
         await cpu.call(unlock_page, pfn)
         await cpu.call(page_cache_release, pfn)
     if await cpu.call(stale_swap_check_reschedule):

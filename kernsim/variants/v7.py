@@ -29,6 +29,8 @@ handled in the next patch" (2/3's changelog) means 3/3.
 
 from __future__ import annotations
 
+from kernsim.model import swapfile
+from kernsim.model.filemap import page_flags
 from kernsim.model.port import Cpu
 from kernsim.variants.base import Variant
 from kernsim.variants.v6 import AvoidReadahead
@@ -36,14 +38,11 @@ from kernsim.variants.v6 import AvoidReadahead
 
 async def memcg_free_unused_swapcache(cpu: Cpu, pfn: int) -> bool:
     """v7 3/3 memcg_free_unused_swapcache(): the page is locked and in the swap cache."""
-    from kernsim.model.filemap import page_flags
-    from kernsim.model.swapfile import try_to_free_swap
-
     # mem_cgroup_disabled() is false: kernsim boots with the memory controller on.
     flags = await cpu.call(page_flags, pfn)
     if not flags.anon or flags.mapped:
         return False
-    return await try_to_free_swap(cpu, pfn)  # checks page_swapcount
+    return await swapfile.try_to_free_swap(cpu, pfn)  # checks page_swapcount
 
 
 class FreeUnusedSwapcache(Variant):
