@@ -52,34 +52,57 @@ class ClusterResult(RunResult):
 
     wall_s: float = 0.0
     messages: int = 0
+    #: Load rounds run, their seconds of load, and what ended them (``leak seen``,
+    #: ``bound reached`` with --until-leak, else ``one round``).
+    load_rounds: int = 1
+    load_s: float = 0.0
+    ended: str = "one round"
 
     def to_dict(self) -> dict[str, Any]:
         d = RunResult.to_dict(self)
-        d.update(wall_s=round(self.wall_s, 3), ops=self.events, messages=self.messages)
+        d.update(
+            wall_s=round(self.wall_s, 3),
+            ops=self.events,
+            messages=self.messages,
+            load_rounds=self.load_rounds,
+            load_s=self.load_s,
+            ended=self.ended,
+        )
         return d
 
 
 async def experiment(
-    cluster: Cluster, duration_s: float, settle_s: float = 120.0, out: RecordWriter | None = None
+    cluster: Cluster,
+    duration_s: float,
+    settle_s: float = 120.0,
+    out: RecordWriter | None = None,
+    until_leak_s: float | None = None,
 ) -> ClusterResult:
-    """Load, kill all, quiesce, drain, check, global reclaim: one run on a started cluster."""
+    """Load rounds, then drain, check, global reclaim: one run on a started cluster.
 
-    def phase(name: str) -> None:
+    A load round is the scenario's workload for ``duration_s`` (kamezawa: three tasks,
+    pkill every 3 s), kill all, quiescence.  Without ``until_leak_s`` one round is run.
+    With it, rounds repeat (each with its own workload seed) until memsw.usage stays
+    above usage with no task left, or until the next round would pass ``until_leak_s``
+    seconds of load in all: the verdict says which ended it.  A leak, once there,
+    stays (nothing inside the memcg reclaims it), so the rounds only add kill rounds
+    as Kamezawa's loop did, and the check at the end sees them all.
+    """
+
+    def phase(name: str, **fields: Any) -> None:
         if out is not None:
-            out.write("phase", phase=name, variant=cluster.variant)
+            out.write("phase", phase=name, variant=cluster.variant, **fields)
 
     t0 = time.monotonic()
-    await cluster.rpc(
-        "tasks",
-        "start_workload",
-        {"scenario": cluster.scenario, "duration_s": float(duration_s), "seed": cluster.seed},
-    )
-    phase("workload_started")
-    await cluster.watched(_until_quiet(cluster), duration_s * 3 + settle_s, "the workload")
-    await cluster.rpc("tasks", "kill_all")
-    phase("killed_all")
-    await cluster.watched(_until_quiet(cluster), settle_s, "quiescence")
-    phase("quiescent")
+    rounds, load_s, gap = 0, 0.0, 0
+    while True:
+        gap = await _load_round(cluster, duration_s, cluster.seed + rounds, settle_s, phase)
+        rounds += 1
+        load_s += duration_s
+        phase("round_checked", round=rounds, memsw_minus_usage_bytes=gap)
+        if until_leak_s is None or gap > 0 or load_s + duration_s > until_leak_s:
+            break
+    ended = "leak seen" if gap > 0 else "bound reached" if until_leak_s is not None else "one round"
     wall_load = time.monotonic() - t0
     await cluster.rpc("workqueue", "run_path", {"path": "lru_add_drain_all"})
     mm = mm_restore((await cluster.rpc("mm", "snapshot"))["state"])
@@ -118,7 +141,29 @@ async def experiment(
         wall_s=time.monotonic() - t0,
         messages=sum(s["node"]["messages_sent"] for s in stats.values()),
         violations=violations,
+        load_rounds=rounds,
+        load_s=load_s,
+        ended=ended,
     )
+
+
+async def _load_round(
+    cluster: Cluster, duration_s: float, seed: int, settle_s: float, phase: Any
+) -> int:
+    """One round of load, kill all, quiescence; memsw.usage - usage of /A with no task left."""
+    await cluster.rpc(
+        "tasks",
+        "start_workload",
+        {"scenario": cluster.scenario, "duration_s": float(duration_s), "seed": seed},
+    )
+    phase("workload_started", seed=seed)
+    await cluster.watched(_until_quiet(cluster), duration_s * 3 + settle_s, "the workload")
+    await cluster.rpc("tasks", "kill_all")
+    phase("killed_all")
+    await cluster.watched(_until_quiet(cluster), settle_s, "quiescence")
+    phase("quiescent")
+    a = (await cluster.rpc("memcg", "statistics"))["stats"]["cgroups"]["/A"]
+    return int(a["memsw_usage_bytes"]) - int(a["usage_bytes"])
 
 
 async def _until_quiet(cluster: Cluster) -> None:
@@ -167,7 +212,8 @@ async def run_one(
             ports = {n: {"rpc": p[0], "admin": p[1]} for n, p in cluster.ports.items()}
             out.write("cluster_started", variant=variant, pids=cluster.pids(), ports=ports)
             sampler = asyncio.ensure_future(_progress(cluster, out))
-        result = await experiment(cluster, args.duration, out=out)
+        until = getattr(args, "until_leak", None)
+        result = await experiment(cluster, args.duration, out=out, until_leak_s=until)
         if out is not None:
             out.write("result", **result.to_dict())
         return result
@@ -244,6 +290,9 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if getattr(args, "duration", 1.0) <= 0:
         raise UsageError("--duration must be positive")
+    until = getattr(args, "until_leak", None)
+    if until is not None and not args.duration <= until <= 3600:
+        raise UsageError("--until-leak must be between --duration and 3600 seconds")
     try:
         load_profile(args.faults)
     except (ValueError, OSError) as exc:
@@ -269,6 +318,8 @@ async def _up(args: argparse.Namespace) -> int:
             rpc, _ = cluster.ports[name]
             print(f"{name:10} {cluster.admin_url(name)}  (rpc 127.0.0.1:{rpc})", flush=True)
         print(f"memcg files: {cluster.admin_url('memcg')}/cgroup/A/memory.usage_in_bytes")
+        admins = ",".join(cluster.admin_url(name) for name in SERVICES)
+        print(f"faults: kernsim faults show --admin {admins}")
         print(f"logs: {cluster.log_dir}   Ctrl-C stops every service", flush=True)
         if args.load:
             await cluster.rpc(
@@ -337,6 +388,14 @@ def register(sub: Any) -> None:
         help="kernel variant; repeat to compare side by side (default: none)",
     )
     run.add_argument("--duration", type=float, default=10.0, help="seconds of load (default: 10)")
+    run.add_argument(
+        "--until-leak",
+        type=float,
+        default=None,
+        metavar="S",
+        help="repeat --duration rounds of load (kill all, quiesce, look) until memsw stays "
+        "above usage with no task left, or until S seconds of load in all (default: one round)",
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object per run")
     run.add_argument(
         "--out",
