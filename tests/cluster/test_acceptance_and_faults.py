@@ -131,3 +131,23 @@ async def test_faults_command_sets_every_service(idle_cluster: Cluster) -> None:
     r = await asyncio.to_thread(faults, "set", "lan", "--admin", f"{admin},{dead}")
     assert r.returncode == 3 and dead in r.stderr
     assert await profiles() == {"lan"}
+
+
+async def test_every_admin_port_describes_its_api_as_openapi(idle_cluster: Cluster) -> None:
+    from openapi_spec_validator import validate
+
+    c = idle_cluster
+    docs = {}
+    for s in ("mm", "memcg", "tasks"):
+        status, text = await get_text(c.admin_url(s) + "/openapi.json")
+        assert status == 200
+        docs[s] = json.loads(text)
+        validate(docs[s])  # raises on a document that is not valid OpenAPI 3.1
+    for doc in docs.values():
+        assert {"get", "put"} <= set(doc["paths"]["/faults"])
+        example = doc["paths"]["/faults"]["put"]["requestBody"]["content"]["application/json"]
+        assert example["example"]["profile"] == "hdd"
+    assert "put" in docs["memcg"]["paths"]["/cgroup/{name}/{file}"]
+    assert "/workload" not in docs["memcg"]["paths"]
+    assert {"get", "post"} <= set(docs["tasks"]["paths"]["/workload"])
+    assert "post" in docs["tasks"]["paths"]["/kill_all"]

@@ -136,9 +136,7 @@ async def test_force_empty_reclaims_an_empty_group_and_refuses_a_busy_one(
         return not (await get_json(tasks + "/workload"))["running"]
 
     await eventually(stopped, timeout_s=60, every_s=0.5)
-    await eventually(
-        lambda: _quiescent(tasks), timeout_s=60, every_s=0.3
-    )  # I/O in flight finishes
+    await eventually(lambda: _quiescent(tasks), timeout_s=60, every_s=0.3)  # I/O in flight finishes
     status, text = await put_text(m + "/memory.force_empty", "0")
     assert status == 200, text
     assert await read(c, "memory.usage_in_bytes") == "0\n"
