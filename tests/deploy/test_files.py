@@ -224,3 +224,16 @@ def test_dockerfile_runs_any_service_as_non_root() -> None:
     assert re.search(r"^USER kernsim$", text, re.M)
     ignore = (REPO / ".dockerignore").read_text()
     assert "!deploy/faults/" in ignore and "**/*.egg-info" in ignore
+
+
+def test_no_deploy_file_names_a_path_outside_the_repository() -> None:
+    """The deployment's files, scripts and docs work from any checkout."""
+    files = run(["git", "ls-files", "deploy", "docker-compose.yml", ".env", ".ci", "tests/run"])
+    names = [*files.stdout.split(), "docs/compose.md", "README.md"]
+    outside = []
+    for name in names:
+        path = REPO / name
+        if path.is_file() and path.suffix not in (".png", ".gz"):
+            text = path.read_text(errors="replace")
+            outside += [f"{name}: {m}" for m in re.findall(r"/work/\S+|\.\./shared\S*", text)]
+    assert outside == []
