@@ -26,7 +26,7 @@ RUNS = int(os.environ.get("KERNSIM_MAIN_JOB_RUNS", "3"))
 def main_job() -> list[str]:
     """The kernsim arguments of README's first command (set up, then run)."""
     for line in (REPO / "README.md").read_text().splitlines():
-        if line.startswith("    python3 -m venv .venv") and " kernsim run " in line:
+        if line.startswith("    python3 -m venv .venv") and "/kernsim run " in line:
             return shlex.split(line.split("&& .venv/bin/kernsim ", 1)[1])
     raise AssertionError("README.md has no main job line")
 
@@ -34,7 +34,7 @@ def main_job() -> list[str]:
 def test_the_main_job_is_the_readme_first_command() -> None:
     text = (REPO / "README.md").read_text()
     first = next(ln for ln in text.splitlines() if ln.startswith("    python3 -m venv"))
-    assert " kernsim run --scenario kamezawa --variant none --variant upstream" in first
+    assert "/kernsim run --scenario kamezawa --variant none --variant upstream" in first
     assert "--until-leak" in first and "--faults cluster-hdd" in first
 
 
@@ -60,3 +60,17 @@ def test_main_job_shows_the_leak_under_none_only(run: int) -> None:
     assert upstream["load_rounds"] == int(bound // duration), upstream
     assert none["load_rounds"] <= int(bound // duration), none
     assert not {v["kind"] for v in upstream["violations"]} & {"memsw_leak", "memsw_accounting"}
+
+
+@pytest.mark.parametrize("bound", ["5", "nan", "4000", "-1"])
+def test_until_leak_outside_duration_to_an_hour_is_refused(bound: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "kernsim", "run", "--duration", "9", "--until-leak", bound],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "kernsim: error: --until-leak must be between --duration and 3600 seconds"
+    ]
