@@ -57,10 +57,8 @@ def test_main_job_shows_the_leak_under_none_only(run: int) -> None:
     args = main_job()
     duration = float(args[args.index("--duration") + 1])
     bound = float(args[args.index("--until-leak") + 1])
-    # Rounds with no swap-in (a starved machine) do not count toward the bound, up to twice it.
-    rounds = int(bound // duration)
-    assert rounds <= upstream["load_rounds"] <= 2 * rounds and upstream["swapin_reads"] > 0
-    assert none["load_rounds"] <= 2 * rounds, none
+    assert upstream["load_rounds"] == int(bound // duration), upstream
+    assert none["load_rounds"] <= int(bound // duration) and none["swapin_reads"] > 0, none
     assert not {v["kind"] for v in upstream["violations"]} & {"memsw_leak", "memsw_accounting"}
 
 
