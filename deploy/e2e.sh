@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end check of the compose deployment on a real Docker engine, as far as
-# a machine without a registry allows (see the notes
-# in docs/compose.md):
+# a machine without a registry allows (docs/compose.md, "Checking it"):
 #
 #   1. start a private dockerd (own data/exec roots and socket, no bridge);
 #   2. build stand-ins for the base images, tagged with the official names the

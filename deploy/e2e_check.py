@@ -122,6 +122,16 @@ def main() -> int:
         lambda: query('kernsim_memcg_memsw_leak_bytes{stack="main",cgroup="/A"}'),
         SCRAPE_S,
     )
+    # Every series can be named by its kernel variant (the dashboard's join).
+    poll(
+        "variant none joined onto the main stack's series",
+        lambda: query(
+            'kernsim_memcg_usage_bytes{stack="main",cgroup="/A"} * on (stack) '
+            'group_left (variant) max by (stack, variant) (kernsim_build_info{variant="none"})'
+        ),
+        SCRAPE_S,
+    )
+    poll("Prometheus scrapes itself", lambda: query('up{job="prometheus"} == 1'), SCRAPE_S)
     return 0
 
 

@@ -6,11 +6,12 @@ service over the wire instead.  Each round: start the workload for
 ``KERNSIM_LOAD_S`` seconds, wait until the cluster is quiet, kill whatever is
 left, wait again, then rest ``KERNSIM_REST_S`` seconds with no task in the
 cgroup.  The rest is what makes the leak readable on a dashboard: with no task
-left, usage is 0 and whatever memsw.usage still shows is the stale swap cache
-(the KernsimMemswLeak alert waits for exactly that).
+left, whatever memsw.usage shows above usage is swap charged to nobody, the
+leak (the KernsimMemswLeak alert waits for exactly that); each rest logs that
+reading as one line: ``rest after round 7: memsw-usage 12288 B (12 KiB), ...``.
 
 Settings (besides the services' own KERNSIM_* ones, read by ServiceConfig):
-``KERNSIM_LOAD_S`` 60, ``KERNSIM_REST_S`` 60, ``KERNSIM_ROUNDS`` 0 (forever),
+``KERNSIM_LOAD_S`` 60, ``KERNSIM_REST_S`` 15, ``KERNSIM_ROUNDS`` 0 (forever),
 ``KERNSIM_SETTLE_S`` 120 (how long a quiet cluster may take before the round
 fails), ``KERNSIM_HEARTBEAT`` (file touched while alive, for the healthcheck).
 Exits non-zero when a service stops answering, so compose restarts it.
@@ -39,7 +40,7 @@ POLL_S = 0.2
 @dataclass(frozen=True, slots=True)
 class LoadConfig:
     load_s: float = 60.0
-    rest_s: float = 60.0
+    rest_s: float = 15.0
     rounds: int = 0
     settle_s: float = 120.0
     heartbeat: Path | None = None
@@ -49,7 +50,7 @@ class LoadConfig:
         beat = env.get("KERNSIM_HEARTBEAT")
         return cls(
             load_s=float(env.get("KERNSIM_LOAD_S", "60")),
-            rest_s=float(env.get("KERNSIM_REST_S", "60")),
+            rest_s=float(env.get("KERNSIM_REST_S", "15")),
             rounds=int(env.get("KERNSIM_ROUNDS", "0")),
             settle_s=float(env.get("KERNSIM_SETTLE_S", "120")),
             heartbeat=Path(beat) if beat else None,
@@ -72,9 +73,22 @@ class LoadGen:
         if self.load.heartbeat is not None:
             self.load.heartbeat.touch()
 
-    async def call(self, type_: str, body: Body | None = None) -> Body:
-        conn = await self.node.peer("tasks")
+    async def call(self, type_: str, body: Body | None = None, to: str = "tasks") -> Body:
+        conn = await self.node.peer(to)
         return await conn.call(type_, body or {})
+
+    async def verdict(self, n: int) -> str:
+        """The rest's reading, as the mail's test reads it: memsw.usage - usage of /A with no
+        task left (the leak), stale swap cache pages and swap slots in use."""
+        memcg = (await self.call("statistics", to="memcg"))["stats"]["cgroups"]["/A"]
+        mm = (await self.call("statistics", to="mm"))["stats"]
+        gap = int(memcg["memsw_usage_bytes"]) - int(memcg["usage_bytes"])
+        return (
+            f"rest after round {n}: memsw-usage {gap} B ({gap / 1024:.0f} KiB), "
+            f"usage {memcg['usage_bytes']} B, memsw.usage {memcg['memsw_usage_bytes']} B, "
+            f"tasks {memcg['tasks']}, stale {mm['stale_swapcache_pages']}, "
+            f"slots {mm['mm']['swap_slots_used']}"
+        )
 
     async def until_quiet(self, deadline_s: float, what: str) -> None:
         """Poll tasks' quiesce_status; a cluster that never settles fails the round."""
@@ -93,6 +107,7 @@ class LoadGen:
         await self.until_quiet(self.load.load_s * 3 + self.load.settle_s, "the workload")
         await self.call("kill_all")
         await self.until_quiet(self.load.settle_s, "kill_all")
+        log.info("%s", await self.verdict(n))
         rest_end = time.monotonic() + self.load.rest_s
         while time.monotonic() < rest_end:
             self.beat()

@@ -14,7 +14,12 @@ EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
 
 #: Modules that add subcommands: each has ``register(subparsers)``, which adds its
 #: parsers and sets ``handler`` (args -> exit status) on each.
-COMMAND_MODULES: list[str] = ["kernsim.services.launcher", "kernsim.explore.cli", "kernsim.plot"]
+COMMAND_MODULES: list[str] = [
+    "kernsim.services.launcher",
+    "kernsim.explore.cli",
+    "kernsim.plot",
+    "kernsim.faultctl",
+]
 
 
 class UsageError(Exception):

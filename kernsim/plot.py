@@ -27,24 +27,36 @@ from typing import Any
 
 from kernsim.cli import UsageError
 
-#: (panel title, [(PromQL, legend template)], unit): a subset of the dashboard's panels.
+#: One series per stack carrying its kernel variant (deploy/grafana/build_dashboard.py's join).
+_VARIANT = "max by (stack, variant) (kernsim_build_info)"
+
+
+def _by_variant(expr: str) -> str:
+    return f"({expr}) * on (stack) group_left (variant) {_VARIANT}"
+
+
+#: (panel title, [(PromQL, legend template)], unit): a subset of the dashboard's panels,
+#: each series named by its kernel variant (none, upstream, ...).
 PANELS: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...] = (
     (
         "memory.usage vs memory.memsw.usage per cgroup",
         (
-            ('kernsim_memcg_usage_bytes{cgroup!="/"}', "{stack} {cgroup} usage"),
-            ('kernsim_memcg_memsw_usage_bytes{cgroup!="/"}', "{stack} {cgroup} memsw.usage"),
+            (_by_variant('kernsim_memcg_usage_bytes{cgroup!="/"}'), "{variant} {cgroup} usage"),
+            (
+                _by_variant('kernsim_memcg_memsw_usage_bytes{cgroup!="/"}'),
+                "{variant} {cgroup} memsw.usage",
+            ),
         ),
         "bytes",
     ),
     (
         "memsw.usage - usage (a leak when no task is left)",
-        (('kernsim_memcg_memsw_leak_bytes{cgroup!="/"}', "{stack} {cgroup}"),),
+        ((_by_variant('kernsim_memcg_memsw_leak_bytes{cgroup!="/"}'), "{variant} {cgroup}"),),
         "bytes",
     ),
     (
         "stale swap cache pages",
-        (("kernsim_stale_swapcache_pages", "{stack} stale"),),
+        ((_by_variant("kernsim_stale_swapcache_pages"), "{variant} stale"),),
         "pages",
     ),
 )
@@ -103,7 +115,7 @@ def fetch(base: str, since_s: float, step_s: float | None, end: float) -> list[l
         series = []
         for expr, legend in targets:
             for r in query_range(base, expr, start, end, step):
-                labels = {"stack": "", "cgroup": "", **r["metric"]}
+                labels = {"variant": "", "stack": "", "cgroup": "", **r["metric"]}
                 series.append(
                     Series(
                         legend.format(**labels).strip(),

@@ -1,4 +1,5 @@
-"""The admin HTTP API every service serves: /healthz, /metrics, /statistics, /faults.
+"""The admin HTTP API every service serves: /healthz, /metrics, /statistics, /faults,
+/openapi.json (the API described as OpenAPI 3.1, services/openapi.py).
 
 Services add their own routes (memcg's cgroupfs files) before the app starts.
 """
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from kernsim.services import openapi
 from kernsim.services.faultlayer import FaultLayer, parse_change
 from kernsim.services.metrics import Metrics
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -60,6 +62,10 @@ def build_app(
         fault.apply(change)
         return web.json_response(fault.describe())
 
+    async def openapi_view(req: web.Request) -> web.Response:
+        return web.json_response(openapi.document(service, req.app))
+
+    app.router.add_get("/openapi.json", openapi_view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/statistics", statistics_view)

@@ -188,6 +188,12 @@ SERVICE_MESSAGES: tuple[MessageSchema, ...] = (
         "kill_all", (), parse_fields("killed:int"), "tasks: SIGKILL every task of the cgroup."
     ),
     MessageSchema(
+        "force_empty",
+        parse_fields("id:int"),
+        (),
+        "tasks: memory.force_empty's reclaim of memcg `id`, from a shell; reply when done.",
+    ),
+    MessageSchema(
         "quiesce_status",
         (),
         parse_fields("quiescent:bool", "tasks:int", "busy:int", "workload:bool"),

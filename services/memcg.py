@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 from kernsim.services.catalog import Codec
+from kernsim.services.cgroupfs import EACCES, FILES, Cgroupfs, CgroupfsError
 from kernsim.services.config import ServiceConfig
 from kernsim.services.owner import OwnerService
 from kernsim.services.service import main
@@ -33,7 +34,7 @@ from kernsim.model.memcontrol import (
 
 #: The cgroups the service creates at start (the scenarios' tasks run in /A).
 CGROUPS = ("/A",)
-ERRNO_NAMES = {EINVAL: "EINVAL", EBUSY: "EBUSY"}
+ERRNO_NAMES = {EINVAL: "EINVAL", EBUSY: "EBUSY", EACCES: "EACCES"}
 _SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
@@ -56,21 +57,6 @@ def memparse(text: str) -> int:
     return int(s) * mult
 
 
-def memory_stat(g: MemCgroup) -> str:
-    """memory.stat as 2.6.30 prints it, for the anon-only model (no page cache)."""
-    rows = [
-        ("cache", 0),
-        ("rss", g.res.usage),
-        ("swap", g.memsw.usage - g.res.usage),
-        ("pgpgin", g.stat.get("pgpgin", 0)),
-        ("pgpgout", g.stat.get("pgpgout", 0)),
-        ("active_anon", g.res.usage),
-        ("hierarchical_memory_limit", g.res.limit),
-        ("hierarchical_memsw_limit", g.memsw.limit),
-    ]
-    return "".join(f"{k} {v}\n" for k, v in rows)
-
-
 class MemcgService(OwnerService):
     name = "memcg"
 
@@ -80,6 +66,7 @@ class MemcgService(OwnerService):
             state.create(name)
         super().__init__(config, state)
         self.violations: list[list[str]] = []
+        self.cgroupfs = Cgroupfs(self.state)
         self.node.handlers["cgroup_id"] = self._cgroup_id
         self.metrics.add(self._families)
 
@@ -92,6 +79,7 @@ class MemcgService(OwnerService):
         return {"id": gid}
 
     def after_primitive(self, codec: Codec) -> None:
+        self.cgroupfs.count_charges()
         # The simulation's continuous check: memsw.usage >= usage after every memcg primitive.
         if self.violations:
             return
@@ -142,53 +130,59 @@ class MemcgService(OwnerService):
     # --- cgroupfs ------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/cgroup/", self._list_groups)
+        app.router.add_get("/cgroup/{name}/", self._list_files)
         app.router.add_get("/cgroup/{name}/{file}", self._read)
         app.router.add_put("/cgroup/{name}/{file}", self._write)
+        app.router.add_post("/cgroup/{name}/{file}", self._write)
 
     def _group(self, req: web.Request) -> MemCgroup:
         name = req.match_info["name"]
         gid = self.state.by_name.get("/" if name == "root" else f"/{name}")
         if gid is None:
-            raise web.HTTPNotFound(text=f"no cgroup {name}\n")
+            known = ", ".join(g.name for g in self.state.groups.values())
+            raise web.HTTPNotFound(text=f"no such cgroup: {name} (known: {known}; / is root)\n")
         group: MemCgroup = self.state.groups[gid]
         return group
 
+    async def _list_groups(self, req: web.Request) -> web.Response:
+        names = [
+            "root" if g.name == "/" else g.name.lstrip("/") for g in self.state.groups.values()
+        ]
+        return web.Response(text="".join(f"{n}/\n" for n in names))
+
+    async def _list_files(self, req: web.Request) -> web.Response:
+        self._group(req)
+        return web.Response(text="".join(f"{f}\n" for f in FILES))
+
     async def _read(self, req: web.Request) -> web.Response:
-        g = self._group(req)
-        files: dict[str, Any] = {
-            "memory.usage_in_bytes": g.res.usage,
-            "memory.memsw.usage_in_bytes": g.memsw.usage,
-            "memory.limit_in_bytes": g.res.limit,
-            "memory.memsw.limit_in_bytes": g.memsw.limit,
-            "memory.max_usage_in_bytes": g.res.max_usage,
-            "memory.memsw.max_usage_in_bytes": g.memsw.max_usage,
-            "memory.failcnt": g.res.failcnt,
-            "memory.memsw.failcnt": g.memsw.failcnt,
-        }
-        file = req.match_info["file"]
-        if file in files:
-            return web.Response(text=f"{files[file]}\n")
-        if file == "memory.stat":
-            return web.Response(text=memory_stat(g))
-        if file == "tasks":
-            return web.Response(text="".join(f"{t}\n" for t in sorted(g.tasks)))
-        raise web.HTTPNotFound(text=f"no file {file}\n")
+        g, file = self._group(req), req.match_info["file"]
+        try:
+            return web.Response(text=self.cgroupfs.read(g, file))
+        except CgroupfsError as exc:
+            return _errno(exc.errno, ERRNO_NAMES.get(exc.errno, str(exc.errno)), str(exc), 400)
+        except FileNotFoundError:
+            raise web.HTTPNotFound(text=f"no file {file} in {g.name}\n") from None
 
     async def _write(self, req: web.Request) -> web.Response:
-        g = self._group(req)
-        file = req.match_info["file"]
-        memsw = {"memory.limit_in_bytes": False, "memory.memsw.limit_in_bytes": True}.get(file)
-        if memsw is None:
-            # cgroupfs files without a write handler are mode 0444: the open fails.
-            return _errno(13, "EACCES", f"{file} is not writable", 403)
+        g, file = self._group(req), req.match_info["file"]
+
+        def resize(value: int, memsw: bool) -> int:
+            return int(mem_cgroup_resize_limit(self.state, g.id, value, memsw))
+
+        async def force_empty() -> int:
+            tasks = await self.node.peer("tasks")
+            await tasks.call("force_empty", {"id": g.id}, self.config.rpc_timeout_s * 4)
+            return int(g.res.usage)
+
         try:
-            value = memparse(await req.text())
-        except ValueError as exc:
-            return _errno(EINVAL, "EINVAL", str(exc), 400)
-        err = mem_cgroup_resize_limit(self.state, g.id, value, memsw)
-        if err:
-            name = ERRNO_NAMES.get(-err, str(-err))
-            return _errno(-err, name, f"write {file}: {name}", 409 if -err == EBUSY else 400)
+            await self.cgroupfs.write(g, file, await req.text(), resize, force_empty, memparse)
+        except CgroupfsError as exc:
+            name = ERRNO_NAMES.get(exc.errno, str(exc.errno))
+            status = {EBUSY: 409, EACCES: 403}.get(exc.errno, 400)
+            return _errno(exc.errno, name, str(exc), status)
+        except FileNotFoundError:
+            raise web.HTTPNotFound(text=f"no file {file} in {g.name}\n") from None
         return web.Response(text="")
 
 

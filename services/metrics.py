@@ -71,3 +71,21 @@ def counter_by(name: str, doc: str, label: str, values: dict[str, int]) -> Metri
     for key, value in sorted(values.items()):
         fam.add_metric([key], value)
     return fam
+
+
+def build_info(variant: str, scenario: str, faults: str) -> Metric:
+    """``kernsim_build_info{version,variant,scenario,faults} 1``: what this service runs, so
+    that a query can say ``none`` or ``upstream`` instead of a stack name (join on stack)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("kernsim")
+    except PackageNotFoundError:
+        ver = "unknown"
+    fam = GaugeMetricFamily(
+        "kernsim_build_info",
+        "Always 1; the labels say the kernsim version, kernel variant, scenario and fault profile.",
+        labels=["version", "variant", "scenario", "faults"],
+    )
+    fam.add_metric([ver, variant, scenario, faults], 1)
+    return fam

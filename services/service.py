@@ -18,7 +18,7 @@ from kernsim.services.admin import build_app, start_app
 from kernsim.services.catalog import KERNEL_TYPES, registry
 from kernsim.services.config import InsecureConfig, ServiceConfig, check_exposure
 from kernsim.services.faultlayer import FaultLayer
-from kernsim.services.metrics import Metrics, counter_by
+from kernsim.services.metrics import Metrics, build_info, counter_by
 from kernsim.services.plumbing import watch_lifeline
 from kernsim.services.runtime import Body, Node, setup_logging, stop_on_signals
 from prometheus_client.core import Metric
@@ -83,6 +83,7 @@ class Service:
         yield msgs
         kinds = self.fault.model.statistics()["kinds"]
         yield counter_by("kernsim_faults_injected", "Fault layer verdicts, by kind.", "kind", kinds)
+        yield build_info(self.variant.name, self.config.scenario, self.fault.profile.name)
 
     def add_routes(self, app: web.Application) -> None:
         """Subclasses add admin routes here (memcg's cgroupfs files)."""

@@ -2,8 +2,12 @@
 
 Commands: ``start_workload`` (set the scenario's limits, run its controller),
 ``kill_all`` (pkill), ``quiesce_status`` (no workload, no task, and every
-code-path service idle twice running with no new work in between).  The
-memcg OOM killer reaches a task here through ``post oom_kill``.
+code-path service idle twice running with no new work in between),
+``force_empty`` (memory.force_empty's reclaim, run from a shell as the writer's
+process runs it).  The memcg OOM killer reaches a task here through ``post oom_kill``.
+
+The same commands over HTTP on the admin port (services/tasks_http.py), for a
+shell script: ``POST /workload``, ``POST /kill_all``, ``GET /workload``.
 """
 
 from __future__ import annotations
@@ -14,16 +18,25 @@ import sys
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from aiohttp import web
 from kernsim.protocol import Envelope, InvalidArgument
 from kernsim.services.config import ServiceConfig
 from kernsim.services.remote_cpu import RemoteCpu
 from kernsim.services.runner import RunnerService
 from kernsim.services.runtime import Body
 from kernsim.services.service import main
+from kernsim.services.tasks_http import add_task_routes
 from kernsim.services.workloads import CONTROLLERS, Program, ThreadProgram
 
-from kernsim.model.memcontrol import mem_cgroup_attach_task, mem_cgroup_resize_limit
+from kernsim.model.memcontrol import (
+    MEM_CGROUP_RECLAIM_RETRIES,
+    mem_cgroup_attach_task,
+    mem_cgroup_lru_size,
+    mem_cgroup_resize_limit,
+)
 from kernsim.model.memory import exit_mm, mm_init, mm_users_inc
+from kernsim.model.swap import lru_add_drain_all
+from kernsim.model.vmscan import try_to_free_mem_cgroup_pages
 from kernsim.sim.scenarios import get_scenario
 
 #: The services whose code paths must all have finished for the cluster to be quiet.
@@ -52,6 +65,7 @@ class TasksService(RunnerService):
         h["start_workload"] = self._start_workload
         h["kill_all"] = lambda env: {"killed": self.kill_all()}
         h["quiesce_status"] = self._quiesce_status
+        h["force_empty"] = self._force_empty
         h["activity"] = lambda env: {
             "busy": self.host.busy + len(self.tasks),
             "started": self.host.started + self.next_task - 1,
@@ -148,15 +162,20 @@ class TasksService(RunnerService):
     # --- commands -------------------------------------------------------------------------
 
     async def _start_workload(self, env: Envelope) -> Body:
+        return await self.start_workload(env.body)
+
+    async def start_workload(self, b: Body) -> Body:
         if self.workload is not None and not self.workload.done():
             raise InvalidArgument("a workload is already running", errno=16)
-        b = env.body
         duration_s = float(b["duration_s"])
         if not 0.0 < duration_s <= MAX_DURATION_S:  # also refuses NaN and inf
             raise InvalidArgument(
                 f"duration_s {duration_s} outside (0, {MAX_DURATION_S}]", errno=22
             )
-        sc = get_scenario(b["scenario"])
+        try:
+            sc = get_scenario(b["scenario"])
+        except ValueError as exc:
+            raise InvalidArgument(str(exc), errno=22) from None
         if sc.name not in CONTROLLERS:
             raise InvalidArgument(f"scenario {sc.name!r} has no cluster workload", errno=22)
         self.rng = random.Random(b["seed"])
@@ -173,6 +192,23 @@ class TasksService(RunnerService):
         self.workload = self.node.spawn(self._guard(run))
         return {}
 
+    async def _force_empty(self, env: Envelope) -> Body:
+        """mem_cgroup_force_empty(free_all): reclaim the group's pages until none is charged,
+        MEM_CGROUP_RECLAIM_RETRIES passes without progress at most (memcg checks the tasks)."""
+        memcg_id = int(env.body["id"])
+        shell = self.host.new_cpu("shell")
+        await shell.call(lru_add_drain_all)
+        retries = MEM_CGROUP_RECLAIM_RETRIES
+        while retries and await shell.call(mem_cgroup_lru_size, memcg_id) > 0:
+            if not await try_to_free_mem_cgroup_pages(shell, memcg_id, False):
+                retries -= 1
+                await shell.sleep(0.1)  # congestion_wait(WRITE, HZ/10): writeback may finish
+        await shell.call(lru_add_drain_all)
+        return {}
+
+    def add_routes(self, app: web.Application) -> None:
+        add_task_routes(app, self)
+
     async def _guard(self, run: Awaitable[None]) -> None:
         try:
             await run
@@ -182,6 +218,9 @@ class TasksService(RunnerService):
             self.host.note_crash(f"workload: {type(exc).__name__}: {exc}", exc)
 
     async def _quiesce_status(self, env: Envelope) -> Body:
+        return await self.quiesce_status()
+
+    async def quiesce_status(self) -> Body:
         workload = self.workload is not None and not self.workload.done()
         busy, started = await self._busy_round()
         quiet = not workload and not self.tasks and busy == 0

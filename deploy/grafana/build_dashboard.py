@@ -3,11 +3,18 @@
     python deploy/grafana/build_dashboard.py          # rewrite the JSON
     python deploy/grafana/build_dashboard.py --check  # exit 1 if the JSON is stale
 
-A builder rather than hand-edited JSON so that every panel has the same
-shape, ids and grid positions are computed, and the PromQL sits in one short
-table a reviewer can hold beside services/metrics.py.  Every metric named here
-is exported by a service; tests/deploy runs each expression against a real
-Prometheus scraping a real cluster and expects data.
+The JSON is made by grafana-foundation-sdk's typed builders (generated from
+Grafana's own dashboard schema), so every field has the name and type Grafana
+reads; ``--check`` also parses the file back through the SDK's models.  The
+PromQL sits in one short table a reviewer can hold beside services/metrics.py.
+Every metric named here is exported by a service; tests/deploy runs each
+expression against a real Prometheus scraping a real cluster and expects data.
+
+Each series is labelled with its kernel variant (``none``, ``upstream``, ...):
+the expressions join ``kernsim_build_info`` on the stack.  The data source is
+the ``${datasource}`` variable, and ``__inputs`` names it for Grafana's import
+dialog, so the JSON imports into any Grafana with a Prometheus that scrapes
+kernsim; the compose deployment provisions it as it is.
 
 Queries use a fixed ``[1m]`` window rather than Grafana's ``$__rate_interval``
 so that the same text runs unchanged in the tests and in ``kernsim plot``.
@@ -22,13 +29,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grafana_foundation_sdk.builders import common, prometheus, timeseries
+from grafana_foundation_sdk.builders import dashboard as dashboard_b
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as ds
+
 OUT = Path(__file__).resolve().parent / "dashboards" / "kernsim.json"
-DATASOURCE = {"type": "prometheus", "uid": "kernsim-prometheus"}
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+#: One series per stack carrying its variant; ``by_variant`` joins it onto a query.
+VARIANT = "max by (stack, variant) (kernsim_build_info)"
+
+
+def by_variant(expr: str) -> str:
+    """``expr`` (which keeps its ``stack`` label) with the stack's ``variant`` label added."""
+    return f"({expr}) * on (stack) group_left (variant) {VARIANT}"
+
+
 WIDTH, HEIGHT = 12, 8  # half the 24-column grid: two panels a row
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """A query as written (it keeps ``stack``); the dashboard runs ``by_variant(expr)``."""
+
     expr: str
     legend: str
 
@@ -60,8 +84,10 @@ PANELS: tuple[Panel, ...] = (
         "in the cgroup, so a gap that stays during the rest is the leak.",
         "bytes",
         (
-            Target(f"kernsim_memcg_usage_bytes{{{CG}}}", "{{stack}} {{cgroup}} usage"),
-            Target(f"kernsim_memcg_memsw_usage_bytes{{{CG}}}", "{{stack}} {{cgroup}} memsw.usage"),
+            Target(f"kernsim_memcg_usage_bytes{{{CG}}}", "{{variant}} {{cgroup}} usage"),
+            Target(
+                f"kernsim_memcg_memsw_usage_bytes{{{CG}}}", "{{variant}} {{cgroup}} memsw.usage"
+            ),
         ),
         full_width=True,
     ),
@@ -71,7 +97,7 @@ PANELS: tuple[Panel, ...] = (
         "While tasks run this is their pages on swap; during the rest between rounds, with "
         "no task left, anything above 0 is the leak.",
         "bytes",
-        (Target(f"kernsim_memcg_memsw_leak_bytes{{{CG}}}", "{{stack}} {{cgroup}}"),),
+        (Target(f"kernsim_memcg_memsw_leak_bytes{{{CG}}}", "{{variant}} {{cgroup}}"),),
     ),
     Panel(
         "stale swap cache pages",
@@ -79,8 +105,8 @@ PANELS: tuple[Panel, ...] = (
         "whole swap cache.",
         "short",
         (
-            Target("kernsim_stale_swapcache_pages", "{{stack}} stale"),
-            Target("kernsim_swapcache_pages", "{{stack}} in swap cache"),
+            Target("kernsim_stale_swapcache_pages", "{{variant}} stale"),
+            Target("kernsim_swapcache_pages", "{{variant}} in swap cache"),
         ),
     ),
     Panel(
@@ -89,8 +115,8 @@ PANELS: tuple[Panel, ...] = (
         "slots once more than half are in use.",
         "short",
         (
-            Target("kernsim_swap_slots_used", "{{stack}} used"),
-            Target("kernsim_swap_slots_total", "{{stack}} total"),
+            Target("kernsim_swap_slots_used", "{{variant}} used"),
+            Target("kernsim_swap_slots_total", "{{variant}} total"),
         ),
     ),
     Panel(
@@ -98,10 +124,12 @@ PANELS: tuple[Panel, ...] = (
         "Tasks killed by the memcg OOM killer, per minute, and the failcnt of the limit.",
         "short",
         (
-            Target(f"increase(kernsim_memcg_oom_total{{{CG}}}[1m])", "{{stack}} {{cgroup}} kills"),
+            Target(
+                f"increase(kernsim_memcg_oom_total{{{CG}}}[1m])", "{{variant}} {{cgroup}} kills"
+            ),
             Target(
                 f"increase(kernsim_memcg_failcnt_total{{{CG}}}[1m])",
-                "{{stack}} {{cgroup}} failcnt",
+                "{{variant}} {{cgroup}} failcnt",
             ),
         ),
     ),
@@ -112,7 +140,7 @@ PANELS: tuple[Panel, ...] = (
         (
             Target(
                 "sum by (stack, result) (rate(kernsim_vmscan_results_total[1m]))",
-                "{{stack}} {{result}}",
+                "{{variant}} {{result}}",
             ),
         ),
         stack=True,
@@ -124,10 +152,11 @@ PANELS: tuple[Panel, ...] = (
         "s",
         (
             Target(
-                _q(0.5, "kernsim_bio_latency_seconds", "direction"), "{{stack}} {{direction}} p50"
+                _q(0.5, "kernsim_bio_latency_seconds", "direction"), "{{variant}} {{direction}} p50"
             ),
             Target(
-                _q(0.99, "kernsim_bio_latency_seconds", "direction"), "{{stack}} {{direction}} p99"
+                _q(0.99, "kernsim_bio_latency_seconds", "direction"),
+                "{{variant}} {{direction}} p99",
             ),
         ),
     ),
@@ -136,7 +165,7 @@ PANELS: tuple[Panel, ...] = (
         "Round trip of one kernel primitive (one critical section) as the calling CPU sees "
         "it, 99th percentile per operation.",
         "s",
-        (Target(_q(0.99, "kernsim_rpc_latency_seconds", "op"), "{{stack}} {{op}}"),),
+        (Target(_q(0.99, "kernsim_rpc_latency_seconds", "op"), "{{variant}} {{op}}"),),
     ),
     Panel(
         "injected faults by kind",
@@ -145,7 +174,7 @@ PANELS: tuple[Panel, ...] = (
         (
             Target(
                 'sum by (stack, kind) (rate(kernsim_faults_injected_total{kind!="pass"}[1m]))',
-                "{{stack}} {{kind}}",
+                "{{variant}} {{kind}}",
             ),
         ),
         stack=True,
@@ -157,7 +186,7 @@ PANELS: tuple[Panel, ...] = (
         (
             Target(
                 "sum by (stack, src, dest) (rate(kernsim_messages_total[1m]))",
-                "{{stack}} {{src}} -> {{dest}}",
+                "{{variant}} {{src}} -> {{dest}}",
             ),
         ),
     ),
@@ -165,69 +194,107 @@ PANELS: tuple[Panel, ...] = (
         "services up",
         "Prometheus' scrape health per service (1 up, 0 down).",
         "short",
-        (Target('up{job="kernsim"}', "{{stack}} {{service}}"),),
+        (Target('up{job="kernsim"}', "{{variant}} {{service}}"),),
     ),
 )
 
 
-def panel_json(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
-    custom: dict[str, Any] = {"lineWidth": 1, "fillOpacity": 10, "showPoints": "never"}
-    if panel.stack:
-        custom["stacking"] = {"mode": "normal", "group": "A"}
-    return {
-        "id": pid,
-        "type": "timeseries",
-        "title": panel.title,
-        "description": panel.description,
-        "datasource": DATASOURCE,
-        "gridPos": {"x": x, "y": y, "w": 24 if panel.full_width else WIDTH, "h": HEIGHT},
-        "fieldConfig": {
-            "defaults": {"unit": panel.unit, "custom": custom},
-            "overrides": panel.overrides,
-        },
-        "options": {
-            "legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull"]},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-        "targets": [
-            {
-                "refId": chr(ord("A") + i),
-                "datasource": DATASOURCE,
-                "expr": t.expr,
-                "legendFormat": t.legend,
-                "range": True,
-            }
-            for i, t in enumerate(panel.targets)
-        ],
-    }
+def panel(p: Panel, pid: int, x: int, y: int) -> timeseries.Panel:
+    b = (
+        timeseries.Panel()
+        .id(pid)
+        .title(p.title)
+        .description(p.description)
+        .datasource(ds.DataSourceRef(type_val=DATASOURCE["type"], uid=DATASOURCE["uid"]))
+        .grid_pos(ds.GridPos(h=HEIGHT, w=24 if p.full_width else WIDTH, x=x, y=y))
+        .unit(p.unit)
+        .line_width(1)
+        .fill_opacity(10)
+        .show_points(cm.VisibilityMode.NEVER)
+        .legend(
+            common.VizLegendOptions()
+            .display_mode(cm.LegendDisplayMode.TABLE)
+            .placement(cm.LegendPlacement.RIGHT)
+            .show_legend(True)
+            .calcs(["lastNotNull"])
+        )
+        .tooltip(
+            common.VizTooltipOptions()
+            .mode(cm.TooltipDisplayMode.MULTI)
+            .sort(cm.SortOrder.DESCENDING)
+        )
+    )
+    if p.stack:
+        b = b.stacking(common.StackingConfig().mode(cm.StackingMode.NORMAL).group("A"))
+    for i, t in enumerate(p.targets):
+        b = b.with_target(
+            prometheus.Dataquery()
+            .ref_id(chr(ord("A") + i))
+            .datasource(ds.DataSourceRef(type_val=DATASOURCE["type"], uid=DATASOURCE["uid"]))
+            .expr(by_variant(t.expr))
+            .legend_format(t.legend)
+            .range()
+        )
+    return b
 
 
 def dashboard() -> dict[str, Any]:
-    panels, x, y = [], 0, 0
-    for pid, panel in enumerate(PANELS, start=1):
-        if panel.full_width and x:
+    d = (
+        dashboard_b.Dashboard("kernsim: memcg stale swap cache")
+        .uid("kernsim")
+        .description(
+            "The 2.6.30 memcg stale swap cache leak on a kernsim cluster, one series per "
+            "kernel variant (compose: $KERNSIM_VARIANT beside $KERNSIM_COMPARE_VARIANT)."
+        )
+        .tags(["kernsim"])
+        .timezone("browser")
+        .editable()
+        .tooltip(ds.DashboardCursorSync.CROSSHAIR)
+        .refresh("5s")
+        .time("now-15m", "now")
+        .with_variable(
+            dashboard_b.DatasourceVariable("datasource")
+            .label("Prometheus")
+            .type("prometheus")
+            .current(ds.VariableOption(text="Prometheus", value="${DS_PROMETHEUS}"))
+        )
+    )
+    x, y = 0, 0
+    for pid, p in enumerate(PANELS, start=1):
+        if p.full_width and x:
             x, y = 0, y + HEIGHT
-        panels.append(panel_json(panel, pid, x, y))
-        x += 24 if panel.full_width else WIDTH
+        d = d.with_panel(panel(p, pid, x, y))
+        x += 24 if p.full_width else WIDTH
         if x >= 24:
             x, y = 0, y + HEIGHT
-    return {
-        "uid": "kernsim",
-        "title": "kernsim: memcg stale swap cache",
-        "description": "The 2.6.30 memcg stale swap cache leak on the compose cluster: "
-        "main stack ($KERNSIM_VARIANT) beside compare ($KERNSIM_COMPARE_VARIANT).",
-        "tags": ["kernsim"],
-        "timezone": "browser",
-        "editable": True,
-        "graphTooltip": 1,
-        "refresh": "5s",
-        "time": {"from": "now-15m", "to": "now"},
-        "schemaVersion": 39,
-        "version": 1,
-        "templating": {"list": []},
-        "annotations": {"list": []},
-        "panels": panels,
-    }
+    data: dict[str, Any] = json.loads(json.dumps(d.build(), cls=JSONEncoder))
+    # Grafana's import dialog asks which Prometheus ${DS_PROMETHEUS} is; provisioning
+    # ignores __inputs, and the datasource variable falls back to the default Prometheus.
+    inputs = [
+        {
+            "name": "DS_PROMETHEUS",
+            "label": "Prometheus",
+            "description": "the Prometheus that scrapes the kernsim services",
+            "type": "datasource",
+            "pluginId": "prometheus",
+            "pluginName": "Prometheus",
+        }
+    ]
+    return {"__inputs": inputs, **data}
+
+
+def validate(data: dict[str, Any]) -> list[str]:
+    """Problems found by parsing ``data`` with the SDK's models of Grafana's schema."""
+    problems = []
+    model = ds.Dashboard.from_json(data)
+    again = json.loads(json.dumps(model, cls=JSONEncoder))
+    for key in ("uid", "title", "panels", "templating", "schemaVersion"):
+        if again.get(key) != data.get(key):
+            problems.append(f"{key} does not survive Grafana's dashboard schema")
+    for p in model.panels or []:
+        if not getattr(p, "targets", None):
+            problems.append(f"panel {getattr(p, 'title', '?')!r} has no query")
+    return problems
 
 
 def render() -> str:
@@ -239,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="exit 1 if the committed JSON is stale")
     args = p.parse_args(argv)
     text = render()
+    problems = validate(json.loads(text))
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 1
     if args.check:
         if not OUT.exists() or OUT.read_text() != text:
             print(f"{OUT} is stale: run python {Path(__file__).name}", file=sys.stderr)

@@ -84,7 +84,10 @@ def test_compose_variant_and_faults_come_from_the_environment() -> None:
 
 def test_prometheus_targets_match_the_compose_ports() -> None:
     cfg = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    (job,) = cfg["scrape_configs"]
+    jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
+    # Prometheus scrapes itself, beside the twelve services.
+    assert jobs["prometheus"]["static_configs"] == [{"targets": ["127.0.0.1:9090"]}]
+    job = jobs["kernsim"]
     seen = {
         (g["labels"]["stack"], g["labels"]["service"]): g["targets"] for g in job["static_configs"]
     }
@@ -115,8 +118,25 @@ def dashboard() -> dict[str, Any]:
 
 
 def test_dashboard_is_what_the_builder_writes() -> None:
+    """The committed JSON is the builder's output, and parses with grafana-foundation-sdk's
+    models of Grafana's dashboard schema."""
     r = run([sys.executable, str(DEPLOY / "grafana" / "build_dashboard.py"), "--check"])
     assert r.returncode == 0, r.stderr
+
+
+def test_dashboard_validation_catches_a_broken_dashboard() -> None:
+    sys.path.insert(0, str(DEPLOY / "grafana"))
+    try:
+        import build_dashboard
+    finally:
+        sys.path.pop(0)
+    good = dashboard()
+    assert build_dashboard.validate(good) == []
+    broken = json.loads(json.dumps(good))
+    broken["panels"][0]["targets"] = []
+    assert build_dashboard.validate(broken) == [
+        f"panel {good['panels'][0]['title']!r} has no query"
+    ]
 
 
 def test_dashboard_structure() -> None:
@@ -124,14 +144,24 @@ def test_dashboard_structure() -> None:
     assert d["uid"] == "kernsim" and d["panels"]
     ids = [p["id"] for p in d["panels"]]
     assert len(ids) == len(set(ids))
-    ds = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())
-    uid = ds["datasources"][0]["uid"]
+    # The data source is a variable, named for Grafana's import dialog: any Grafana can load it.
+    (var,) = d["templating"]["list"]
+    assert (var["type"], var["name"], var["query"]) == ("datasource", "datasource", "prometheus")
+    assert var["current"]["value"] == "${DS_PROMETHEUS}"
+    assert [(i["name"], i["type"], i["pluginId"]) for i in d["__inputs"]] == [
+        ("DS_PROMETHEUS", "datasource", "prometheus")
+    ]
+    uid = "${datasource}"
     for p in d["panels"]:
         assert p["datasource"] == {"type": "prometheus", "uid": uid}, p["title"]
         assert p["targets"], p["title"]
         refs = [t["refId"] for t in p["targets"]]
         assert len(refs) == len(set(refs))
         assert all(t["datasource"]["uid"] == uid and t["expr"] for t in p["targets"])
+        # Every series is named by its kernel variant, never by the stack it runs in.
+        assert all("{{variant}}" in t["legendFormat"] for t in p["targets"]), p["title"]
+        assert all("{{stack}}" not in t["legendFormat"] for t in p["targets"]), p["title"]
+        assert all("kernsim_build_info" in t["expr"] for t in p["targets"]), p["title"]
         g = p["gridPos"]
         assert g["x"] >= 0 and g["x"] + g["w"] <= 24 and g["h"] > 0
     # No two panels overlap on the grid.
@@ -194,3 +224,16 @@ def test_dockerfile_runs_any_service_as_non_root() -> None:
     assert re.search(r"^USER kernsim$", text, re.M)
     ignore = (REPO / ".dockerignore").read_text()
     assert "!deploy/faults/" in ignore and "**/*.egg-info" in ignore
+
+
+def test_no_deploy_file_names_a_path_outside_the_repository() -> None:
+    """The deployment's files, scripts and docs work from any checkout."""
+    files = run(["git", "ls-files", "deploy", "docker-compose.yml", ".env", ".ci", "tests/run"])
+    names = [*files.stdout.split(), "docs/compose.md", "README.md"]
+    outside = []
+    for name in names:
+        path = REPO / name
+        if path.is_file() and path.suffix not in (".png", ".gz"):
+            text = path.read_text(errors="replace")
+            outside += [f"{name}: {m}" for m in re.findall(r"/work/\S+|\.\./shared\S*", text)]
+    assert outside == []
