@@ -71,14 +71,39 @@ def measure(variant: str, strategy: str, n: int, jobs: int, window_s: float) -> 
     }
 
 
+def render(rows: list[dict[str, object]]) -> str:
+    """BENCHMARKS.md's tables: per variant, one row per class, one column per strategy."""
+    out = []
+    for variant in dict.fromkeys(str(r["variant"]) for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        strategies = [str(r["strategy"]) for r in mine]
+        classes = sorted({c for r in mine for c in r["per_class"]})  # type: ignore[attr-defined]
+        out += [f"`{variant}`:", "", "| class | " + " | ".join(f"`{s}`" for s in strategies) + " |",
+                "|---" * (len(strategies) + 1) + "|"]  # fmt: skip
+        cells = [f"{r['any']} ({r['failing']})" for r in mine]
+        out.append("| any failure | " + " | ".join(cells) + " |")
+        for c in classes:
+            row = []
+            for r in mine:
+                per, count = r["per_class"], r["per_class_count"]
+                row.append(f"{per[c]} ({count[c]})" if c in per else "not found")  # type: ignore[operator,index]
+            out.append(f"| {c} | " + " | ".join(row) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--schedules", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--variants", default="none,v5")
     ap.add_argument("--window-us", type=float, default=WINDOW_S * 1e6)
-    ap.add_argument("--strategies", default="random,pos,pct,cpct")
+    ap.add_argument("--strategies", default="swarm,random,pos,pct,cpct")
+    ap.add_argument("--render", action="store_true", help="print the tables of the last run")
     args = ap.parse_args()
+    if args.render:
+        print(render(json.loads(OUT.read_text())["rows"]))
+        return
     rows = []
     for variant in args.variants.split(","):
         for strategy in args.strategies.split(","):
@@ -88,6 +113,7 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"offsets": OFFSETS, "machine": "2 cores, shared (loaded)",
                                "rows": rows}, indent=1) + "\n")  # fmt: skip
+    print(render(rows))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -269,22 +270,34 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from kernsim.explore.matrix_report import to_markdown, write_matrix
 
     if args.history:
-        from kernsim.explore.history import run_history_cli
+        from kernsim.explore import history
 
-        return run_history_cli(args)
+        h = history.build_history(args.jobs or default_jobs())
+        return _emit(args, h, history.write_history, history.to_markdown, history.all_clean(h))
     if args.schedules < 0 or args.kamezawa_seeds < 0:
         raise UsageError("--schedules and --kamezawa-seeds must be >= 0")
     cfg = MatrixConfig(args.schedules, args.kamezawa_seeds, args.jobs or default_jobs(),
                        args.strategy, seed=args.seed)  # fmt: skip
     m = build_matrix(cfg)
+    clean = all(c["clean"] == c["runs"] for r in m["rows"] for c in r["cells"].values())
+    return _emit(args, m, write_matrix, to_markdown, clean)
+
+
+def _emit(
+    args: argparse.Namespace,
+    data: dict[str, Any],
+    write: Callable[[Path, dict[str, Any], str | None], list[Path]],
+    markdown: Callable[[dict[str, Any]], str],
+    clean: bool,
+) -> int:
+    """Write a matrix's files into --out, print it (or --json), exit 1 unless clean."""
     try:
-        paths = write_matrix(args.out, m, getattr(args, "command_line", None))
+        paths = write(args.out, data, getattr(args, "command_line", None))
     except OSError as exc:
         raise UsageError(f"cannot write {args.out}: {exc}") from exc
     if args.json:
-        print(json.dumps(m))
+        print(json.dumps(data))
     else:
-        print(to_markdown(m))
+        print(markdown(data))
         print("written:", ", ".join(map(str, paths)))
-    clean = all(c["clean"] == c["runs"] for r in m["rows"] for c in r["cells"].values())
     return EXIT_OK if clean else EXIT_VIOLATION

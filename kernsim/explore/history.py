@@ -269,24 +269,3 @@ def to_html(h: dict[str, Any], command: str | None = None) -> str:
     return render("history.html.j2", title="kernsim matrix --history", intro=intro,
                   columns=cols, rows=rows, notes=[(c, h["column_notes"][c]) for c in cols],
                   sentences=sentences, **header(command))  # fmt: skip
-
-
-def run_history_cli(args: Any) -> int:
-    """``kernsim matrix --history``: print (or --json) the history matrix, write it to --out.
-    Exit 0 when every cell is clean, 1 otherwise."""
-    import json
-
-    from kernsim.cli import EXIT_OK, EXIT_VIOLATION, UsageError
-    from kernsim.explore.executors import default_jobs
-
-    h = build_history(args.jobs or default_jobs())
-    try:
-        paths = write_history(args.out, h, getattr(args, "command_line", None))
-    except OSError as exc:
-        raise UsageError(f"cannot write {args.out}: {exc}") from exc
-    if args.json:
-        print(json.dumps(h))
-    else:
-        print(to_markdown(h))
-        print("written:", ", ".join(map(str, paths)))
-    return EXIT_OK if all_clean(h) else EXIT_VIOLATION
