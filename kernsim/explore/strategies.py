@@ -95,40 +95,51 @@ class Chooser(Strategy):
     def key(self, cpu: SimCpu) -> float:
         return 0.0  # no draw from the engine's random source: see the module docstring
 
-    #: pick() is not called when only one CPU is runnable (it could only run that one):
+    #: pick() is not called when only one CPU is due (it could only run that one):
     #: strategies whose pick() keeps state about every decision turn this off.
     skip_single = True
 
     def choose(self, engine: Engine, ready: Ready) -> int:
+        """Pick one of ``ready``, the engine's heap of pending steps.
+
+        ``ready`` is a heap ordered by (time, key, seq) and every key is 0.0
+        (see key()): its root ``ready[0]`` is the earliest step, the first one
+        that became runnable among those due at that instant.  So ``t`` is its
+        time, and the default scheduler's fallback (the step due first) is 0.
+        """
         self.engine = engine
         picked = self.picked
-        if len(ready) == 1 and self.skip_single:
-            cpu = ready[0][3]
-            picked[cpu.name] = picked.get(cpu.name, 0) + 1
-            self.decision += 1
-            self.last = cpu
-            return 0
-        t = min([e[0] for e in ready])
-        horizon = t + self.window_s
-        due = [i for i, e in enumerate(ready) if e[0] <= horizon]
-        default = self._default(ready, due, t)
-        pick = self.pick(ready, due, default)
-        cpu = ready[pick][3]
-        if pick != default:
-            d = ready[default][3]
-            self.switches.append((d.name, picked.get(d.name, 0), cpu.name))
-        picked[cpu.name] = picked.get(cpu.name, 0) + 1
+        first = ready[0]
+        t = first[0]
+        last = self.last
+        if len(ready) == 1:
+            due = [0]
+        else:
+            horizon = t + self.window_s
+            due = [i for i, e in enumerate(ready) if e[0] <= horizon]
+        default = 0
+        if last is not None and first[3] is not last:
+            # Non-preemptive: the last CPU while it is due now (at t itself).
+            for i in due:
+                e = ready[i]
+                if e[3] is last:
+                    if e[0] <= t:
+                        default = i
+                    break
+        if len(due) == 1 and self.skip_single:
+            pick = 0
+            cpu = first[3]
+        else:
+            pick = self.pick(ready, due, default)
+            cpu = ready[pick][3]
+            if pick != default:
+                d = ready[default][3]
+                self.switches.append((d.name, picked.get(d.name, 0), cpu.name))
+        name = cpu.name
+        picked[name] = picked.get(name, 0) + 1
         self.decision += 1
         self.last = cpu
         return pick
-
-    def _default(self, ready: Ready, due: list[int], t: float) -> int:
-        """Non-preemptive, in time order: the last CPU while it is due now, else the
-        step that is due first."""
-        for i in due:
-            if ready[i][3] is self.last and ready[i][0] <= t:
-                return i
-        return min(due, key=lambda i: (ready[i][0], ready[i][2]))
 
     def pick(self, ready: Ready, due: list[int], default: int) -> int:
         return default
