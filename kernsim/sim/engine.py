@@ -420,13 +420,21 @@ class Engine:
 
     def _flush_hash(self) -> None:
         lines = self._lines
+        out: list[str] = []
+        add = out.append
         # tuple.__repr__: a NamedTuple's own repr is slow Python and says the same.
-        text = "".join(
-            f"{now!r}|{cpu}|{prim}|{args!r}|"
-            f"{tuple.__repr__(res) if isinstance(res, tuple) else repr(res)}\n"
-            for now, cpu, prim, args, res in lines
-        )
-        self._hash.update(text.encode())
+        trepr = tuple.__repr__
+        # The clock stands still for most steps of a search (its step cost is zero):
+        # the same time object is formatted once (identity, not equality: -0.0 == 0.0).
+        last: object = None
+        when = ""
+        for now, cpu, prim, args, res in lines:
+            if now is not last:
+                last = now
+                when = repr(now)
+            shown = trepr(res) if isinstance(res, tuple) else repr(res)
+            add(f"{when}|{cpu}|{prim}|{args!r}|{shown}\n")
+        self._hash.update("".join(out).encode())
         lines.clear()
 
     def trace_sha256(self) -> str:
