@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from kernsim.explore.strategies import (
     Replay,
     Switch,
 )
-from kernsim.faults import load_profile
+from kernsim.faults import Profile, load_profile
 from kernsim.model.mm import MmConfig
 from kernsim.sim.checker import ContinuousChecker
 from kernsim.sim.engine import SimulationError, Strategy
@@ -117,6 +118,13 @@ def make_strategy(job: Job) -> Callable[[random.Random], Strategy]:
     raise ValueError(f"unknown strategy {job.strategy!r} (known: {', '.join(STRATEGIES)})")
 
 
+@functools.lru_cache(maxsize=16)
+def _profile(name: str) -> Profile:
+    """A fault profile, read once per process: a search runs thousands of schedules
+    under one profile, and finding and parsing its file took about 2 ms of each."""
+    return load_profile(name)
+
+
 def execute(job: Job, observers: tuple[Callable[..., None], ...] = ()) -> Run:
     """Run ``job`` as simulate() would, keeping the chooser and where the load ended.
 
@@ -129,7 +137,7 @@ def execute(job: Job, observers: tuple[Callable[..., None], ...] = ()) -> Run:
     world = World.create(
         var,
         job.seed,
-        load_profile(job.faults or sc.faults),
+        _profile(job.faults or sc.faults),
         MmConfig(**mm_kwargs),
         make_strategy(job),
         limit_bytes=sc.limit_bytes,

@@ -95,43 +95,69 @@ class Chooser(Strategy):
     def key(self, cpu: SimCpu) -> float:
         return 0.0  # no draw from the engine's random source: see the module docstring
 
-    #: pick() is not called when only one CPU is runnable (it could only run that one):
+    #: pick() is not called when only one CPU is due (it could only run that one):
     #: strategies whose pick() keeps state about every decision turn this off.
     skip_single = True
 
     def choose(self, engine: Engine, ready: Ready) -> int:
+        """Pick one of ``ready``, the engine's heap of pending steps.
+
+        ``ready`` is a heap ordered by (time, key, seq) and every key is 0.0
+        (see key()): its root ``ready[0]`` is the earliest step, the first one
+        that became runnable among those due at that instant.  So ``t`` is its
+        time, and the default scheduler's fallback (the step due first) is 0.
+        """
         self.engine = engine
+        first = ready[0]
+        if len(ready) == 1:
+            due = [0]
+        else:
+            horizon = first[0] + self.window_s
+            due = [i for i, e in enumerate(ready) if e[0] <= horizon]
+        if len(due) == 1 and self.skip_single:
+            cpu = first[3]
+            pick = 0
+        else:
+            default = 0
+            last = self.last
+            if last is not None and first[3] is not last:
+                # Non-preemptive: the last CPU while it is due now (at t itself).
+                t = first[0]
+                for i in due:
+                    e = ready[i]
+                    if e[3] is last:
+                        if e[0] <= t:
+                            default = i
+                        break
+            pick = self.pick(ready, due, default)
+            cpu = ready[pick][3]
+            if pick != default:
+                d = ready[default][3].name
+                self.switches.append((d, self.picked.get(d, 0), cpu.name))
         picked = self.picked
-        if len(ready) == 1 and self.skip_single:
-            cpu = ready[0][3]
-            picked[cpu.name] = picked.get(cpu.name, 0) + 1
-            self.decision += 1
-            self.last = cpu
-            return 0
-        t = min([e[0] for e in ready])
-        horizon = t + self.window_s
-        due = [i for i, e in enumerate(ready) if e[0] <= horizon]
-        default = self._default(ready, due, t)
-        pick = self.pick(ready, due, default)
-        cpu = ready[pick][3]
-        if pick != default:
-            d = ready[default][3]
-            self.switches.append((d.name, picked.get(d.name, 0), cpu.name))
-        picked[cpu.name] = picked.get(cpu.name, 0) + 1
+        name = cpu.name
+        picked[name] = picked.get(name, 0) + 1
         self.decision += 1
         self.last = cpu
         return pick
 
-    def _default(self, ready: Ready, due: list[int], t: float) -> int:
-        """Non-preemptive, in time order: the last CPU while it is due now, else the
-        step that is due first."""
-        for i in due:
-            if ready[i][3] is self.last and ready[i][0] <= t:
-                return i
-        return min(due, key=lambda i: (ready[i][0], ready[i][2]))
-
     def pick(self, ready: Ready, due: list[int], default: int) -> int:
         return default
+
+    def _highest(self, ready: Ready, due: list[int], prio: dict[str, float], base: float) -> int:
+        """The first due step of the highest priority, as ``max()`` would pick it; a CPU
+        seen for the first time draws ``base + random()``, in the order of ``due``.
+        Priorities are never negative."""
+        rng = self.rng
+        best, top = due[0], -1.0
+        for i in due:
+            name = ready[i][3].name
+            p = prio.get(name)
+            if p is None:
+                p = prio[name] = base + rng.random()
+            if p > top:
+                best, top = i, p
+        return best
 
 
 class RandomWalk(Chooser):
@@ -161,14 +187,8 @@ class Pct(Chooser):
         self.change_at = {k: i for i, k in enumerate(sorted(points), start=1)}
         self.priority: dict[str, float] = {}
 
-    def _prio(self, cpu: SimCpu) -> float:
-        p = self.priority.get(cpu.name)
-        if p is None:
-            p = self.priority[cpu.name] = self.depth + self.rng.random()
-        return p
-
     def pick(self, ready: Ready, due: list[int], default: int) -> int:
-        best = max(due, key=lambda i: self._prio(ready[i][3]))
+        best = self._highest(ready, due, self.priority, self.depth)
         change = self.change_at.get(self.decision)
         if change is not None:
             self.priority[ready[best][3].name] = float(change)
@@ -192,17 +212,20 @@ class Pos(Chooser):
         super().__init__(rng, window_s)
         self.prio: dict[str, float] = {}
 
-    def _prio(self, cpu: SimCpu) -> float:
-        p = self.prio.get(cpu.name)
-        if p is None:
-            p = self.prio[cpu.name] = self.rng.random()
-        return p
-
     def pick(self, ready: Ready, due: list[int], default: int) -> int:
-        best = max(due, key=lambda i: self._prio(ready[i][3])) if len(due) > 1 else default
-        for j in self.conflicts(ready, best):
-            self.prio.pop(ready[j][3].name, None)
-        self.prio.pop(ready[best][3].name, None)  # its next step is a new event
+        best = self._highest(ready, due, self.prio, 0.0) if len(due) > 1 else default
+        prio = self.prio
+        me = ready[best][3]
+        prio.pop(me.name, None)  # its next step is a new event
+        # The pending steps that race with it get fresh priorities.  Only a CPU that
+        # has a priority can lose it: the others' footprints are not needed.
+        others = [e[3] for e in ready if e[3] is not me and e[3].name in prio]
+        if others:
+            fp = self.footprint(me)
+            if fp:
+                for cpu in others:
+                    if fp & self.footprint(cpu):
+                        del prio[cpu.name]
         return best
 
 
@@ -226,14 +249,8 @@ class ConflictPct(Chooser):
         self.priority: dict[str, float] = {}
         self.racing = 0  # racing decisions so far
 
-    def _prio(self, cpu: SimCpu) -> float:
-        p = self.priority.get(cpu.name)
-        if p is None:
-            p = self.priority[cpu.name] = self.depth + self.rng.random()
-        return p
-
     def pick(self, ready: Ready, due: list[int], default: int) -> int:
-        best = max(due, key=lambda i: self._prio(ready[i][3])) if len(due) > 1 else default
+        best = self._highest(ready, due, self.priority, self.depth) if len(due) > 1 else default
         if len(ready) > 1 and self.conflicts(ready, best):
             self.racing += 1
             change = self.change_at.get(self.racing)

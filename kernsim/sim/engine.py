@@ -208,6 +208,11 @@ class Engine:
     _names: dict[str, int] = field(default_factory=dict)
     _owners: dict[str, Any] = field(init=False)
     _net: bool = field(init=False)
+    # The strategy's hooks, looked up once per run() (the hot loop calls them every
+    # step; a scenario may swap the strategy between runs).
+    _key: Callable[[SimCpu], float] = field(init=False)
+    _cost: float = field(init=False)
+    _on_step: Callable[[SimCpu], None] | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -216,6 +221,7 @@ class Engine:
         self._owners = {"mm": self.mm, "memcg": self.memcg}
         # Without link rules every message is delivered at once: skip the fault model.
         self._net = bool(self.profile.rules)
+        self._bind(self.strategy)
 
     # --- starting CPUs ---------------------------------------------------
 
@@ -246,9 +252,15 @@ class Engine:
         cpu = SimCpu(self, self.unique_name(base), service, service)
         return self.start(cpu, CODE_PATHS[path](cpu, *args), at_s)
 
+    def _bind(self, strategy: Strategy) -> None:
+        self._key = strategy.key
+        self._cost = strategy.step_cost_s
+        overridden = type(strategy).on_step is not Strategy.on_step
+        self._on_step = strategy.on_step if overridden else None
+
     def _push(self, cpu: SimCpu, at_s: float) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (at_s, self.strategy.key(cpu), self._seq, cpu))
+        seq = self._seq = self._seq + 1
+        heapq.heappush(self._heap, (at_s, self.strategy.key(cpu), seq, cpu))
 
     def wake(self, cpu: SimCpu) -> None:
         """Make a sleeping CPU run now (a SIGKILL wakes an interruptible sleep)."""
@@ -261,95 +273,105 @@ class Engine:
     # --- the loop ----------------------------------------------------------
 
     def run(self, until_s: float | None = None) -> None:
-        """Run until nothing is pending (or the clock would pass ``until_s``)."""
+        """Run until nothing is pending (or the clock would pass ``until_s``).
+
+        The hot loop: a step is picked, then a primitive runs (``_execute``) or a
+        sleep or post finishes (``_resume``); both push the CPU's next step.
+        """
         heap = self._heap
+        strategy = self.strategy
+        self._bind(strategy)
+        scripted = strategy.scripted
+        choose = strategy.choose
+        heappop, heapify = heapq.heappop, heapq.heapify
+        execute, resume = self._execute, self._resume
         while heap:
-            if self.strategy.scripted:
-                entry = self._pick_scripted()
+            if scripted:
+                # The strategy indexes into the heap's list: the order of its entries
+                # is what a random walk draws from, so it stays exactly as heapify()
+                # leaves it (every seed's schedule and the documented seeds depend on
+                # it).  With a handful of runnable CPUs heapify() is cheap.
+                i = choose(self, heap)
+                entry = heap[i]
+                last = heap.pop()
+                if i < len(heap):
+                    heap[i] = last
+                    heapify(heap)
             else:
                 if until_s is not None and heap[0][0] > until_s:
                     self.now = until_s
                     return
-                entry = heapq.heappop(heap)
-            if entry[0] > self.now:
-                self.now = entry[0]
-            self._step(entry[3])
+                entry = heappop(heap)
+            at = entry[0]
+            if at > self.now:
+                self.now = at
+            cpu = entry[3]
+            req = cpu.pending
+            if req is not None and req.kind == CALL:
+                execute(cpu, req)
+            else:  # not started yet, or a sleep or post finished: carry on
+                resume(cpu, None, self.now)
         if until_s is not None and until_s > self.now:
             self.now = until_s
 
-    def _pick_scripted(self) -> tuple[float, float, int, SimCpu]:
-        heap = self._heap
-        i = self.strategy.choose(self, heap)
-        entry = heap[i]
-        last = heap.pop()
-        if i < len(heap):
-            heap[i] = last
-            # The order of the entries is what a random walk draws from: keeping it
-            # exactly as heapify() leaves it keeps every seed's schedule (and the
-            # documented seeds) unchanged.  With a handful of CPUs this is cheap.
-            heapq.heapify(heap)
-        return entry
-
-    def _step(self, cpu: SimCpu) -> None:
-        req = cpu.pending
-        if req is None:  # not started yet
-            self._resume(cpu, None)
-            return
-        if req.kind == CALL:
-            self._execute(cpu, req)
-        else:  # a sleep or post finished: carry on
-            self._resume(cpu, None)
-
     def _execute(self, cpu: SimCpu, req: _Req) -> None:
         info: PrimitiveInfo = req.info
-        self.steps += 1
-        if self.steps > self.max_steps:
+        steps = self.steps = self.steps + 1
+        if steps > self.max_steps:
             raise SimulationError(f"step budget of {self.max_steps} exhausted at t={self.now:.6f}s")
         owner = self._owners[info.owner]
-        result = info.fn(owner, *req.args)
+        args = req.args
+        result = info.fn(owner, *args)
         now = self.now
+        name = info.name
         # The identity: kernel events only, never the Python call site (req.func).
         # Formatted and hashed in batches (the digest of the concatenation is the
         # same); a list argument or result is copied, as it stands now.
-        args = req.args
-        takes_lists = LIST_PRIMS.get(info.name)
+        takes_lists = LIST_PRIMS.get(name)
         if takes_lists is None:
-            takes_lists = LIST_PRIMS[info.name] = _takes_lists(info)
-        if takes_lists:
-            args = tuple(a[:] if type(a) is list else a for a in args)
-            result_now = result[:] if type(result) is list else result
-        else:
-            result_now = result
+            takes_lists = LIST_PRIMS[name] = _takes_lists(info)
         lines = self._lines
-        lines.append((now, cpu.name, info.name, args, result_now))
+        if takes_lists:
+            lines.append(
+                (
+                    now,
+                    cpu.name,
+                    name,
+                    tuple(a[:] if type(a) is list else a for a in args),
+                    result[:] if type(result) is list else result,
+                )
+            )
+        else:
+            lines.append((now, cpu.name, name, args, result))
         if len(lines) >= HASH_BATCH:
             self._flush_hash()
         if self.keep_trace:
-            self.trace.append(TraceEvent(now, cpu.name, req.func, info.name, req.args, result))
-        cost = self.strategy.step_cost_s
-        if owner.woken:
-            for key in owner.woken:
+            self.trace.append(TraceEvent(now, cpu.name, req.func, name, args, result))
+        cost = self._cost
+        woken = owner.woken
+        if woken:
+            for key in woken:
                 for waiter in self._waitq.pop(key, ()):
                     waiter.waiting = False
                     self._push(waiter, now + cost)
-            owner.woken.clear()
+            woken.clear()
         for observe in self.observers:
             observe(self, info)
-        self.strategy.on_step(cpu)
+        if self._on_step is not None:
+            self._on_step(cpu)
         if type(result) is WouldBlock:
             cpu.waiting = True
             self._waitq.setdefault(result.key, []).append(cpu)
             return
         if self._net:
-            reply_at = self.fault.on_send(info.owner, cpu.service, info.name, now).deliver_at_s
+            reply_at = self.fault.on_send(info.owner, cpu.service, name, now).deliver_at_s
             if reply_at > now:
                 now = reply_at
         self._resume(cpu, result, now + cost)
 
-    def _resume(self, cpu: SimCpu, value: Any, at_s: float | None = None) -> None:
-        """Send ``value`` into the coroutine and schedule what it asks for next."""
+    def _resume(self, cpu: SimCpu, value: Any, now: float) -> None:
+        """Send ``value`` into the coroutine and schedule, from ``now``, what it asks next."""
         assert cpu.coro is not None
-        now = self.now if at_s is None else at_s
         try:
             req = cpu.coro.send(value)
         except StopIteration:
@@ -363,7 +385,9 @@ class Engine:
                 verdict = self.fault.on_send(cpu.service, req.info.owner, req.info.name, now)
                 if verdict.deliver_at_s > now:
                     now = verdict.deliver_at_s
-            self._push(cpu, now)
+            # _push(), inlined: this is every primitive's path.
+            seq = self._seq = self._seq + 1
+            heapq.heappush(self._heap, (now, self._key(cpu), seq, cpu))
         elif kind == SLEEP:
             self._push(cpu, now + req.info)
         elif kind == POST:
@@ -396,13 +420,21 @@ class Engine:
 
     def _flush_hash(self) -> None:
         lines = self._lines
+        out: list[str] = []
+        add = out.append
         # tuple.__repr__: a NamedTuple's own repr is slow Python and says the same.
-        text = "".join(
-            f"{now!r}|{cpu}|{prim}|{args!r}|"
-            f"{tuple.__repr__(res) if isinstance(res, tuple) else repr(res)}\n"
-            for now, cpu, prim, args, res in lines
-        )
-        self._hash.update(text.encode())
+        trepr = tuple.__repr__
+        # The clock stands still for most steps of a search (its step cost is zero):
+        # the same time object is formatted once (identity, not equality: -0.0 == 0.0).
+        last: object = None
+        when = ""
+        for now, cpu, prim, args, res in lines:
+            if now is not last:
+                last = now
+                when = repr(now)
+            shown = trepr(res) if isinstance(res, tuple) else repr(res)
+            add(f"{when}|{cpu}|{prim}|{args!r}|{shown}\n")
+        self._hash.update("".join(out).encode())
         lines.clear()
 
     def trace_sha256(self) -> str:
