@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -249,6 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"kernsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`kernsim replay F | head`): stop quietly with the status a
+        # shell gives a process SIGPIPE ended, as cat does, instead of a traceback.  Point
+        # stdout at /dev/null so that the interpreter's flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":
