@@ -10,7 +10,9 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
+
+from kernsim import options
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
 
@@ -28,43 +30,28 @@ class UsageError(Exception):
     """Bad arguments: printed as one line, exit status 2."""
 
 
-def _seeds(text: str) -> list[int]:
-    """``7``, ``1-20`` or ``1,5,9``."""
-    try:
-        out: list[int] = []
-        for part in text.split(","):
-            lo, sep, hi = part.partition("-")
-            out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a seed list: {text!r} (try 7, 1-20 or 1,5,9)"
-        ) from None
-    if not out or any(s < 0 for s in out):
-        raise argparse.ArgumentTypeError(f"seeds must be whole numbers >= 0: {text!r}")
-    return out
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument said in one line (and where to read more)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _page_cluster(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 8:
-        raise argparse.ArgumentTypeError("page-cluster must be between 0 and 8")
-    return value
+_seeds = options.seeds
+_page_cluster = options.page_cluster
 
 
 def build_parser() -> argparse.ArgumentParser:
     from kernsim.sim.scenarios import SCENARIOS
     from kernsim.variants import VARIANTS
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kernsim",
         description="A laboratory for Linux kernel races: the memcg stale swap cache leak "
         "of 2.6.30.",
     )
     parser.add_argument("--version", action="version", version=f"kernsim {version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     sim = sub.add_parser(
         "sim",
         help="run the deterministic simulation",

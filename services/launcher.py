@@ -46,7 +46,7 @@ from kernsim.services.lifecycle import (
 from kernsim.services.records import RecordWriter
 from kernsim.services.snapshot import memcg_restore, mm_restore
 
-from kernsim import progress
+from kernsim import options, progress
 from kernsim.sim.checker import (
     Violation,
     global_reclaim_violations,
@@ -444,12 +444,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         default="none",
         help="fault profile name (deploy/faults/NAME.toml) or path (default: none)",
     )
-    p.add_argument("--seed", type=int, default=1, help="seeds faults and workload (default: 1)")
+    p.add_argument(
+        "--seed", type=options.seed, default=1, help="seeds faults and workload (default: 1)"
+    )
     p.add_argument(
         "--page-cluster",
-        type=int,
+        type=options.page_cluster,
         default=None,
-        help="/proc/sys/vm/page-cluster (default: the scenario's, 3)",
+        help="/proc/sys/vm/page-cluster, 0-8 (default: the scenario's, 3)",
     )
 
 

@@ -8,21 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kernsim import options
 from kernsim.cli import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, UsageError
 from kernsim.explore.executors import default_jobs
 from kernsim.explore.job import WINDOW_S
 from kernsim.explore.shrink import BUDGET
 from kernsim.sim.engine import TRACE_IDENTITY
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
+_positive = options.positive
 
 
 def register(sub: Any) -> None:
@@ -50,7 +43,7 @@ def register(sub: Any) -> None:
     )
     ex.add_argument("--schedules", type=_positive, default=300, help="default 300")
     ex.add_argument("--jobs", type=_positive, default=None, help="processes (default: all cores)")
-    ex.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    ex.add_argument("--seed", type=options.seed, default=0, help="first seed (default 0)")
     ex.add_argument("--depth", type=_positive, default=3, help="PCT's d (default 3)")
     ex.add_argument("--preemptions", type=int, default=2,
                     help="systematic: the preemption bound K (default 2)")  # fmt: skip
@@ -64,7 +57,12 @@ def register(sub: Any) -> None:
         default=WINDOW_S * 1e6,
         help="steps due within this many virtual us are concurrent (default %(default)g)",
     )
-    ex.add_argument("--page-cluster", type=int, default=None)
+    ex.add_argument(
+        "--page-cluster",
+        type=options.page_cluster,
+        default=None,
+        help="/proc/sys/vm/page-cluster, 0-8 (default: the scenario's)",
+    )
     ex.add_argument("--faults", default=None, help="fault profile (default: the scenario's)")
     ex.add_argument("--out", type=Path, default=None, help="write replay files and reports here")
     ex.add_argument("--executor", default=None, help="dask://HOST:PORT: run on a Dask cluster")
@@ -105,7 +103,7 @@ def _register_matrix(sub: Any) -> None:
     )
     mx.add_argument("--strategy", default="random", choices=["random", "pct"])
     mx.add_argument("--jobs", type=_positive, default=None, help="processes (default: all cores)")
-    mx.add_argument("--seed", type=int, default=0, help="first race seed (default 0)")
+    mx.add_argument("--seed", type=options.seed, default=0, help="first race seed (default 0)")
     mx.add_argument("--out", type=Path, default=Path("out/matrix"))
     mx.add_argument("--json", action="store_true", help="print the matrix as JSON")
     mx.add_argument("--history", action="store_true",

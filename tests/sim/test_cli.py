@@ -173,3 +173,26 @@ def test_version_and_a_bare_kernsim_lists_the_commands() -> None:
     assert bare.returncode == 2
     assert "usage: kernsim" in bare.stderr and "error" not in bare.stderr
     assert all(cmd in bare.stderr for cmd in ("sim", "run", "explore", "replay", "matrix"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["run", "--page-cluster", "9"], "page-cluster must be between 0 and 8"),
+        (["explore", "--seed", "-1"], "a seed is a whole number >= 0"),
+        (["run", "--seed", "-1"], "a seed is a whole number >= 0"),
+        (["matrix", "--seed", "x"], "not a whole number"),
+        (["sim", "--seed", "3-1"], "the range 3-1 is reversed"),
+        (["explore", "--page-cluster", "12"], "page-cluster must be between 0 and 8"),
+    ],
+)
+def test_shared_flags_are_checked_the_same_in_every_command(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One validator per kind of value (kernsim.options): a bad value is a usage error,
+    exit 2, said in one line, whichever command it is given to."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and err.startswith(f"kernsim {argv[0]}: error:")
