@@ -114,7 +114,7 @@ class Script:
         assert box, f"{cpu.name} did not finish; blocked: {engine.blocked_cpus()}"
         return box[0]
 
-    def task(self, name: str) -> SimCpu:
+    def task(self, name: str = "A") -> SimCpu:
         """fork + exec: a task of ``/A`` called ``name`` with an empty address space."""
         cpu = self.world.new_task_cpu(name)
         self.run(cpu, self.world.exec_task(cpu))

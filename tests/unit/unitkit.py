@@ -8,23 +8,18 @@ completions and work items it posts) before the next one starts.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
-from kernsim.faults import load_profile
 from kernsim.model.filemap import unlock_page
-from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import MmConfig, MmState
-from kernsim.model.mm_types import SWAP_CLUSTER_MAX, Pte
+from kernsim.model.mm_types import SWAP_CLUSTER_MAX
 from kernsim.model.page_alloc import alloc_page
 from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.swap_state import add_to_swap_cache
 from kernsim.model.swapfile import get_swap_page
 from kernsim.model.vmscan import ScanControl, shrink_batch
 from kernsim.sim.engine import SimCpu
-from kernsim.sim.world import World
-from kernsim.variants import get_variant
+from kernsim.sim.scripting import Script
 
 #: A small machine: enough RAM that no watermark is near, 16 swap slots.
 SMALL = {"total_pages": 1024, "swap_pages": 16}
@@ -58,50 +53,8 @@ def swapcache_page(mm: MmState, entry: int | None = None, locked: bool = False) 
     return pfn, entry
 
 
-@dataclass(slots=True)
-class Machine:
-    """A World in cgroup /A whose code paths are run one at a time."""
-
-    world: World
-
-    @property
-    def mm(self) -> MmState:
-        return self.world.engine.mm
-
-    @property
-    def memcg(self) -> MemcgState:
-        return self.world.engine.memcg
-
-    @property
-    def memcg_id(self) -> int:
-        return self.world.memcg_id
-
-    def run(self, cpu: SimCpu, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run ``coro`` on ``cpu`` and everything it starts until the machine is idle;
-        return its result.  Fails if it never finished (slept on a lock forever)."""
-        box: list[Any] = []
-
-        async def wrapper() -> None:
-            box.append(await coro)
-
-        engine = self.world.engine
-        engine.start(cpu, wrapper())
-        engine.run()
-        assert box, f"{cpu.name} did not finish; blocked: {engine.blocked_cpus()}"
-        return box[0]
-
-    def task(self, name: str = "A") -> SimCpu:
-        """A task in /A with an empty mm."""
-        cpu = self.world.new_task_cpu(name)
-        self.run(cpu, self.world.exec_task(cpu))
-        return cpu
-
-    def kthread(self, name: str = "kswapd") -> SimCpu:
-        """A kernel thread (memcg 0), e.g. kswapd or a kworker."""
-        return SimCpu(self.world.engine, name, "vmscan", name)
-
-    def pte(self, task: SimCpu, addr: int) -> Pte:
-        return self.mm.mms[task.task].ptes[addr]
+#: The machine code paths run on: the public scripting API (one code path at a time).
+Machine = Script
 
 
 async def drain_all(cpu: SimCpu) -> None:
@@ -131,6 +84,4 @@ def swap_out(m: Machine, pfn: int) -> None:
 def make_machine(variant: str = "none", **mm_overrides: int) -> Machine:
     """A fresh Machine running ``variant``; the swap_map encoding follows the variant
     (2.6.31's for ``upstream``)."""
-    v = get_variant(variant)
-    cfg: dict[str, Any] = {**SMALL, "swap_has_cache": v.swap_has_cache, **mm_overrides}
-    return Machine(World.create(v, 0, load_profile("none"), MmConfig(**cfg)))
+    return Script.create(variant, seed=0, **{**SMALL, **mm_overrides})
