@@ -26,8 +26,9 @@ def register(sub: Any) -> None:
         "explore",
         help="search schedules for races; shrink, classify and draw each one",
         description="Run N schedules of the deterministic simulation, one seed each, "
-        "under a random-walk or PCT scheduler.  Every distinct race is shrunk, "
-        "classified against the known races and drawn as a CPU0/CPU1 diagram.  Exit 0 "
+        "under a search strategy (default swarm: random walk or POS per seed).  Every "
+        "distinct race is shrunk, classified by its racing steps and drawn as a CPU0/CPU1 "
+        "diagram.  Exit 0 "
         "when no schedule breaks an invariant, 1 when one does, 2 for bad usage.",
     )
     ex.add_argument("--scenario", default="race", choices=list(SCENARIOS))
