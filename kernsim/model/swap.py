@@ -33,7 +33,9 @@ def pagevec_move_tail(mm: MmState, cpu: str) -> None:
     pvec = mm.lru_rotate_pvecs.get(cpu)
     if not pvec:
         return
-    mm.lru_rotate_pvecs[cpu] = []
+    # Drained: the entry goes, so that the CPUs of exited tasks leave nothing behind
+    # (a kernel CPU's pagevec is per-CPU storage; ours are per simulated CPU).
+    del mm.lru_rotate_pvecs[cpu]
     for pfn in pvec:
         page = mm.pages[pfn]
         if page.lru and not page.active:
@@ -65,7 +67,7 @@ def _pagevec_lru_add(mm: MmState, cpu: str) -> None:
     pvec = mm.lru_add_pvecs.get(cpu)
     if not pvec:
         return
-    mm.lru_add_pvecs[cpu] = []
+    del mm.lru_add_pvecs[cpu]  # drained: see pagevec_move_tail()
     for pfn, active in pvec:
         page = mm.pages[pfn]
         if page.lru:
