@@ -51,11 +51,17 @@ async def sample(cluster: Cluster, t0: float, last: dict[str, float]) -> dict[st
         "ops_per_s": round(rate, 1),
         "rss_mib": {n: round(v, 2) for n, v in rss.items()},
         "in_flight": {n: stats[n]["node"]["in_flight"] for n in SERVICES},
+        # mm's model state: pages it holds (the leak's stale pages among them), so that
+        # mm's RSS can be read against what the modelled kernel keeps.
+        "mm_pages": stats["mm"]["mm"]["pages_allocated"],
+        "mm_swapcache_pages": stats["mm"]["mm"]["swapcache_pages"],
+        "mm_stale_swapcache_pages": stats["mm"]["stale_swapcache_pages"],
     }
 
 
 async def soak(args: argparse.Namespace, out: RecordWriter) -> None:
     cluster = Cluster(variant=args.variant, scenario="kamezawa", faults=args.faults, seed=1)
+    out.write("config", **{k: v for k, v in vars(args).items() if k not in ("samples", "json")})
     try:
         await cluster.start()
         t0 = time.monotonic()
@@ -88,6 +94,8 @@ def summarize(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
         "slope_per_min": round(slope_per_min(ts, rates), 1),
     }
     out["rss_mib"] = {}
+    # Levels off: the slope over the second half of the steady part, beside the whole.
+    half = [i for i, t in enumerate(ts) if t >= (ts[0] + ts[-1]) / 2]
     for name in SERVICES:
         ys = [s["rss_mib"][name] for s in steady]
         out["rss_mib"][name] = {
@@ -95,6 +103,14 @@ def summarize(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
             "end": ys[-1],
             "max": max(ys),
             "slope_mib_per_min": round(slope_per_min(ts, ys), 4),
+            "second_half_slope_mib_per_min": round(
+                slope_per_min([ts[i] for i in half], [ys[i] for i in half]), 4
+            ),
+        }
+    if "mm_pages" in steady[0]:
+        out["mm_state"] = {
+            k: {"start": steady[0][k], "end": steady[-1][k], "max": max(s[k] for s in steady)}
+            for k in ("mm_pages", "mm_swapcache_pages", "mm_stale_swapcache_pages")
         }
     return out
 

@@ -136,7 +136,14 @@ class CpuHost:
         conn = await self.node.peer("blockdev")
         await conn.call("submit_bio", {"rw": rw, "pfn": pfn})
 
-    def new_cpu(self, base: str, memcg: int = 0, task: int = 0) -> RemoteCpu:
+    def new_cpu(self, base: str, memcg: int = 0, task: int = 0, unique: bool = False) -> RemoteCpu:
+        """A CPU named ``base``, ``base1``, ``base2`` ... in the order they are made.
+
+        A ``unique`` name (a task's pid) is taken as given and not counted: a counter per
+        unique name would keep one entry for every task the service ever ran.
+        """
+        if unique:
+            return RemoteCpu(self, base, self.node.name, memcg, task)
         n = self._names.get(base, 0)
         self._names[base] = n + 1
         name = base if n == 0 else f"{base}{n}"

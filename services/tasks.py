@@ -58,7 +58,7 @@ class TasksService(RunnerService):
         self.memcg_id = 0
         self.next_task = 1
         self.exited = 0
-        self.oom_killed: list[int] = []
+        self.oom_kills = 0  # a count: a list of pids would grow for as long as the service runs
         self.workload: asyncio.Task[None] | None = None
         self.host.local["oom_kill"] = self.oom_kill
         h = self.node.handlers
@@ -80,7 +80,7 @@ class TasksService(RunnerService):
     def _new_task(self, mm: int = 0) -> RemoteCpu:
         tid = self.next_task
         self.next_task += 1
-        cpu = self.host.new_cpu(f"task{tid}", memcg=self.memcg_id, task=tid)
+        cpu = self.host.new_cpu(f"task{tid}", memcg=self.memcg_id, task=tid, unique=True)
         self.tasks[tid] = cpu
         self.mm_of[tid] = mm or tid
         return cpu
@@ -146,7 +146,7 @@ class TasksService(RunnerService):
         """The memcg OOM killer's SIGKILL, with TIF_MEMDIE."""
         cpu = self.tasks.get(task)
         if cpu is not None and not cpu.killed:
-            self.oom_killed.append(task)
+            self.oom_kills += 1
             mm = self.mm_of.get(task, task)  # the threads sharing its mm die with it
             for tid, other in list(self.tasks.items()):
                 if (tid == task or self.mm_of.get(tid) == mm) and not other.killed:
@@ -246,7 +246,7 @@ class TasksService(RunnerService):
             "tasks": len(self.tasks),
             "tasks_started": self.next_task - 1,
             "tasks_exited": self.exited,
-            "oom_killed": len(self.oom_killed),
+            "oom_killed": self.oom_kills,
             "workload_running": self.workload is not None and not self.workload.done(),
         }
 
