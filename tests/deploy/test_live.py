@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
-from kernsim.services.launcher import EXIT_USAGE
 
 from kernsim import plot
 from kernsim.cli import main
+from kernsim.exits import Exit
 
 from .conftest import DEPLOY, Live, eventually, query
 
@@ -113,5 +113,5 @@ async def test_kernsim_plot_draws_the_headline(live: Live, tmp_path: Path) -> No
 async def test_kernsim_plot_out_in_a_missing_folder_exits_2(live: Live, tmp_path: Path) -> None:
     out = tmp_path / "no" / "headline.png"
     argv = ["plot", "--prometheus", live.prometheus, "--since", "2m", "--out", str(out)]
-    assert main(argv) == EXIT_USAGE
+    assert main(argv) == Exit.USAGE
     assert not out.exists()
