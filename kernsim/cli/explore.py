@@ -42,10 +42,10 @@ def register(sub: Any) -> None:
         "--strategy",
         default="swarm",
         choices=["swarm", "random", "pos", "pct", "cpct", "systematic"],
-        help="swarm (default): each schedule draws random or pos and a window of 1x or 5x "
+        help="swarm: each schedule draws random or pos and a window of 1x or 5x "
         "--window-us; pos: partial order sampling; pct: PCT over every step; cpct: PCT "
         "with change points on racing steps; systematic: every schedule with at most "
-        "--preemptions preemptions (partial-order reduced)",
+        "--preemptions preemptions (partial-order reduced) (default: %(default)s)",
     )
     ex.add_argument("--schedules", type=options.positive, default=300,
                     help="schedules to run (default: %(default)s)")  # fmt: skip
@@ -73,7 +73,7 @@ def register(sub: Any) -> None:
                     help="run on a Dask cluster (default: processes here)")  # fmt: skip
     ex.add_argument("--check-determinism", action="store_true",
                     help="run every schedule twice and compare the trace hashes")  # fmt: skip
-    options.add_json(ex, "print the summary as JSON")
+    options.add_json(ex, "print the summary as JSON", "text and each race's diagram")
     ex.set_defaults(handler=cmd_explore)
     rp = sub.add_parser(
         "replay",
@@ -84,7 +84,7 @@ def register(sub: Any) -> None:
         "by an older model).  Exit 0 when it does not reproduce, 2 for a bad file.",
     )
     rp.add_argument("file", type=Path, help="a replay file (explore --out writes them)")
-    options.add_json(rp, "print the verdict as JSON")
+    options.add_json(rp, "print the verdict as JSON", "text and the race's diagram")
     rp.set_defaults(handler=cmd_replay)
     _register_matrix(sub)
 
@@ -112,7 +112,7 @@ def _register_matrix(sub: Any) -> None:
     options.add_jobs(mx)
     options.add_seed(mx, 0, "first race seed")
     options.add_out(mx, Path("out/matrix"), "write matrix.md, matrix.json and matrix.png here")
-    options.add_json(mx, "print the matrix as JSON")
+    options.add_json(mx, "print the matrix as JSON", "a Markdown table")
     mx.add_argument("--history", action="store_true",
                     help="every known race against each posted version")  # fmt: skip
     mx.set_defaults(handler=cmd_matrix)

@@ -134,7 +134,7 @@ def register(sub: Any) -> None:
         help="admin URLs of the services instead (kernsim up prints them), in the order "
         "mm, memcg, blockdev, vmscan, workqueue, tasks (default: the --stack's ports)",
     )
-    options.add_json(p, "one JSON object per service")
+    options.add_json(p, "one JSON object per service", "one line per service")
     p.set_defaults(handler=_checked)
 
 

@@ -213,8 +213,9 @@ def add_out(
     )
 
 
-def add_json(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--json", action="store_true", help=f"{what} (default: a table)")
+def add_json(p: argparse.ArgumentParser, what: str, instead: str = "a table") -> None:
+    """``--json``: ``what`` it prints, and what is printed ``instead`` without it."""
+    p.add_argument("--json", action="store_true", help=f"{what} (default: {instead})")
 
 
 def add_verbose(p: argparse.ArgumentParser, what: str) -> None:
