@@ -13,8 +13,9 @@ import yaml
 from kernsim import plot
 from kernsim.cli import main
 from kernsim.exits import Exit
-
-from .conftest import DEPLOY, Live, eventually, query
+from tests.support.livestack import DEPLOY, Live
+from tests.support.polling import eventually_slow as eventually
+from tests.support.prometheus import query
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -19,8 +19,8 @@ import pytest
 from kernsim.services.records import proc_state
 
 from kernsim.exits import Exit
-
-from .conftest import eventually, kill_all
+from tests.support.polling import eventually_fine as eventually
+from tests.support.processes import kill_all
 
 EXIT_SERVICE = Exit.SERVICE
 

@@ -20,8 +20,8 @@ from typing import Any
 from kernsim.services.records import proc_state
 
 from kernsim.exits import killed_by
-
-from .conftest import eventually, kill_all
+from tests.support.polling import eventually_fine as eventually
+from tests.support.processes import kill_all
 
 EXIT_SIGTERM = killed_by(signal.SIGTERM)
 
