@@ -46,12 +46,17 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``kernsim`` command; its exit status, returned (never raised), so that a
+    test calling ``main`` sees a usage error as 2 whether argparse or the command found it."""
     parser = build_parser()
     given = sys.argv[1:] if argv is None else list(argv)
     if not given:  # a bare `kernsim`: the list of commands, not an error about one
         parser.print_help(sys.stderr)
         return Exit.USAGE
-    args = parser.parse_args(given)
+    try:
+        args = parser.parse_args(given)
+    except SystemExit as exc:  # a usage error (2), or --help / --version (0)
+        return exc.code if isinstance(exc.code, int) else Exit.OK
     # The exact command, for reports that say what made them.
     args.command_line = shlex.join(["kernsim", *given])
     try:
