@@ -14,18 +14,14 @@ picture and the Grafana panel show the same numbers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from kernsim.cli import UsageError
 
 #: One series per stack carrying its kernel variant (deploy/grafana/build_dashboard.py's join).
 _VARIANT = "max by (stack, variant) (kernsim_build_info)"
@@ -65,6 +61,10 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_POINTS = 1000  # stays under Prometheus' 11,000-point limit per series
 
 
+class PrometheusError(Exception):
+    """Prometheus could not be reached, or refused a query: one line for the user."""
+
+
 @dataclass(frozen=True, slots=True)
 class Series:
     label: str
@@ -76,32 +76,33 @@ def parse_duration(text: str) -> float:
     """``90s``, ``10m``, ``1.5h``, ``2d`` -> seconds (a positive amount)."""
     m = _DURATION.match(text.strip())
     if not m or float(m.group(1)) <= 0:
-        raise UsageError(f"not a duration: {text!r} (try 90s, 10m, 1h)")
+        raise ValueError(f"not a duration: {text!r} (try 90s, 10m, 1h)")
     return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
 def check_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"not a Prometheus URL: {url!r} (try http://127.0.0.1:9090)")
+        raise ValueError(f"not a Prometheus URL: {url!r} (try http://127.0.0.1:9090)")
     return url.rstrip("/")
 
 
 def query_range(
     base: str, expr: str, start: float, end: float, step_s: float, timeout_s: float = 10.0
 ) -> list[dict[str, Any]]:
-    """One /api/v1/query_range; a server that cannot be reached or refuses is a UsageError."""
+    """One /api/v1/query_range; a server that cannot be reached or refuses is a
+    PrometheusError."""
     params = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step_s})
     try:
         with urllib.request.urlopen(f"{base}/api/v1/query_range?{params}", timeout=timeout_s) as r:
             body = json.load(r)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:200]
-        raise UsageError(f"Prometheus refused {expr!r}: HTTP {exc.code} {detail}") from exc
+        raise PrometheusError(f"Prometheus refused {expr!r}: HTTP {exc.code} {detail}") from exc
     except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot query Prometheus at {base}: {exc}") from exc
+        raise PrometheusError(f"cannot query Prometheus at {base}: {exc}") from exc
     if body.get("status") != "success":
-        raise UsageError(f"Prometheus refused {expr!r}: {body.get('error')}")
+        raise PrometheusError(f"Prometheus refused {expr!r}: {body.get('error')}")
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
 
@@ -153,55 +154,3 @@ def draw(panels: list[list[Series]], out: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    base = check_url(args.prometheus)
-    since_s = parse_duration(args.since)
-    step_s = parse_duration(args.step) if args.step else None
-    end = time.time()
-    from kernsim import progress
-
-    queries = sum(len(targets) for _, targets, _ in PANELS)
-    progress.phase(f"querying Prometheus at {base} ({queries} range queries)")
-    try:
-        panels = fetch(base, since_s, step_s, end)
-    finally:
-        progress.done()
-    if not any(panels):
-        raise UsageError(
-            f"no kernsim series at {base} in the last {args.since}: is it scraping the cluster?"
-        )
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise UsageError(f"no such folder for --out: {out.parent}")
-    progress.phase(f"drawing {out}")
-    try:
-        draw(panels, out, args.title or f"kernsim, last {args.since} ({base})")
-    finally:
-        progress.done()
-    n = sum(len(p) for p in panels)
-    print(f"wrote {out} ({n} series over {args.since})")
-    return 0
-
-
-def register(sub: Any) -> None:
-    """Add ``plot`` to the kernsim command line."""
-    p = sub.add_parser(
-        "plot",
-        help="draw usage vs memsw.usage over time as PNG from Prometheus",
-        description="Query a Prometheus that scrapes the cluster (query_range) and draw the "
-        "dashboard's headline panels (usage vs memsw.usage per cgroup, memsw leak, stale swap "
-        "cache pages) as one PNG, for a user without Grafana.  Exit 2 on bad input or when "
-        "Prometheus cannot be reached or has no kernsim series.",
-    )
-    p.add_argument(
-        "--prometheus",
-        default="http://127.0.0.1:9090",
-        help="Prometheus base URL (default: the compose deployment's, http://127.0.0.1:9090)",
-    )
-    p.add_argument("--since", default="10m", help="window up to now: 90s, 10m, 1h (default: 10m)")
-    p.add_argument("--step", default=None, help="resolution, e.g. 5s (default: window / 1000)")
-    p.add_argument("--out", default="kernsim-headline.png", help="PNG path (default: %(default)s)")
-    p.add_argument("--title", default=None, help="figure title")
-    p.set_defaults(handler=cmd_plot)

@@ -1,11 +1,13 @@
 """How ``kernsim run`` / ``kernsim up`` start and end: setup errors, signals, the token.
 
-A run can end four ways besides its verdict: a service dies (exit 3, see
-cluster.py), the environment is wrong before anything was measured (a
-setup error, exit 4, one line), or the launcher is told to stop by SIGTERM
-or SIGINT (exit 128 + the signal's number, after stopping every service and
-writing what was measured).  A setup error is never reported as a finding:
-exit 1 means "invariants violated" and nothing else.
+A run can end four ways besides its verdict (statuses from kernsim.exits): a
+service dies (Exit.SERVICE, see cluster.py), the environment is wrong before
+anything was measured (a setup error, Exit.SETUP, one line: a bad token, a
+service that refused its configuration, a port or folder that cannot be used),
+or the launcher is told to stop by SIGTERM or SIGINT (128 + the signal's
+number, after stopping every service and writing what was measured).  A setup
+error is never reported as a finding: exit 1 means "invariants violated" and
+nothing else.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ from typing import Any, TypeVar
 from kernsim.protocol import HandshakeRefused, ProtocolError
 from kernsim.services.cluster import Cluster, ServiceFailure
 
+from kernsim.exits import Exit
+
 T = TypeVar("T")
 
-#: Setup and environment errors: bad token, a service that refused its
-#: configuration, a port or folder that cannot be used.  Nothing was measured.
-EXIT_SETUP = 4
 #: The exit status of a service that refused its configuration (config.check_exposure, argparse).
-SERVICE_CONFIG_STATUS = 2
+SERVICE_CONFIG_STATUS = Exit.USAGE
 ENV_TOKEN = "KERNSIM_TOKEN"
 
 

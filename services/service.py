@@ -23,6 +23,7 @@ from kernsim.services.plumbing import watch_lifeline
 from kernsim.services.runtime import Body, Node, setup_logging, stop_on_signals
 from prometheus_client.core import Metric
 
+from kernsim.exits import Exit
 from kernsim.faults import load_profile
 from kernsim.variants import Variant, get_variant
 
@@ -123,13 +124,13 @@ def main(cls: type[Service], argv: Sequence[str] | None = None) -> None:
     except ValueError as exc:  # a bad KERNSIM_* value: refuse the configuration, status 2
         setup_logging(cls.name, "INFO")
         log.error("%s: bad configuration: %s", cls.name, exc)
-        raise SystemExit(2) from exc
+        raise SystemExit(Exit.USAGE) from exc
     setup_logging(cls.name, config.log_level)
     try:
         check_exposure(config)
     except InsecureConfig as exc:
         log.error("%s", exc)
-        raise SystemExit(2) from exc
+        raise SystemExit(Exit.USAGE) from exc
 
     async def run() -> None:
         await cls(config).run()

@@ -56,3 +56,14 @@ def read(path: Path) -> tuple[Job, dict[str, Any]]:
     except (KeyError, TypeError, ValueError) as exc:
         raise ReplayFileError(f"{path}: malformed replay file ({exc!r})") from None
     return job, data
+
+
+def verdict(data: dict[str, Any], trace_sha256: str, kinds: list[str]) -> str:
+    """What re-running a file's job showed: "reproduced" (same trace, bit for bit),
+    "same violations, different trace" (the schedule still breaks the same invariants,
+    but the model changed since the file was recorded), or "not reproduced"."""
+    if not kinds or kinds != list(data["kinds"]):
+        return "not reproduced"
+    if trace_sha256 == data["trace_sha256"]:
+        return "reproduced"
+    return "same violations, different trace"

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kernsim import version
 from kernsim.explore.patterns import PATTERNS
 
 #: One sentence per race class: what the race is (each pattern's own summary).
@@ -28,7 +29,6 @@ def command_line() -> str:
 
 def header(command: str | None) -> dict[str, str]:
     """What the top of every report says: the command, version, trace identity, date."""
-    from kernsim.cli import version
     from kernsim.sim.engine import TRACE_IDENTITY
 
     ver = version()

@@ -8,19 +8,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest_asyncio
 from kernsim.services.cluster import Cluster
-
-
-async def get_text(url: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
-        return resp.status, await resp.text()
-
-
-async def put_text(url: str, data: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as http, http.put(url, data=data) as resp:
-        return resp.status, await resp.text()
 
 
 @pytest_asyncio.fixture

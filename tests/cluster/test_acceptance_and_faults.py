@@ -13,7 +13,7 @@ from pathlib import Path
 from kernsim.services.cluster import Cluster, free_ports
 from kernsim.services.config import SERVICES
 
-from .conftest import get_text
+from tests.support.admin import get_text
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,8 @@ from kernsim.services.cluster import Cluster
 from kernsim.services.config import SERVICES
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.polling import eventually
-
-from .conftest import get_text, put_text
+from tests.support.admin import get_text, put_text
+from tests.support.polling import eventually
 
 MiB, KiB = 1 << 20, 1 << 10
 KERNEL_SERVICES = [s for s in SERVICES if s not in ("mm", "memcg")]

@@ -9,9 +9,8 @@ from typing import Any
 import aiohttp
 from kernsim.services.cluster import Cluster
 
-from tests.polling import eventually
-
-from .conftest import get_text, put_text
+from tests.support.admin import get_text, put_text
+from tests.support.polling import eventually
 
 PAGE = 4096
 

@@ -22,8 +22,8 @@ from kernsim.services.cluster import HOST, Cluster
 from kernsim.services.config import SERVICES
 from kernsim.services.launcher import ClusterResult, experiment
 
-from tests.polling import eventually
-from tests.prometheus import PROMETHEUS, prometheus_server, query
+from tests.support.polling import eventually
+from tests.support.prometheus import PROMETHEUS, prometheus_server, query
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -1,4 +1,4 @@
-"""Fixtures for the deployment tests: the repo's deploy files, and a live stack.
+"""Fixtures for the deployment tests: a live stack (tests/support/livestack.py).
 
 ``live`` is the compose deployment without Docker: the six services as local
 processes (kernsim.services.cluster, as tests/cluster starts them), a real
@@ -10,62 +10,25 @@ it starts is stopped in a finally; every wait polls against a deadline.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
-import yaml
-from kernsim.services.cluster import HOST, Cluster
+from kernsim.services.cluster import Cluster
 from kernsim.services.config import SERVICES
 
-from tests import polling
-from tests.prometheus import PROMETHEUS, prometheus_server, query
-
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
-LOAD_S = 9.0  # three of the workload's 3 s kill rounds, as the README's main job
-ROUNDS = 4
-
-
-#: Prometheus and compose answer slower than a service: a longer deadline, fewer polls.
-eventually = functools.partial(polling.eventually, timeout_s=30.0, every_s=0.5)
-
-
-def prometheus_config(ports: dict[str, int], rules: Path, interval_s: int = 1) -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml with the main stack's targets on ``ports``
-    (service -> admin port), the compare stack dropped, and ``interval_s`` intervals."""
-    cfg: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    cfg["global"]["scrape_interval"] = cfg["global"]["evaluation_interval"] = f"{interval_s}s"
-    cfg["rule_files"] = [str(rules)]
-    (job,) = [j for j in cfg["scrape_configs"] if j["job_name"] == "kernsim"]
-    cfg["scrape_configs"] = [job]  # the self-scrape's port 9090 is not this test's server
-    groups = [g for g in job["static_configs"] if g["labels"]["stack"] == "main"]
-    for g in groups:
-        g["targets"] = [f"{HOST}:{ports[g['labels']['service']]}"]
-    job["static_configs"] = groups
-    return cfg
-
-
-def prometheus(cfg: dict[str, Any]) -> contextlib.AbstractAsyncContextManager[str]:
-    return prometheus_server(yaml.safe_dump(cfg))
-
-
-@dataclass
-class Live:
-    cluster: Cluster
-    prometheus: str
-
-
-async def until_quiet(cluster: Cluster, timeout_s: float) -> None:
-    async def quiet() -> bool:
-        return bool((await cluster.rpc("tasks", "quiesce_status"))["quiescent"])
-
-    await eventually(quiet, timeout_s=timeout_s, every_s=0.2)
+from tests.support.livestack import (
+    DEPLOY,
+    LOAD_S,
+    ROUNDS,
+    Live,
+    prometheus,
+    prometheus_config,
+    until_quiet,
+)
+from tests.support.polling import eventually_slow
+from tests.support.prometheus import PROMETHEUS, query
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -85,7 +48,7 @@ async def live() -> AsyncIterator[Live]:
                 status, up = await query(base, 'sum(up{job="kernsim"})')
                 return status == 200 and bool(up) and float(up[0]["value"][1]) == len(SERVICES)
 
-            await eventually(all_up, timeout_s=30)
+            await eventually_slow(all_up, timeout_s=30)
             # The load generator's cycle: load, kill all, wait for quiet; again (up to
             # ROUNDS) until memsw stays above usage with no task, as kernsim run --until-leak.
             for n in range(ROUNDS):

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from .conftest import DEPLOY
+from tests.support.livestack import DEPLOY
 
 pytestmark = [
     pytest.mark.skipif(

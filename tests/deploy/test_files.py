@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import DEPLOY, REPO
+from tests.support.livestack import DEPLOY, REPO
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "kernsim.json"

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
-from kernsim.services.launcher import EXIT_USAGE
 
 from kernsim import plot
 from kernsim.cli import main
-
-from .conftest import DEPLOY, Live, eventually, query
+from kernsim.exits import Exit
+from tests.support.livestack import DEPLOY, Live
+from tests.support.polling import eventually_slow as eventually
+from tests.support.prometheus import query
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -113,5 +114,5 @@ async def test_kernsim_plot_draws_the_headline(live: Live, tmp_path: Path) -> No
 async def test_kernsim_plot_out_in_a_missing_folder_exits_2(live: Live, tmp_path: Path) -> None:
     out = tmp_path / "no" / "headline.png"
     argv = ["plot", "--prometheus", live.prometheus, "--since", "2m", "--out", str(out)]
-    assert main(argv) == EXIT_USAGE
+    assert main(argv) == Exit.USAGE
     assert not out.exists()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from kernsim.services.launcher import EXIT_USAGE
 
 from kernsim.cli import main
+from kernsim.exits import Exit
 from kernsim.plot import parse_duration
 
 
@@ -21,7 +21,7 @@ from kernsim.plot import parse_duration
 def test_kernsim_plot_bad_input_exits_2(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["plot", *argv]) == EXIT_USAGE
+    assert main(["plot", *argv]) == Exit.USAGE
     assert "kernsim: error:" in capsys.readouterr().err
 
 

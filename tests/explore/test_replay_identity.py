@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from kernsim.cli import main
-from kernsim.explore.cli import replay_verdict
+from kernsim.explore.replayfile import verdict as replay_verdict
 from kernsim.sim import engine as engine_module
 from kernsim.sim.run import simulate
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from .conftest import ServiceProcess
+from tests.support.processes import ServiceProcess
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 

@@ -13,7 +13,8 @@ from kernsim.services.catalog import registry
 from kernsim.services.cluster import HOST
 from kernsim.services.runtime import Body, Node
 
-from .conftest import ServiceProcess, eventually
+from tests.support.polling import eventually_fine as eventually
+from tests.support.processes import ServiceProcess
 
 
 class Gate:

@@ -16,7 +16,8 @@ import pytest_asyncio
 from kernsim.protocol import encode_frame
 from kernsim.services.cluster import HOST
 
-from .conftest import ServiceProcess, eventually
+from tests.support.polling import eventually_fine as eventually
+from tests.support.processes import ServiceProcess
 
 HELLO = encode_frame(
     {"s": "tool", "d": "mm", "i": 0, "t": "hello", "b": {"service": "tool", "version": 1}}

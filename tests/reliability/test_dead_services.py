@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 from kernsim.services.records import proc_state
 
-from .conftest import eventually, kill_all
+from kernsim.exits import Exit
+from tests.support.polling import eventually_fine as eventually
+from tests.support.processes import kill_all
 
-EXIT_SERVICE = 3
+EXIT_SERVICE = Exit.SERVICE
 
 
 def _records(path: Path) -> list[dict[str, Any]]:

@@ -42,8 +42,7 @@ from kernsim.services.config import SERVICES
 from kernsim.services.runtime import MAX_LINKS
 
 from kernsim.model.port import CODE_PATHS
-
-from .inprocess import InProcessCluster
+from tests.support.inprocess import InProcessCluster
 
 EXAMPLES = int(os.environ.get("KERNSIM_FUZZ_EXAMPLES", "300"))
 REGISTRY = registry()

@@ -13,7 +13,7 @@ from kernsim.services.cluster import HOST
 from kernsim.services.connection import MAX_HANDLERS
 from kernsim.services.runtime import Body, Node
 
-from .conftest import eventually
+from tests.support.polling import eventually_fine as eventually
 
 FLOOD = 6000  # more frames than the cap, in one write: one read can hold them all
 

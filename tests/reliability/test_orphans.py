@@ -19,9 +19,11 @@ from typing import Any
 
 from kernsim.services.records import proc_state
 
-from .conftest import eventually, kill_all
+from kernsim.exits import killed_by
+from tests.support.polling import eventually_fine as eventually
+from tests.support.processes import kill_all
 
-EXIT_SIGTERM = 128 + signal.SIGTERM
+EXIT_SIGTERM = killed_by(signal.SIGTERM)
 
 
 def _records(path: Path) -> list[dict[str, Any]]:

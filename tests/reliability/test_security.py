@@ -15,7 +15,7 @@ import pytest_asyncio
 from kernsim.protocol import ErrorCode, FrameDecoder, encode_frame
 from kernsim.services.config import InsecureConfig, ServiceConfig, check_exposure
 
-from .conftest import ServiceProcess
+from tests.support.processes import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token"

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-EXIT_SETUP = 4
+from kernsim.exits import Exit
+
+EXIT_SETUP = Exit.SETUP
 
 
 def _kernsim(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

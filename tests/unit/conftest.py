@@ -1,12 +1,12 @@
-"""Fixtures for the model's unit tests; the helpers themselves live in unitkit.py."""
+"""Fixtures for the model's unit tests; the helpers live in tests/support/unitkit.py."""
 
 from __future__ import annotations
 
 import pytest
-from unitkit import small_mm
 
 from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import MmState
+from tests.support.unitkit import small_mm
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ rotate_reclaimable_page(), and the per-CPU lru_add pagevec (K30 = 2.6.30.4)."""
 from __future__ import annotations
 
 import pytest
-from unitkit import new_page, swapcache_page
 
 from kernsim.model.filemap import (
     end_page_writeback,
@@ -19,6 +18,7 @@ from kernsim.model.mm_types import PAGEVEC_SIZE
 from kernsim.model.port import WouldBlock
 from kernsim.model.swap import lru_add_drain, lru_cache_add
 from kernsim.model.vmscan import putback_lru_page
+from tests.support.unitkit import new_page, swapcache_page
 
 # --- PG_locked ---------------------------------------------------------------------
 

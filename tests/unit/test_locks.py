@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from unitkit import make_machine, swapcache_page
 
 import kernsim.variants  # noqa: F401  (the variants' primitives are audited too)
 from kernsim.model.locks import (
@@ -33,6 +32,7 @@ from kernsim.model.rmap import page_referenced, try_to_unmap
 from kernsim.model.swapfile import swap_duplicate, swap_free
 from kernsim.sim.engine import SimCpu
 from kernsim.sim.scripted import Run, Scripted, call
+from tests.support.unitkit import make_machine, swapcache_page
 
 MODEL_MD = Path(__file__).resolve().parents[2] / "docs" / "MODEL.md"
 TASK = 7

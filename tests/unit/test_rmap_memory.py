@@ -4,7 +4,6 @@ swap-out + swap-in round trip through the code paths (K30 = 2.6.30.4)."""
 from __future__ import annotations
 
 import pytest
-from unitkit import Machine, drain_all, make_machine, small_mm, swap_out, swapcache_page
 
 from kernsim.model.locks import pte_offset_map_lock
 from kernsim.model.memory import (
@@ -19,6 +18,14 @@ from kernsim.model.mm import MmState
 from kernsim.model.mm_types import PAGE_SIZE, SWAP_FAIL, SWAP_SUCCESS, Pte
 from kernsim.model.rmap import page_referenced, try_to_unmap
 from kernsim.model.swapfile import reuse_swap_page_check, swap_duplicate
+from tests.support.unitkit import (
+    Machine,
+    drain_all,
+    make_machine,
+    small_mm,
+    swap_out,
+    swapcache_page,
+)
 
 TASK = 1
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from unitkit import make_machine, new_page, swapcache_page
 
 from kernsim.model.filemap import trylock_page
 from kernsim.model.mm import KernelBug, MmState
@@ -16,6 +15,7 @@ from kernsim.model.swap_state import (
     swapin_readahead,
 )
 from kernsim.model.swapfile import get_swap_page
+from tests.support.unitkit import make_machine, new_page, swapcache_page
 
 
 def test_add_to_swap_cache_takes_a_reference(mm30: MmState) -> None:

@@ -7,7 +7,6 @@ Each test names the kernel rule it checks (K30 = 2.6.30.4, K31 = 2.6.31.3).
 from __future__ import annotations
 
 import pytest
-from unitkit import Machine, make_machine, small_mm, swap_out, swapcache_page
 
 from kernsim.model.locks import spin_lock_swap_lock, spin_unlock_swap_lock
 from kernsim.model.memory import handle_mm_fault
@@ -35,6 +34,7 @@ from kernsim.model.swapfile import (
     valid_swaphandles,
     vm_swap_full,
 )
+from tests.support.unitkit import Machine, make_machine, small_mm, swap_out, swapcache_page
 
 
 def _entry_free_locked(mm: MmState, entry: int) -> SwapEntryFreed:

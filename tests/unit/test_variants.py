@@ -4,7 +4,6 @@ reuse of cache-only slots (K31 = 2.6.31.3 mm/swapfile.c)."""
 from __future__ import annotations
 
 import pytest
-from unitkit import Machine, drain_all, make_machine, small_mm, swap_out, swapcache_page
 
 from kernsim.model.memory import handle_mm_fault
 from kernsim.model.mm import MmState
@@ -24,6 +23,14 @@ from kernsim.variants.v5 import (
     mem_cgroup_staleswap_hint,
     stale_swap_check_pop,
     stale_swap_check_queue,
+)
+from tests.support.unitkit import (
+    Machine,
+    drain_all,
+    make_machine,
+    small_mm,
+    swap_out,
+    swapcache_page,
 )
 
 

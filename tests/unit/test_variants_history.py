@@ -4,7 +4,6 @@ and Nishimura's type-2 patch (1 May 2009).  Message-Ids in docs/KERNEL.md sectio
 from __future__ import annotations
 
 import pytest
-from unitkit import Machine, drain_all, make_machine, swap_out, swapcache_page
 
 from kernsim.model.filemap import trylock_page, unlock_page
 from kernsim.model.memcontrol import MemcgState
@@ -32,6 +31,7 @@ from kernsim.variants.v6 import (
     mem_cgroup_check_stale_swap_v6,
     swap_duplicate_swap_header,
 )
+from tests.support.unitkit import Machine, drain_all, make_machine, swap_out, swapcache_page
 
 
 def _prims(m: Machine) -> list[tuple[str, tuple[object, ...]]]:

@@ -4,7 +4,6 @@ exits of shrink_page_list() that decide whether a stale swap cache page is left 
 from __future__ import annotations
 
 import pytest
-from unitkit import Machine, make_machine, new_page, swapcache_page
 
 from kernsim.model.filemap import find_get_page, page_cache_release, trylock_page, unlock_page
 from kernsim.model.mm import MmState
@@ -22,6 +21,7 @@ from kernsim.model.vmscan import (
     remove_mapping_freeze,
     shrink_page_list,
 )
+from tests.support.unitkit import Machine, make_machine, new_page, swapcache_page
 
 
 def isolated_swapcache_page(mm: MmState, dirty: bool = False) -> tuple[int, int]:

@@ -8,68 +8,72 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kernsim import options
-from kernsim.cli import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, UsageError
+from kernsim import progress
+from kernsim.cli import options
+from kernsim.cli.parser import UsageError
+from kernsim.exits import Exit
+from kernsim.explore import history, replayfile
+from kernsim.explore.diagram import draw_all
 from kernsim.explore.executors import default_jobs
-from kernsim.explore.job import WINDOW_S
+from kernsim.explore.job import WINDOW_S, execute, kinds_of
+from kernsim.explore.matrix import MatrixConfig, build_matrix
+from kernsim.explore.matrix_report import to_markdown, write_matrix
+from kernsim.explore.report import parse_diagrams, race_verdict, write_explore_report
+from kernsim.explore.search import SearchConfig, explore
 from kernsim.explore.shrink import BUDGET
 from kernsim.sim.engine import TRACE_IDENTITY
-
-_positive = options.positive
+from kernsim.sim.scenarios import SCENARIOS
 
 
 def register(sub: Any) -> None:
-    from kernsim.sim.scenarios import SCENARIOS
-    from kernsim.variants import VARIANTS
-
+    """Add ``explore``, ``replay`` and ``matrix`` to the kernsim command line."""
     ex = sub.add_parser(
         "explore",
         help="search schedules for races; shrink, classify and draw each one",
         description="Run N schedules of the deterministic simulation, one seed each, "
         "under a search strategy (default swarm: random walk or POS per seed).  Every "
         "distinct race is shrunk, classified by its racing steps and drawn as a CPU0/CPU1 "
-        "diagram.  Exit 0 "
-        "when no schedule breaks an invariant, 1 when one does, 2 for bad usage.",
+        "diagram.  Exit 0 when no schedule breaks an invariant, 1 when one does, 2 for bad "
+        "usage, 3 when --check-determinism saw one schedule give two traces.",
     )
-    ex.add_argument("--scenario", default="race", choices=list(SCENARIOS))
-    ex.add_argument("--variant", default="none", choices=list(VARIANTS))
+    options.add_scenario(ex, SCENARIOS, "race", "workload or catalogue race")
+    options.add_variant(ex)
     ex.add_argument(
         "--strategy",
         default="swarm",
         choices=["swarm", "random", "pos", "pct", "cpct", "systematic"],
-        help="swarm (default): each schedule draws random or pos and a window of 1x or 5x "
+        help="swarm: each schedule draws random or pos and a window of 1x or 5x "
         "--window-us; pos: partial order sampling; pct: PCT over every step; cpct: PCT "
         "with change points on racing steps; systematic: every schedule with at most "
-        "--preemptions preemptions (partial-order reduced)",
+        "--preemptions preemptions (partial-order reduced) (default: %(default)s)",
     )
-    ex.add_argument("--schedules", type=_positive, default=300, help="default 300")
-    ex.add_argument("--jobs", type=_positive, default=None, help="processes (default: all cores)")
-    ex.add_argument("--seed", type=options.seed, default=0, help="first seed (default 0)")
-    ex.add_argument("--depth", type=_positive, default=3, help="PCT's d (default 3)")
-    ex.add_argument("--preemptions", type=int, default=2,
-                    help="systematic: the preemption bound K (default 2)")  # fmt: skip
-    ex.add_argument("--shrink-budget", type=int, default=BUDGET, metavar="N",
-                    help="runs one race's shrinking may take (default %(default)s)")  # fmt: skip
-    ex.add_argument("--stop-after-no-new-pairs", type=_positive, default=None, metavar="N",
-                    help="stop when N schedules in a row covered no new racing pair")  # fmt: skip
+    ex.add_argument("--schedules", type=options.positive, default=300,
+                    help="schedules to run (default: %(default)s)")  # fmt: skip
+    options.add_jobs(ex)
+    options.add_seed(ex, 0, "first seed")
+    ex.add_argument("--depth", type=options.positive, default=3,
+                    help="PCT's d (default: %(default)s)")  # fmt: skip
+    ex.add_argument("--preemptions", type=options.count, default=2,
+                    help="systematic: the preemption bound K (default: %(default)s)")  # fmt: skip
+    ex.add_argument("--shrink-budget", type=options.count, default=BUDGET, metavar="N",
+                    help="runs one race's shrinking may take (default: %(default)s)")  # fmt: skip
+    ex.add_argument("--stop-after-no-new-pairs", type=options.positive, default=None,
+                    metavar="N", help="stop when N schedules in a row covered no new racing "
+                    "pair (default: run every schedule)")  # fmt: skip
     ex.add_argument(
         "--window-us",
-        type=float,
+        type=options.non_negative,
         default=WINDOW_S * 1e6,
-        help="steps due within this many virtual us are concurrent (default %(default)g)",
+        help="steps due within this many virtual us are concurrent (default: %(default)g)",
     )
-    ex.add_argument(
-        "--page-cluster",
-        type=options.page_cluster,
-        default=None,
-        help="/proc/sys/vm/page-cluster, 0-8 (default: the scenario's)",
-    )
-    ex.add_argument("--faults", default=None, help="fault profile (default: the scenario's)")
-    ex.add_argument("--out", type=Path, default=None, help="write replay files and reports here")
-    ex.add_argument("--executor", default=None, help="dask://HOST:PORT: run on a Dask cluster")
+    options.add_page_cluster(ex)
+    options.add_faults(ex)
+    options.add_out(ex, None, "write replay files and an HTML report into this folder")
+    ex.add_argument("--executor", default=None, metavar="dask://HOST:PORT",
+                    help="run on a Dask cluster (default: processes here)")  # fmt: skip
     ex.add_argument("--check-determinism", action="store_true",
                     help="run every schedule twice and compare the trace hashes")  # fmt: skip
-    ex.add_argument("--json", action="store_true", help="print the summary as JSON")
+    options.add_json(ex, "print the summary as JSON", "text and each race's diagram")
     ex.set_defaults(handler=cmd_explore)
     rp = sub.add_parser(
         "replay",
@@ -79,8 +83,8 @@ def register(sub: Any) -> None:
         'from the recorded one ("same violations, different trace": the file was recorded '
         "by an older model).  Exit 0 when it does not reproduce, 2 for a bad file.",
     )
-    rp.add_argument("file", type=Path)
-    rp.add_argument("--json", action="store_true")
+    rp.add_argument("file", type=Path, help="a replay file (explore --out writes them)")
+    options.add_json(rp, "print the verdict as JSON", "text and the race's diagram")
     rp.set_defaults(handler=cmd_replay)
     _register_matrix(sub)
 
@@ -93,34 +97,28 @@ def _register_matrix(sub: Any) -> None:
         "(the same seeds in every column) and a few `kamezawa` seeds under none, v5, "
         "upstream and none with page_cluster=0; count which leak memsw, which pin swap "
         "slots, which are clean.  Writes matrix.md, matrix.json and matrix.png into --out.  "
-        "Exit 0 when every cell is clean, 1 otherwise.",
+        "Exit 0 when every cell is clean, 1 otherwise, 2 for bad usage.",
     )
-    mx.add_argument("--schedules", type=int, default=200, help="race schedules per variant")
+    mx.add_argument("--schedules", type=options.count, default=200,
+                    help="race schedules per variant (default: %(default)s)")  # fmt: skip
     mx.add_argument(
         "--kamezawa-seeds",
-        type=int,
+        type=options.count,
         default=2,
-        help="kamezawa runs per variant, ~5-10 s each (default 2; 0 skips)",
+        help="kamezawa runs per variant, ~5-10 s each; 0 skips them (default: %(default)s)",
     )
-    mx.add_argument("--strategy", default="random", choices=["random", "pct"])
-    mx.add_argument("--jobs", type=_positive, default=None, help="processes (default: all cores)")
-    mx.add_argument("--seed", type=options.seed, default=0, help="first race seed (default 0)")
-    mx.add_argument("--out", type=Path, default=Path("out/matrix"))
-    mx.add_argument("--json", action="store_true", help="print the matrix as JSON")
+    mx.add_argument("--strategy", default="random", choices=["random", "pct"],
+                    help="how the race schedules are drawn (default: %(default)s)")  # fmt: skip
+    options.add_jobs(mx)
+    options.add_seed(mx, 0, "first race seed")
+    options.add_out(mx, Path("out/matrix"), "write matrix.md, matrix.json and matrix.png here")
+    options.add_json(mx, "print the matrix as JSON", "a Markdown table")
     mx.add_argument("--history", action="store_true",
                     help="every known race against each posted version")  # fmt: skip
     mx.set_defaults(handler=cmd_matrix)
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from kernsim.explore.search import SearchConfig, explore
-
-    if args.window_us < 0:
-        raise UsageError("--window-us must be >= 0")
-    if args.shrink_budget < 0:
-        raise UsageError("--shrink-budget must be >= 0")
-    if args.preemptions < 0:
-        raise UsageError("--preemptions must be >= 0")
     if args.executor and not args.executor.startswith("dask://"):
         raise UsageError(f"unknown executor {args.executor!r} (try dask://HOST:PORT)")
     cfg = SearchConfig(
@@ -142,8 +140,6 @@ def cmd_explore(args: argparse.Namespace) -> int:
         stop_after_no_new_pairs=args.stop_after_no_new_pairs,
         shrink_budget=args.shrink_budget,
     )
-    from kernsim import progress
-
     try:
         summary = explore(cfg)
     except (ValueError, OSError) as exc:
@@ -151,16 +147,14 @@ def cmd_explore(args: argparse.Namespace) -> int:
     finally:
         progress.done()  # the shrinking phase's spinner
     if args.out is not None:
-        from kernsim.explore.report import write_explore_report
-
         write_explore_report(args.out, summary, getattr(args, "command_line", None))
     if args.json:
         print(json.dumps(summary))
     else:
         print(render(summary))
     if summary["divergences"]:
-        return EXIT_USAGE + 1  # a determinism failure is a bug in kernsim, not a race
-    return EXIT_VIOLATION if summary["failures"] else EXIT_OK
+        return Exit.SERVICE  # a determinism failure is a bug in kernsim, not a race
+    return Exit.VIOLATED if summary["failures"] else Exit.OK
 
 
 def render(s: dict[str, Any]) -> str:
@@ -181,7 +175,6 @@ def render(s: dict[str, Any]) -> str:
         lines.append(f"DETERMINISM: {s['divergences']} schedules gave two different traces")
     if not s["failures"]:
         lines.append(hint(s))
-    from kernsim.explore.report import parse_diagrams, race_verdict
 
     for r in s["races"]:
         verdict = race_verdict(parse_diagrams(r.get("diagram", "")))
@@ -220,10 +213,6 @@ def hint(s: dict[str, Any]) -> str:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from kernsim.explore import replayfile
-    from kernsim.explore.diagram import draw_all
-    from kernsim.explore.job import execute, kinds_of
-
     try:
         job, data = replayfile.read(args.file)
         run = execute(job)
@@ -232,7 +221,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ValueError as exc:  # an unknown scenario or variant named in the file
         raise UsageError(f"{args.file}: {exc}") from exc
     kinds = list(kinds_of(run.result)) if run.result is not None else []
-    verdict = replay_verdict(data, run.result_hash(), kinds)
+    verdict = replayfile.verdict(data, run.result_hash(), kinds)
     reproduced = verdict != "not reproduced"
     if args.json:
         print(json.dumps({"reproduced": reproduced, "verdict": verdict,
@@ -250,31 +239,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"NOT reproduced ({now}; the file recorded {then}: {', '.join(data['kinds'])})")
         if run.result is not None and run.result.violations:
             print("\n\n".join(d for _, d in draw_all(run)))
-    return EXIT_VIOLATION if reproduced else EXIT_OK
-
-
-def replay_verdict(data: dict[str, Any], trace_sha256: str, kinds: list[str]) -> str:
-    """ "reproduced" (same trace, bit for bit), "same violations, different trace" (the
-    schedule still breaks the same invariants, but the model changed since the file was
-    recorded), or "not reproduced"."""
-    if not kinds or kinds != list(data["kinds"]):
-        return "not reproduced"
-    if trace_sha256 == data["trace_sha256"]:
-        return "reproduced"
-    return "same violations, different trace"
+    return Exit.VIOLATED if reproduced else Exit.OK
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    from kernsim.explore.matrix import MatrixConfig, build_matrix
-    from kernsim.explore.matrix_report import to_markdown, write_matrix
-
     if args.history:
-        from kernsim.explore import history
-
         h = history.build_history(args.jobs or default_jobs())
         return _emit(args, h, history.write_history, history.to_markdown, history.all_clean(h))
-    if args.schedules < 0 or args.kamezawa_seeds < 0:
-        raise UsageError("--schedules and --kamezawa-seeds must be >= 0")
     cfg = MatrixConfig(args.schedules, args.kamezawa_seeds, args.jobs or default_jobs(),
                        args.strategy, seed=args.seed)  # fmt: skip
     m = build_matrix(cfg)
@@ -299,4 +270,4 @@ def _emit(
     else:
         print(markdown(data))
         print("written:", ", ".join(map(str, paths)))
-    return EXIT_OK if clean else EXIT_VIOLATION
+    return Exit.OK if clean else Exit.VIOLATED

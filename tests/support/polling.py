@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,3 +21,9 @@ async def eventually(
             return last
         await asyncio.sleep(every_s)
     raise AssertionError(f"condition not met in {timeout_s} s (last: {last!r})")
+
+
+#: Back-pressure and crash checks want a fine poll.
+eventually_fine = functools.partial(eventually, every_s=0.05)
+#: Prometheus and compose answer slower than a service: a longer deadline, fewer polls.
+eventually_slow = functools.partial(eventually, timeout_s=30.0, every_s=0.5)

@@ -1,18 +1,14 @@
-"""Helpers for the reliability tests: processes on 127.0.0.1, polled, always stopped."""
+"""One service as its own process, and SIGKILL for what a test left: always stopped."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import signal
 
 from kernsim.services.records import rss_bytes
 
-from tests import polling
-
-#: Back-pressure and crash checks want a fine poll.
-eventually = functools.partial(polling.eventually, every_s=0.05)
+from tests.support.polling import eventually_fine
 
 
 def kill_all(pids: list[int]) -> None:
@@ -70,7 +66,7 @@ class ServiceProcess:
             except aiohttp.ClientError:
                 return False
 
-        await eventually(healthy, timeout_s=20)
+        await eventually_fine(healthy, timeout_s=20)
 
     def rss(self) -> int:
         return rss_bytes(self.proc.pid) or 0

@@ -25,15 +25,17 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from kernsim.cli import options
+from kernsim.cli.parser import UsageError
+from kernsim.exits import Exit
+from kernsim.faults import load_profile
+
 SERVICES = ("mm", "memcg", "blockdev", "vmscan", "workqueue", "tasks")
 #: The compose deployment's admin ports (docker-compose.yml, deploy/prometheus/prometheus.yml).
 STACK_BASE = {"main": 9101, "compare": 9111}
-EXIT_OK, EXIT_USAGE, EXIT_SERVICE = 0, 2, 3
 
 
 def admin_urls(args: argparse.Namespace) -> list[str]:
-    from kernsim.cli import UsageError
-
     if args.admin:
         urls = [u.strip().rstrip("/") for part in args.admin for u in part.split(",") if u.strip()]
         bad = [u for u in urls if not u.startswith(("http://", "https://"))]
@@ -75,16 +77,13 @@ def _summary(name: str, d: dict[str, Any]) -> str:
 
 
 def cmd_faults(args: argparse.Namespace) -> int:
-    from kernsim.cli import UsageError
-    from kernsim.faults import load_profile
-
     urls = admin_urls(args)
     if args.action == "set":
         try:
             load_profile(args.profile)
         except (ValueError, OSError) as exc:
             raise UsageError(str(exc)) from exc
-    status = EXIT_OK
+    status = Exit.OK
     for i, url in enumerate(urls):
         name = SERVICES[i] if len(urls) == len(SERVICES) else url
         try:
@@ -97,7 +96,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
                 seen = _request(url, "PUT", change)
         except (OSError, KeyError, TypeError) as exc:
             print(f"kernsim: faults: {name} at {url}: {exc}", file=sys.stderr)
-            status = EXIT_SERVICE
+            status = Exit.SERVICE
             continue
         print(json.dumps({"service": name, **seen}) if args.json else _summary(name, seen))
     return status
@@ -123,23 +122,23 @@ def register(sub: Any) -> None:
         "--stack",
         choices=list(STACK_BASE),
         default="main",
-        help="the compose stack: main (admin ports 9101-9106) or compare (9111-9116)",
+        help="the compose stack: main (admin ports 9101-9106) or compare (9111-9116) "
+        "(default: %(default)s)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="host of the compose stack's ports")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="host of the compose stack's ports (default: %(default)s)")  # fmt: skip
     p.add_argument(
         "--admin",
         action="append",
         metavar="URL[,URL...]",
         help="admin URLs of the services instead (kernsim up prints them), in the order "
-        "mm, memcg, blockdev, vmscan, workqueue, tasks",
+        "mm, memcg, blockdev, vmscan, workqueue, tasks (default: the --stack's ports)",
     )
-    p.add_argument("--json", action="store_true", help="one JSON object per service")
+    options.add_json(p, "one JSON object per service", "one line per service")
     p.set_defaults(handler=_checked)
 
 
 def _checked(args: argparse.Namespace) -> int:
-    from kernsim.cli import UsageError
-
     if args.action == "set" and not args.profile:
         raise UsageError("faults set needs a profile name, e.g. kernsim faults set hdd")
     if args.action != "set" and args.profile:
