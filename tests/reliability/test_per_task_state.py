@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .inprocess import InProcessCluster
+from tests.support.inprocess import InProcessCluster
 
 TASK_NAME = re.compile(r"^task\d+$")
 

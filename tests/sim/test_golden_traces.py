@@ -2,7 +2,7 @@
 
 The hashes are of kernel events only (trace identity ``kernel-events/2``), so a
 rename, a moved module or a faster engine keeps them; a model change that alters
-what the kernel does changes them and must re-record (tests/sim/golden.py says how).
+what the kernel does changes them and must re-record (tests/support/golden.py says how).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from kernsim.sim.engine import TRACE_IDENTITY
-from tests.sim.golden import CASES, FILE, compute, key
+from tests.support.golden import CASES, FILE, compute, key
 
 
 def test_every_pinned_trace_hash_holds() -> None:
@@ -21,5 +21,5 @@ def test_every_pinned_trace_hash_holds() -> None:
     changed = [k for k, h in doc["traces"].items() if now[k] != h]
     assert not changed, (
         f"{len(changed)} of {len(now)} traces changed: {', '.join(changed)}. If the kernel's "
-        "behaviour changed on purpose, re-record: .venv/bin/python -m tests.sim.golden --record"
+        "behaviour changed on purpose, re-record: .venv/bin/python -m tests.support.golden --record"
     )

@@ -3,7 +3,7 @@
 A change that does not change what the kernel does keeps every hash; a change
 that does (a model fix, a new lock step) must say so by re-recording them:
 
-    .venv/bin/python -m tests.sim.golden --record
+    .venv/bin/python -m tests.support.golden --record
 
 and the commit that does it names the kernel behaviour that changed.
 """
