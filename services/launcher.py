@@ -33,7 +33,6 @@ from typing import Any
 
 from kernsim.protocol import ProtocolError
 from kernsim.services.cluster import Cluster, ServiceFailure
-from kernsim.services.config import SERVICES
 from kernsim.services.lifecycle import (
     EXIT_SETUP,
     Interrupted,
@@ -44,6 +43,7 @@ from kernsim.services.lifecycle import (
     token_from_env,
 )
 from kernsim.services.records import RecordWriter
+from kernsim.services.runtime.config import SERVICES
 from kernsim.services.snapshot import memcg_restore, mm_restore
 
 from kernsim import options, progress

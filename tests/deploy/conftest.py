@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 import yaml
 from kernsim.services.cluster import HOST, Cluster
-from kernsim.services.config import SERVICES
+from kernsim.services.runtime.config import SERVICES
 
 from tests import polling
 from tests.prometheus import PROMETHEUS, prometheus_server, query
