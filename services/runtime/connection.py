@@ -36,7 +36,7 @@ or a reset) and closes those whose peer is gone.  Closing frees everything a
 connection owns: its handler tasks are cancelled, its pending calls failed,
 its held frames and unsent output dropped.
 
-A connection knows its node only as a ``Host`` (below): the few calls it
+A connection knows its node only as a ``Host`` (host.py): the few calls it
 makes on it, and the ``ConnectionSettings`` it was given.  It never imports
 the node, and the node reads it only through its public methods.
 """
@@ -44,70 +44,20 @@ the node, and the node reads it only through its public methods.
 from __future__ import annotations
 
 import asyncio
-import logging
 import select
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from kernsim.protocol import (
-    MAX_FRAME_BYTES,
-    FrameDecoder,
-    ProtocolError,
-    RequestTimeout,
-    Wire,
-    request_wire,
-)
+from kernsim.protocol import FrameDecoder, ProtocolError, RequestTimeout, request_wire
+from kernsim.services.runtime.host import MAX_HANDLERS, MAX_IN_FLIGHT, ConnectionSettings, Host
 from kernsim.services.runtime.session import RpcSession
 
-log = logging.getLogger("kernsim.services")
+__all__ = ["MAX_HANDLERS", "MAX_IN_FLIGHT", "Connection", "ConnectionSettings", "Host"]
 
-MAX_IN_FLIGHT = 1024
-MAX_HANDLERS = 4096
 WRITE_HIGH_BYTES = 1 << 20
 #: Poll events that say the peer is gone (POLLRDHUP, Linux: it shut its side down
 #: even with unread data before the FIN; POLLHUP/POLLERR: a reset or both sides shut).
 _GONE = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionSettings:
-    """A connection's bounds; the node builds one from its configuration."""
-
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    max_in_flight: int = MAX_IN_FLIGHT
-    max_handlers: int = MAX_HANDLERS
-    rpc_timeout_s: float = 30.0
-    #: Bytes an accepted connection may buffer before its hello (Limits.prehello_max_bytes).
-    prehello_max_bytes: int = 4096
-
-
-class Host(Protocol):
-    """What a connection needs from the node it belongs to."""
-
-    @property
-    def name(self) -> str: ...
-
-    def on_object(self, conn: Connection, obj: Any) -> None:
-        """One decoded frame, to be validated and dispatched."""
-
-    def send(self, conn: Connection, wire: Wire, kind: str) -> None:
-        """Frame ``wire`` and send it on ``conn`` (through the fault layer for kernel ``kind``)."""
-
-    def call_started(self) -> None:
-        """A call is pending: make sure its deadline will be swept."""
-
-    def count(self, stat: str) -> None:
-        """Add one to the node's counter ``stat``."""
-
-    def note_bad(self, text: str) -> None:
-        """A rate-limited log line about bad input."""
-
-    def watch_paused(self, conn: Connection) -> None:
-        """Reading from ``conn`` paused: check now and then whether its peer hung up."""
-
-    def connection_closed(self, conn: Connection) -> None:
-        """``conn`` is closed: forget it."""
 
 
 class Connection(asyncio.Protocol):
