@@ -26,6 +26,7 @@ the ``send`` callable the node gives, and replies are built by
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -70,7 +71,7 @@ class Dispatcher:
         *,
         token: str | None,
         send: Callable[[Connection, Wire, str], None],
-        spawn: Callable[[Awaitable[Any]], Any],
+        spawn: Callable[[Awaitable[Any]], asyncio.Task[Any]],
         claim: Callable[[Connection, Envelope], None],
         stats: dict[str, int],
         bad_log: RateLimitedLog,
