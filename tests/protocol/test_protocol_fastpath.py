@@ -196,7 +196,7 @@ def _judged_alike(obj: Any) -> None:
         assert (strict.in_reply_to, strict.body) == reply
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(obj=frames_or_garbage)
 def test_what_the_fast_path_accepts_the_strict_path_accepts_as_the_same_message(
     obj: Any,
