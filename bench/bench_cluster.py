@@ -26,8 +26,8 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 from kernsim.services.catalog import registry
-from kernsim.services.faultlayer import FaultLayer
 from kernsim.services.runtime import Node
+from kernsim.services.runtime.faultlayer import FaultLayer
 
 from kernsim.faults import load_profile
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from kernsim.services.cluster import Cluster
-from kernsim.services.config import SERVICES
 from kernsim.services.records import RecordWriter, read_records, rss_bytes
+from kernsim.services.runtime.config import SERVICES
 
 MIB = 1 << 20
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from kernsim.protocol import ProtocolError
 from kernsim.services.catalog import registry
-from kernsim.services.config import ServiceConfig
 from kernsim.services.runtime import Body, Node, setup_logging
+from kernsim.services.runtime.config import ServiceConfig
 
 log = logging.getLogger("kernsim.loadgen")
 POLL_S = 0.2

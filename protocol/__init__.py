@@ -2,10 +2,19 @@
 
 Nothing here touches a socket or a clock; the runtime feeds bytes in and
 gets envelopes out. The contract these modules implement is PROTOCOL.md.
+Every byte and every wire key lives in this package: the runtime frames with
+`encode_frame`, builds maps with wire.py, validates with `Envelope.from_wire`
+plus the `Registry` (strict) or `FastPath` (compiled, never looser).
 """
 
 from .envelope import (
     ERROR_TYPE,
+    KEY_BODY,
+    KEY_DEST,
+    KEY_IN_REPLY_TO,
+    KEY_MSG_ID,
+    KEY_SRC,
+    KEY_TYPE,
     MAX_ERROR_TEXT_CHARS,
     MAX_MSG_ID,
     MAX_NAME_CHARS,
@@ -37,6 +46,7 @@ from .errors import (
     error_from_code,
     is_definite,
 )
+from .fastpath import FastPath
 from .framing import HEADER_BYTES, MAX_FRAME_BYTES, DecoderStatistics, FrameDecoder, encode_frame
 from .handshake import accept_hello, check_hello_ok, make_hello
 from .messages import (
@@ -51,6 +61,7 @@ from .messages import (
     parse_fields,
     render_markdown,
 )
+from .wire import Wire, is_reply_wire, ok_reply_wire, request_wire
 
 __all__ = [
     "ERROR_FIELDS",
@@ -58,6 +69,12 @@ __all__ = [
     "ERROR_TYPE",
     "GENERIC_MESSAGES",
     "HEADER_BYTES",
+    "KEY_BODY",
+    "KEY_DEST",
+    "KEY_IN_REPLY_TO",
+    "KEY_MSG_ID",
+    "KEY_SRC",
+    "KEY_TYPE",
     "MAX_ERROR_TEXT_CHARS",
     "MAX_FRAME_BYTES",
     "MAX_MSG_ID",
@@ -70,6 +87,7 @@ __all__ = [
     "Envelope",
     "ErrorCode",
     "ErrorInfo",
+    "FastPath",
     "Field",
     "FrameDecoder",
     "FrameTooLarge",
@@ -86,6 +104,7 @@ __all__ = [
     "RequestTimeout",
     "TemporarilyUnavailable",
     "UnknownMessageType",
+    "Wire",
     "accept_hello",
     "check_hello_ok",
     "default_registry",
@@ -93,11 +112,14 @@ __all__ = [
     "error_from_code",
     "error_from_reply",
     "is_definite",
+    "is_reply_wire",
     "make_hello",
+    "ok_reply_wire",
     "parse_fields",
     "render_markdown",
     "reply_error",
     "reply_for_exception",
     "reply_ok",
+    "request_wire",
     "salvage_request",
 ]

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from .errors import ErrorCode, MalformedMessage, ProtocolError, error_from_code, is_definite
 
 __all__ = [
     "ERROR_TYPE",
+    "KEY_BODY",
+    "KEY_DEST",
+    "KEY_IN_REPLY_TO",
+    "KEY_MSG_ID",
+    "KEY_SRC",
+    "KEY_TYPE",
     "MAX_ERROR_TEXT_CHARS",
     "MAX_MSG_ID",
     "MAX_NAME_CHARS",
@@ -41,16 +47,25 @@ MAX_MSG_ID = 2**63 - 1
 OK_SUFFIX = "_ok"
 ERROR_TYPE = "error"
 
+# The one-letter wire keys of PROTOCOL.md section 2, spelt here and nowhere else:
+# the runtime builds and reads wire maps through these names (and wire.py).
+KEY_SRC: Final = "s"
+KEY_DEST: Final = "d"
+KEY_MSG_ID: Final = "i"
+KEY_IN_REPLY_TO: Final = "r"
+KEY_TYPE: Final = "t"
+KEY_BODY: Final = "b"
+
 WIRE_KEYS: Mapping[str, str] = {
-    "src": "s",
-    "dest": "d",
-    "msg_id": "i",
-    "in_reply_to": "r",
-    "type": "t",
-    "body": "b",
+    "src": KEY_SRC,
+    "dest": KEY_DEST,
+    "msg_id": KEY_MSG_ID,
+    "in_reply_to": KEY_IN_REPLY_TO,
+    "type": KEY_TYPE,
+    "body": KEY_BODY,
 }
-_REQUIRED_KEYS = frozenset({"s", "d", "i", "t", "b"})
-_ALLOWED_KEYS = _REQUIRED_KEYS | {"r"}
+_REQUIRED_KEYS = frozenset({KEY_SRC, KEY_DEST, KEY_MSG_ID, KEY_TYPE, KEY_BODY})
+_ALLOWED_KEYS = _REQUIRED_KEYS | {KEY_IN_REPLY_TO}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +90,14 @@ class Envelope:
     def to_wire(self) -> dict[str, Any]:
         """The msgpack-ready map; `r` is left out of requests to save bytes."""
         wire: dict[str, Any] = {
-            "s": self.src,
-            "d": self.dest,
-            "i": self.msg_id,
-            "t": self.type,
-            "b": self.body,
+            KEY_SRC: self.src,
+            KEY_DEST: self.dest,
+            KEY_MSG_ID: self.msg_id,
+            KEY_TYPE: self.type,
+            KEY_BODY: self.body,
         }
         if self.in_reply_to is not None:
-            wire["r"] = self.in_reply_to
+            wire[KEY_IN_REPLY_TO] = self.in_reply_to
         return wire
 
     @classmethod
@@ -90,8 +105,8 @@ class Envelope:
         """Validate a decoded frame and build the envelope, or raise MalformedMessage."""
         if type(obj) is not dict or obj.keys() not in _KEY_SETS:
             _raise_bad_shape(obj)
-        src, dest, msg_id, type_, body = obj["s"], obj["d"], obj["i"], obj["t"], obj["b"]
-        reply_to = obj.get("r")
+        src, dest, msg_id = obj[KEY_SRC], obj[KEY_DEST], obj[KEY_MSG_ID]
+        type_, body, reply_to = obj[KEY_TYPE], obj[KEY_BODY], obj.get(KEY_IN_REPLY_TO)
         # One combined test for the valid case, which is the hot path; the
         # per-field helpers run only to find what is wrong and say so.
         # `type() is` on purpose: bool is an int subclass, and True is no id.
@@ -129,13 +144,13 @@ def _raise_bad_shape(obj: object) -> NoReturn:
 
 
 def _raise_bad_field(obj: dict[str, Any]) -> NoReturn:
-    _name(obj["s"], "src", MAX_NAME_CHARS)
-    _name(obj["d"], "dest", MAX_NAME_CHARS)
-    _msg_id(obj["i"], "msg_id")
-    if obj.get("r") is not None:
-        _msg_id(obj["r"], "in_reply_to")
-    _name(obj["t"], "type", MAX_TYPE_CHARS)
-    raise MalformedMessage(f"body must be a map, got {_kind(obj['b'])}")
+    _name(obj[KEY_SRC], "src", MAX_NAME_CHARS)
+    _name(obj[KEY_DEST], "dest", MAX_NAME_CHARS)
+    _msg_id(obj[KEY_MSG_ID], "msg_id")
+    if obj.get(KEY_IN_REPLY_TO) is not None:
+        _msg_id(obj[KEY_IN_REPLY_TO], "in_reply_to")
+    _name(obj[KEY_TYPE], "type", MAX_TYPE_CHARS)
+    raise MalformedMessage(f"body must be a map, got {_kind(obj[KEY_BODY])}")
 
 
 def _kind(value: object) -> str:
@@ -218,15 +233,15 @@ def salvage_request(obj: object) -> Envelope | None:
     only close and log) and when the message claims to be a reply, because
     answering a bad reply with an error could start an endless exchange.
     """
-    if type(obj) is not dict or obj.get("r") is not None:
+    if type(obj) is not dict or obj.get(KEY_IN_REPLY_TO) is not None:
         return None
     try:
-        src = _name(obj.get("s"), "src", MAX_NAME_CHARS)
-        dest = _name(obj.get("d"), "dest", MAX_NAME_CHARS)
-        msg_id = _msg_id(obj.get("i"), "msg_id")
+        src = _name(obj.get(KEY_SRC), "src", MAX_NAME_CHARS)
+        dest = _name(obj.get(KEY_DEST), "dest", MAX_NAME_CHARS)
+        msg_id = _msg_id(obj.get(KEY_MSG_ID), "msg_id")
     except MalformedMessage:
         return None
-    kind = obj.get("t")
+    kind = obj.get(KEY_TYPE)
     if not (isinstance(kind, str) and 0 < len(kind) <= MAX_TYPE_CHARS):
         kind = "unknown"
     return Envelope(src, dest, msg_id, None, kind, {})

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 
 from kernsim.protocol import Envelope, InvalidArgument
-from kernsim.services.config import ServiceConfig
 from kernsim.services.runner import RunnerService
 from kernsim.services.runtime import Body
+from kernsim.services.runtime.config import ServiceConfig
 from kernsim.services.service import main
 
 END_IO = {"read": "end_swap_bio_read", "write": "end_swap_bio_write"}

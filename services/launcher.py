@@ -32,9 +32,9 @@ from typing import Any
 
 from kernsim.protocol import ProtocolError
 from kernsim.services.cluster import Cluster, ServiceFailure
-from kernsim.services.config import SERVICES
 from kernsim.services.lifecycle import Interrupted, start_cluster
 from kernsim.services.records import RecordWriter
+from kernsim.services.runtime.config import SERVICES
 from kernsim.services.snapshot import memcg_restore, mm_restore
 
 from kernsim import progress

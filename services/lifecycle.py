@@ -86,7 +86,7 @@ async def _check_remote(cluster: Cluster) -> None:
 
 def parse_services(text: str) -> dict[str, tuple[str, int]]:
     """``--services mm=HOST:PORT,...``: every one of the six, each once."""
-    from kernsim.services.config import SERVICES, parse_peers
+    from kernsim.services.runtime.config import SERVICES, parse_peers
 
     remote = parse_peers(text)
     missing = [s for s in SERVICES if s not in remote]

@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 from kernsim.services.catalog import Codec
 from kernsim.services.cgroupfs import EACCES, FILES, Cgroupfs, CgroupfsError
-from kernsim.services.config import ServiceConfig
 from kernsim.services.owner import OwnerService
+from kernsim.services.runtime.config import ServiceConfig
 from kernsim.services.service import main
 from kernsim.services.snapshot import memcg_snapshot
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from kernsim.services.config import ServiceConfig
-from kernsim.services.metrics import gauge
 from kernsim.services.owner import OwnerService
+from kernsim.services.runtime.config import ServiceConfig
+from kernsim.services.runtime.metrics import gauge
 from kernsim.services.service import main
 from kernsim.services.snapshot import mm_snapshot
 from prometheus_client.core import Metric

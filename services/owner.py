@@ -17,8 +17,8 @@ from typing import Any
 
 from kernsim.protocol import Envelope
 from kernsim.services.catalog import CODECS, Codec
-from kernsim.services.config import ServiceConfig
 from kernsim.services.runtime import Body
+from kernsim.services.runtime.config import ServiceConfig
 from kernsim.services.service import Service
 
 from kernsim.model.port import WouldBlock

@@ -22,8 +22,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from kernsim.protocol import Envelope, InvalidArgument
 from kernsim.services.catalog import CODEC_BY_NAME
-from kernsim.services.metrics import Metrics
 from kernsim.services.runtime import Body, Node
+from kernsim.services.runtime.metrics import Metrics
 
 from kernsim.model.port import CODE_PATHS, PRIMITIVE_BY_FN, PRIMITIVES, Cpu, PrimitiveInfo
 from kernsim.variants import Variant

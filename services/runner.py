@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kernsim.services.config import ServiceConfig
-from kernsim.services.metrics import counter_by
 from kernsim.services.remote_cpu import CpuHost
+from kernsim.services.runtime.config import ServiceConfig
+from kernsim.services.runtime.metrics import counter_by
 from kernsim.services.service import Service
 from prometheus_client.core import Metric
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from aiohttp import web
 from kernsim.protocol import Envelope
-from kernsim.services.admin import build_app, start_app
 from kernsim.services.catalog import KERNEL_TYPES, registry
-from kernsim.services.config import InsecureConfig, ServiceConfig, check_exposure
-from kernsim.services.faultlayer import FaultLayer
-from kernsim.services.metrics import Metrics, build_info, counter_by
-from kernsim.services.plumbing import watch_lifeline
 from kernsim.services.runtime import Body, Node, setup_logging, stop_on_signals
+from kernsim.services.runtime.admin import build_app, start_app
+from kernsim.services.runtime.config import InsecureConfig, ServiceConfig, check_exposure
+from kernsim.services.runtime.faultlayer import FaultLayer
+from kernsim.services.runtime.metrics import Metrics, build_info, counter_by
+from kernsim.services.runtime.plumbing import watch_lifeline
 from prometheus_client.core import Metric
 
 from kernsim.exits import Exit

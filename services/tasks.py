@@ -20,10 +20,10 @@ from typing import Any
 
 from aiohttp import web
 from kernsim.protocol import Envelope, InvalidArgument
-from kernsim.services.config import ServiceConfig
 from kernsim.services.remote_cpu import RemoteCpu
 from kernsim.services.runner import RunnerService
 from kernsim.services.runtime import Body
+from kernsim.services.runtime.config import ServiceConfig
 from kernsim.services.service import main
 from kernsim.services.tasks_http import add_task_routes
 from kernsim.services.workloads import CONTROLLERS, Program, ThreadProgram

@@ -20,7 +20,6 @@ from kernsim.cli.parser import UsageError
 from kernsim.cli.sim import exit_status
 from kernsim.exits import Exit, killed_by
 from kernsim.services.cluster import Cluster, ServiceFailure
-from kernsim.services.config import SERVICES
 from kernsim.services.launcher import ClusterResult, record_interrupted, run_one, write_results
 from kernsim.services.lifecycle import (
     Interrupted,
@@ -31,6 +30,7 @@ from kernsim.services.lifecycle import (
     token_from_env,
 )
 from kernsim.services.records import RecordWriter
+from kernsim.services.runtime.config import SERVICES
 from kernsim.services.workloads import CONTROLLERS
 from kernsim.sim.render import render_table
 

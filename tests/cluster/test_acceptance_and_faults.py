@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from kernsim.services.cluster import Cluster, free_ports
-from kernsim.services.config import SERVICES
+from kernsim.services.runtime.config import SERVICES
 
 from tests.support.admin import get_text
 

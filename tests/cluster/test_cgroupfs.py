@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from kernsim.services.cluster import Cluster
-from kernsim.services.config import SERVICES
+from kernsim.services.runtime.config import SERVICES
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.admin import get_text, put_text

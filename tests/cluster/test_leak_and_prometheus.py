@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from kernsim.services.cluster import HOST, Cluster
-from kernsim.services.config import SERVICES
 from kernsim.services.launcher import ClusterResult, experiment
+from kernsim.services.runtime.config import SERVICES
 
 from tests.support.polling import eventually
 from tests.support.prometheus import PROMETHEUS, prometheus_server, query

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kernsim.services.config import SERVICES
+from kernsim.services.runtime.config import SERVICES
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,

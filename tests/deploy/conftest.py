@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from kernsim.services.cluster import Cluster
-from kernsim.services.config import SERVICES
+from kernsim.services.runtime.config import SERVICES
 
 from tests.support.livestack import (
     DEPLOY,

@@ -199,7 +199,7 @@ def test_dashboard_covers_the_issue_panels() -> None:
 def exported_names() -> set[str]:
     """Every kernsim_ family name the services declare, with the suffixes Prometheus adds."""
     names: set[str] = set()
-    for path in (REPO / "services").glob("*.py"):
+    for path in (REPO / "services").rglob("*.py"):
         for name in re.findall(r'"(kernsim_[a-z_]+)"', path.read_text()):
             names.add(name)
     out = set(names)

@@ -53,10 +53,10 @@ async def test_calls_in_flight_are_bounded_and_callers_wait(pair: tuple[Node, No
         return gate.entered == 8
 
     await eventually(eight_waiting, 5)
-    assert len(conn.pending) == 8 and not any(c.done() for c in calls)
+    assert conn.in_flight == 8 and not any(c.done() for c in calls)
     gate.open.set()
     await asyncio.wait_for(asyncio.gather(*calls), 10)
-    assert gate.entered == 50 and not conn.pending
+    assert gate.entered == 50 and not conn.in_flight
 
 
 async def test_a_timed_out_call_is_forgotten_and_its_late_reply_dropped(
@@ -67,7 +67,7 @@ async def test_a_timed_out_call_is_forgotten_and_its_late_reply_dropped(
     t0 = time.monotonic()
     with pytest.raises(RequestTimeout):
         await conn.call("ping", {}, timeout_s=0.2)
-    assert 0.2 <= time.monotonic() - t0 < 1.0 and not conn.pending
+    assert 0.2 <= time.monotonic() - t0 < 1.0 and not conn.in_flight
     gate.open.set()  # the reply now comes late, to a call nobody waits for
 
     async def dropped() -> bool:
@@ -91,7 +91,7 @@ async def test_a_disconnect_fails_pending_calls_and_cancels_their_handlers(
     await eventually(parked, 5)
     conn.close()
     results = await asyncio.gather(*calls, return_exceptions=True)
-    assert all(isinstance(r, RequestTimeout) for r in results) and not conn.pending
+    assert all(isinstance(r, RequestTimeout) for r in results) and not conn.in_flight
 
     async def cleaned() -> bool:
         return server.statistics()["handler_tasks"] == 0 and len(server.live) == 0

@@ -38,8 +38,8 @@ from kernsim.protocol import (
 )
 from kernsim.services.catalog import registry
 from kernsim.services.cluster import HOST
-from kernsim.services.config import SERVICES
 from kernsim.services.runtime import MAX_LINKS
+from kernsim.services.runtime.config import SERVICES
 
 from kernsim.model.port import CODE_PATHS
 from tests.support.inprocess import InProcessCluster

@@ -10,8 +10,8 @@ import struct
 from kernsim.protocol import Envelope, encode_frame
 from kernsim.services.catalog import registry
 from kernsim.services.cluster import HOST
-from kernsim.services.connection import MAX_HANDLERS
 from kernsim.services.runtime import Body, Node
+from kernsim.services.runtime.connection import MAX_HANDLERS
 
 from tests.support.polling import eventually_fine as eventually
 

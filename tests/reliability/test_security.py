@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from kernsim.protocol import ErrorCode, FrameDecoder, encode_frame
-from kernsim.services.config import InsecureConfig, ServiceConfig, check_exposure
+from kernsim.services.runtime.config import InsecureConfig, ServiceConfig, check_exposure
 
 from tests.support.processes import ServiceProcess
 

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from kernsim.services.blockdev import BlockdevService
 from kernsim.services.cluster import HOST, free_ports
-from kernsim.services.config import SERVICES, ServiceConfig
 from kernsim.services.memcg import MemcgService
 from kernsim.services.mm import MmService
+from kernsim.services.runtime.config import SERVICES, ServiceConfig
 from kernsim.services.service import Service
 from kernsim.services.tasks import TasksService
 from kernsim.services.vmscan import VmscanService

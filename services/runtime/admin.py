@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from kernsim.services import openapi
-from kernsim.services.faultlayer import FaultLayer, parse_change
-from kernsim.services.metrics import Metrics
+from kernsim.services.runtime import openapi
+from kernsim.services.runtime.faultlayer import FaultLayer, parse_change
+from kernsim.services.runtime.metrics import Metrics
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from kernsim.faults import Profile

@@ -39,14 +39,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
 from kernsim.protocol import Envelope, HandshakeRefused, NodeNotFound
-from kernsim.services.config import Limits
-
-if TYPE_CHECKING:
-    from kernsim.services.connection import Connection
-    from kernsim.services.runtime import Node
+from kernsim.services.runtime.config import Limits
+from kernsim.services.runtime.connection import Connection
 
 #: How often accepted connections are checked against their deadlines.
 CHECK_S = 1.0
@@ -57,8 +54,9 @@ PAUSED_CHECK_S = 0.25
 class Guard:
     """The bounds of one node's accepted connections (see the module docstring)."""
 
-    def __init__(self, node: Node, limits: Limits) -> None:
-        self.node = node
+    def __init__(self, limits: Limits, note_bad: Callable[[str], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._note_bad = note_bad
         self.limits = limits
         self.accepted: set[Connection] = set()
         self.paused: set[Connection] = set()
@@ -71,13 +69,11 @@ class Guard:
         """Count a newly accepted connection; False when the service is full."""
         if len(self.accepted) >= self.limits.max_connections:
             self.refused += 1
-            self.node.note_bad(
-                f"refused a connection: {self.limits.max_connections} connections open"
-            )
+            self._note_bad(f"refused a connection: {self.limits.max_connections} connections open")
             return False
         self.accepted.add(conn)
         if self._timer is None:
-            self._timer = self.node.loop.call_later(CHECK_S, self._check)
+            self._timer = self._loop.call_later(CHECK_S, self._check)
         return True
 
     def forget(self, conn: Connection) -> None:
@@ -87,7 +83,7 @@ class Guard:
     def watch_paused(self, conn: Connection) -> None:
         self.paused.add(conn)
         if self._paused_timer is None:
-            self._paused_timer = self.node.loop.call_later(PAUSED_CHECK_S, self._check_paused)
+            self._paused_timer = self._loop.call_later(PAUSED_CHECK_S, self._check_paused)
 
     def _check_paused(self) -> None:
         self._paused_timer = None
@@ -95,22 +91,22 @@ class Guard:
             if conn.closed or not conn.read_paused:
                 self.paused.discard(conn)
             elif conn.peer_gone():
-                self.node.note_bad(f"{conn.peer} hung up while its reading was paused; closing")
+                self._note_bad(f"{conn.peer} hung up while its reading was paused; closing")
                 conn.close()
         if self.paused:
-            self._paused_timer = self.node.loop.call_later(PAUSED_CHECK_S, self._check_paused)
+            self._paused_timer = self._loop.call_later(PAUSED_CHECK_S, self._check_paused)
 
     def _check(self) -> None:
         self._timer = None
-        now = self.node.loop.time()
+        now = self._loop.time()
         for conn in list(self.accepted):
             why = self.overdue(conn, now)
             if why is not None:
                 self.closed_by_timeout += 1
-                self.node.note_bad(f"closing the connection from {conn.peer}: {why}")
+                self._note_bad(f"closing the connection from {conn.peer}: {why}")
                 conn.close()
         if self.accepted:
-            self._timer = self.node.loop.call_later(CHECK_S, self._check)
+            self._timer = self._loop.call_later(CHECK_S, self._check)
 
     def overdue(self, conn: Connection, now: float) -> str | None:
         """Why ``conn`` must be closed now, or None."""
@@ -140,19 +136,24 @@ class Guard:
 _CLAIM = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
-def check_claim(node: Node, conn: Connection, env: Envelope) -> None:
-    """Refuse a hello whose claimed name cannot be believed (see the module docstring)."""
-    if env.dest != node.name:
-        raise NodeNotFound(f"this is {node.name}, not {env.dest!r}")
+def check_claim(
+    name: str, peers: Mapping[str, tuple[str, int]], conn: Connection, env: Envelope
+) -> None:
+    """Refuse a hello to ``name`` whose claimed name cannot be believed (see the docstring).
+
+    ``peers`` is the receiver's peer table (name -> host, port).
+    """
+    if env.dest != name:
+        raise NodeNotFound(f"this is {name}, not {env.dest!r}")
     claimed = env.body.get("service")
     if claimed != env.src:
         raise HandshakeRefused(f"hello from {env.src!r} claims to be {claimed!r}")
     if not _CLAIM.fullmatch(env.src):
         raise HandshakeRefused(f"{env.src!r} is not a service name ([a-z][a-z0-9_-], <= 32)")
-    if env.src == node.name:
-        raise HandshakeRefused(f"a peer cannot claim to be {node.name} itself")
-    if env.src in node.peers and conn.accepted:
-        expected = node.peers[env.src][0]
+    if env.src == name:
+        raise HandshakeRefused(f"a peer cannot claim to be {name} itself")
+    if env.src in peers and conn.accepted:
+        expected = peers[env.src][0]
         remote = conn.remote_host()
         if remote is not None and not _same_host(expected, remote):
             raise HandshakeRefused(f"{env.src} is at {expected}, not {remote}")

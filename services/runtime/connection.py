@@ -3,14 +3,16 @@
 Theory of operation
 -------------------
 Bytes arrive in ``data_received`` and go straight through the frame decoder
-to the node's dispatcher: no StreamReader, no reader task, no await per
+to the host's dispatcher: no StreamReader, no reader task, no await per
 frame.  Frames written while a batch of input is being handled leave in one
 ``transport.write`` at the end of the batch; frames written elsewhere leave
 one loop turn later, together with whatever else that turn wrote.
 
-Calls in flight live in ``pending`` (msg_id -> future, deadline, type).  There
-is no timer per call: the node sweeps every connection's deadlines a few
-times a second (``Node._sweep``), so a timeout fires up to ``SWEEP_S`` late.
+Calls in flight belong to the connection's ``RpcSession`` (session.py: msg_id
+allocation, the pending map, deadlines), which knows no event loop; this
+class only ties its waiters to asyncio futures.  There is no timer per call:
+the node sweeps every connection's deadlines a few times a second
+(``expire``), so a timeout fires up to ``SWEEP_S`` late.
 
 Back-pressure, so that memory is bounded by configuration, not by peers:
 
@@ -33,35 +35,25 @@ connections a few times a second (``peer_gone``: the socket reports a hang-up
 or a reset) and closes those whose peer is gone.  Closing frees everything a
 connection owns: its handler tasks are cancelled, its pending calls failed,
 its held frames and unsent output dropped.
+
+A connection knows its node only as a ``Host`` (host.py): the few calls it
+makes on it, and the ``ConnectionSettings`` it was given.  It never imports
+the node, and the node reads it only through its public methods.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import select
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kernsim.protocol import (
-    ERROR_TYPE,
-    Envelope,
-    FrameDecoder,
-    ProtocolError,
-    RequestTimeout,
-    error_from_reply,
-)
+from kernsim.protocol import FrameDecoder, ProtocolError, RequestTimeout, request_wire
+from kernsim.services.runtime.host import MAX_HANDLERS, MAX_IN_FLIGHT, ConnectionSettings, Host
+from kernsim.services.runtime.session import RpcSession
 
-if TYPE_CHECKING:
-    from kernsim.services.runtime import Node
+__all__ = ["MAX_HANDLERS", "MAX_IN_FLIGHT", "Connection", "ConnectionSettings", "Host"]
 
-log = logging.getLogger("kernsim.services")
-
-# Pending: msg_id -> (future of the reply's wire map, deadline on the loop clock, type).
-Pending = tuple["asyncio.Future[dict[str, Any]]", float, str]
-
-MAX_IN_FLIGHT = 1024
-MAX_HANDLERS = 4096
 WRITE_HIGH_BYTES = 1 << 20
 #: Poll events that say the peer is gone (POLLRDHUP, Linux: it shut its side down
 #: even with unread data before the FIN; POLLHUP/POLLERR: a reset or both sides shut).
@@ -72,17 +64,27 @@ class Connection(asyncio.Protocol):
     """One TCP connection to a peer."""
 
     def __init__(
-        self, node: Node, peer: str, *, greeted: bool = False, accepted: bool = False
+        self,
+        host: Host,
+        settings: ConnectionSettings,
+        peer: str,
+        *,
+        greeted: bool = False,
+        accepted: bool = False,
     ) -> None:
-        self.node = node
+        self._host = host
+        self._loop = asyncio.get_running_loop()
+        self.settings = settings
         self.peer = peer
-        self.link = (node.name, peer)
+        self.link = (host.name, peer)
         self.greeted = greeted
-        self.pending: dict[int, Pending] = {}
-        self.decoder = FrameDecoder(node.max_frame_bytes)
+        self.session: RpcSession[asyncio.Future[dict[str, Any]]] = RpcSession(
+            timeout_s=settings.rpc_timeout_s, max_in_flight=settings.max_in_flight
+        )
+        self.decoder = FrameDecoder(settings.max_frame_bytes)
         self.transport: asyncio.Transport | None = None
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.max_in_flight = node.max_in_flight
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._max_handlers = settings.max_handlers
         self._closed = False
         self._buf: list[bytes] = []
         self._batch = False
@@ -92,19 +94,31 @@ class Connection(asyncio.Protocol):
         #: Decoded frames waiting for handler room (the rest of a read past the cap).
         self._held: deque[Any] = deque()
         self._room: deque[asyncio.Future[None]] = deque()
-        self.opened: asyncio.Future[None] = node.loop.create_future()
+        self.opened: asyncio.Future[None] = self._loop.create_future()
         #: Accepted from a peer (bounded by the node's Guard), not opened by this node.
         self.accepted = accepted
         self._refused = False
-        now = node.loop.time()
+        now = self._loop.time()
         self.opened_at = now
         self.last_frame_at = now
         #: When the frame now in the decoder's buffer began arriving (None: no partial frame).
         self.partial_since: float | None = None
 
-    def set_peer(self, peer: str) -> None:
+    def greet(self, peer: str) -> None:
+        """The peer's hello was accepted: it is ``peer`` from now on."""
+        self.greeted = True
         self.peer = peer
-        self.link = (self.node.name, peer)
+        self.link = (self._host.name, peer)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls sent on this connection and not yet answered."""
+        return self.session.in_flight
+
+    @property
+    def handler_count(self) -> int:
+        """Handler tasks of this connection's requests still running."""
+        return len(self._tasks)
 
     @property
     def closed(self) -> bool:
@@ -127,11 +141,11 @@ class Connection(asyncio.Protocol):
             objects = self.decoder.feed(data)
         except ProtocolError as exc:
             # PROTOCOL.md 5: nothing after a bad frame can be placed; close.
-            self.node.stats["frame_errors"] += 1
-            self.node.note_bad(f"bad frame from {self.peer}, closing: {exc.text}")
+            self._host.count("frame_errors")
+            self._host.note_bad(f"bad frame from {self.peer}, closing: {exc.text}")
             self.close()
             return
-        now = self.node.loop.time()
+        now = self._loop.time()
         if objects:
             self.last_frame_at = now
         if not self.decoder.buffered_bytes:
@@ -147,19 +161,20 @@ class Connection(asyncio.Protocol):
     def _dispatch_held(self) -> None:
         """Hand waiting frames to the node while this connection has handler room."""
         held = self._held
-        cap = self.node.max_handlers
+        cap = self._max_handlers
+        tasks = self._tasks
         self._batch = True
         try:
-            on_object = self.node.on_object
-            while held and not self._closed and len(self.tasks) < cap:
+            on_object = self._host.on_object
+            while held and not self._closed and len(tasks) < cap:
                 on_object(self, held.popleft())
         finally:
             self._batch = False
             self._flush()
         if self.accepted and not self.greeted and not self._closed:
-            limit = self.node.guard.limits.prehello_max_bytes
+            limit = self.settings.prehello_max_bytes
             if self.decoder.buffered_bytes > limit:
-                self.node.note_bad(f"{limit} bytes buffered before a hello; closing")
+                self._host.note_bad(f"{limit} bytes buffered before a hello; closing")
                 self.close()
                 return
         self._update_reading()
@@ -183,7 +198,7 @@ class Connection(asyncio.Protocol):
         if self._closed:
             return
         if (
-            len(self.pending) == 1
+            self.session.in_flight == 1
             and not self._batch
             and not self._flush_armed
             and self.transport is not None
@@ -195,7 +210,7 @@ class Connection(asyncio.Protocol):
         self._buf.append(frame)
         if not self._batch and not self._flush_armed:
             self._flush_armed = True
-            self.node.loop.call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_armed = False
@@ -208,13 +223,13 @@ class Connection(asyncio.Protocol):
 
     def handler_started(self, task: asyncio.Task[Any]) -> None:
         """Count a handler task of this connection; past ``max_handlers``, stop reading."""
-        self.tasks.add(task)
+        self._tasks.add(task)
         task.add_done_callback(self._handler_done)
-        if len(self.tasks) >= self.node.max_handlers:
+        if len(self._tasks) >= self._max_handlers:
             self._update_reading()
 
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
+        self._tasks.discard(task)
         if self._closed:
             return
         if self._held:
@@ -226,12 +241,12 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self._closed:
             return
-        pause = self._write_paused or bool(self._held) or len(self.tasks) >= self.node.max_handlers
+        pause = self._write_paused or bool(self._held) or len(self._tasks) >= self._max_handlers
         if pause and not self._read_paused:
             self._read_paused = True
-            self.node.stats["read_pauses"] += 1
+            self._host.count("read_pauses")
             transport.pause_reading()
-            self.node.guard.watch_paused(self)
+            self._host.watch_paused(self)
         elif not pause and self._read_paused:
             self._read_paused = False
             transport.resume_reading()
@@ -250,8 +265,8 @@ class Connection(asyncio.Protocol):
         """Greeted, with nothing in flight, running or waiting on this connection."""
         return (
             self.greeted
-            and not self.pending
-            and not self.tasks
+            and not self.session.in_flight
+            and not self._tasks
             and not self._held
             and self.partial_since is None
         )
@@ -274,11 +289,11 @@ class Connection(asyncio.Protocol):
             return True
 
     def has_room(self) -> bool:
-        return len(self.pending) < self.max_in_flight and not self._write_paused
+        return self.session.room() > 0 and not self._write_paused
 
     async def wait_room(self) -> None:
         """Wait until a call may be sent: fewer than max_in_flight pending, peer reading."""
-        loop = self.node.loop
+        loop = self._loop
         while not self.has_room():
             if self._closed:
                 raise RequestTimeout(f"connection to {self.peer} is closed")
@@ -298,7 +313,7 @@ class Connection(asyncio.Protocol):
                 if not fut.done():
                     fut.set_result(None)  # wait_room then raises: the connection is gone
             return
-        free = 0 if self._write_paused else self.max_in_flight - len(self.pending)
+        free = 0 if self._write_paused else self.session.room()
         while room and free > 0:
             fut = room.popleft()
             if not fut.done():
@@ -313,34 +328,42 @@ class Connection(asyncio.Protocol):
         """Send a request and wait for its reply body; an ``error`` reply is raised."""
         if self._closed:
             raise RequestTimeout(f"connection to {self.peer} is closed")
-        if self._room or len(self.pending) >= self.max_in_flight or self._write_paused:
+        session = self.session
+        if self._room or not session.room() or self._write_paused:
             await self.wait_room()
-        node = self.node
-        node._msg_id += 1
-        msg_id = node._msg_id
-        loop = node.loop
+        loop = self._loop
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
-        due = loop.time() + (node.rpc_timeout_s if timeout_s is None else timeout_s)
-        self.pending[msg_id] = (fut, due, type_)
-        node.arm_sweep()
+        msg_id = session.start(type_, fut, loop.time(), timeout_s)
+        host = self._host
+        host.call_started()
         try:
-            wire = {"s": node.name, "d": self.peer, "i": msg_id, "t": type_, "b": body}
-            node.send_wire(self, wire, type_)
-            reply = await fut
+            host.send(self, request_wire(host.name, self.peer, msg_id, type_, body), type_)
+            return await fut
         finally:
-            self.pending.pop(msg_id, None)
+            session.finish(msg_id)
             if self._room:
                 self._wake_room()
-        if reply["t"] == ERROR_TYPE:
-            raise error_from_reply(Envelope.from_wire(reply))
-        result: dict[str, Any] = reply["b"]
-        return result
+
+    def resolve(self, in_reply_to: int, body: dict[str, Any]) -> bool:
+        """An ``_ok`` reply's body for the call it answers; False when no call waits for it."""
+        fut = self.session.match(in_reply_to)
+        if fut is None or fut.done():
+            return False
+        fut.set_result(body)
+        return True
+
+    def reject(self, in_reply_to: int, exc: ProtocolError) -> bool:
+        """Fail the call a reply answers (an ``error`` reply, or a bad one); False if none waits."""
+        fut = self.session.match(in_reply_to)
+        if fut is None or fut.done():
+            return False
+        fut.set_exception(exc)
+        return True
 
     def expire(self, now: float) -> int:
         """Fail every call whose deadline has passed; return how many."""
-        expired = [k for k, (_f, due, _t) in self.pending.items() if due <= now]
-        for msg_id in expired:
-            fut, _due, type_ = self.pending.pop(msg_id)
+        expired = self.session.expire(now)
+        for fut, type_ in expired:
             if not fut.done():
                 fut.set_exception(RequestTimeout(f"{type_} to {self.peer}: no reply in time"))
         if expired and self._room:
@@ -357,16 +380,15 @@ class Connection(asyncio.Protocol):
         if not self.opened.done():
             self.opened.set_exception(ConnectionError(f"connection to {self.peer} lost"))
             self.opened.exception()
-        for fut, _due, _type in self.pending.values():
+        for fut in self.session.fail_all():
             if not fut.done():
                 # Indefinite: the peer may have applied the request before the link went.
                 fut.set_exception(RequestTimeout(f"connection to {self.peer} lost"))
-        self.pending.clear()
         self._held.clear()
         self._buf = []
         # Its handlers can no longer answer anyone: a parked primitive is dropped
         # (the owner skips cancelled waiters), as a request from a vanished CPU would be.
-        for task in list(self.tasks):
+        for task in list(self._tasks):
             task.cancel()
         self._wake_room()
-        self.node.connection_closed(self)
+        self._host.connection_closed(self)
