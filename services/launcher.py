@@ -1,9 +1,10 @@
 """``kernsim up`` and ``kernsim run``: the cluster on this machine.
 
-``run`` mirrors kernsim.sim.run.settle_and_check over live services: load,
-kill all, wait for quiescence, drain the pagevecs, check the invariants on
-state fetched from mm and memcg with the simulation's checker, one pass of
-global reclaim, report.  Exit 0 when the invariants hold, 1 when not, 2 for
+``run`` starts the services and runs services/experiment.py on them: rounds of
+load, then the simulation's own settle_and_check (kernsim.check.settle) over
+the live services -- kill all, wait for quiescence, drain the pagevecs, check
+the invariants on state fetched from mm and memcg, one pass of global
+reclaim -- and report.  Exit 0 when the invariants hold, 1 when not, 2 for
 bad usage, 3 when a service died or stopped answering (named on stderr), 4
 for a setup or environment error (one line on stderr; see lifecycle.py), and
 128 + the signal's number when SIGTERM or SIGINT stopped it.
@@ -25,15 +26,13 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernsim.protocol import ProtocolError
 from kernsim.services.cluster import Cluster, ServiceFailure
 from kernsim.services.config import SERVICES
+from kernsim.services.experiment import ClusterResult, experiment, sample_progress
 from kernsim.services.lifecycle import (
     EXIT_SETUP,
     Interrupted,
@@ -44,196 +43,11 @@ from kernsim.services.lifecycle import (
     token_from_env,
 )
 from kernsim.services.records import RecordWriter
-from kernsim.services.snapshot import memcg_restore, mm_restore
 
 from kernsim import options, progress
-from kernsim.sim.checker import (
-    Violation,
-    global_reclaim_violations,
-    quiescent_violations,
-    slots_in_use,
-    stale_swapcache_pages,
-)
-from kernsim.sim.result import RunResult
+from kernsim.workloads import CONTROLLERS
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE, EXIT_SERVICE = 0, 1, 2, 3
-#: What each recorded phase means, for the progress lines on stderr.
-PHASES = {
-    "workload_started": "{duration_s:g} s of load, then every task is killed",
-    "killed_all": "every task killed; waiting for I/O and work to quiesce",
-    "quiescent": "quiescent",
-    "round_checked": "round {round}: memsw.usage - usage = {memsw_minus_usage_bytes} B with no "
-    "task left ({swapin_reads} swap-in reads)",
-}
-
-
-@dataclass(slots=True)
-class ClusterResult(RunResult):
-    """kernsim sim's result object, without trace_sha256, with wall_s, ops and messages."""
-
-    wall_s: float = 0.0
-    messages: int = 0
-    #: Load rounds run, their seconds of load, and what ended them (``leak seen``,
-    #: ``bound reached`` with --until-leak, else ``one round``).
-    load_rounds: int = 1
-    load_s: float = 0.0
-    ended: str = "one round"
-    #: Swap-in reads (pages read back from swap, readahead included) during the load.
-    swapin_reads: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = RunResult.to_dict(self)
-        d.update(
-            wall_s=round(self.wall_s, 3),
-            ops=self.events,
-            messages=self.messages,
-            load_rounds=self.load_rounds,
-            load_s=self.load_s,
-            ended=self.ended,
-            swapin_reads=self.swapin_reads,
-        )
-        return d
-
-
-async def experiment(
-    cluster: Cluster,
-    duration_s: float,
-    settle_s: float = 120.0,
-    out: RecordWriter | None = None,
-    until_leak_s: float | None = None,
-) -> ClusterResult:
-    """Load rounds, then drain, check, global reclaim: one run on a started cluster.
-
-    A load round is the scenario's workload for ``duration_s`` (kamezawa: three tasks,
-    pkill every 3 s), kill all, quiescence.  Without ``until_leak_s`` one round is run.
-    With it, rounds repeat (each with its own workload seed) until memsw.usage stays
-    above usage with no task left, or until the next round would pass ``until_leak_s``
-    seconds of load in all: the verdict says which ended it, and ``swapin_reads`` how
-    many chances a kill had to catch a swap-in in flight.  A leak, once there,
-    stays (nothing inside the memcg reclaims it), so the rounds only add kill rounds
-    as Kamezawa's loop did, and the check at the end sees them all.
-    """
-
-    def phase(name: str, **fields: Any) -> None:
-        text = PHASES.get(name, name).format(duration_s=duration_s, **fields)
-        progress.phase(f"{cluster.variant}: {text}")
-        if out is not None:
-            out.write("phase", phase=name, variant=cluster.variant, **fields)
-
-    t0 = time.monotonic()
-    reads0 = reads = await _swapin_reads(cluster)
-    rounds, load_s, gap = 0, 0.0, 0
-    while True:
-        gap = await _load_round(cluster, duration_s, cluster.seed + rounds, settle_s, phase)
-        rounds += 1
-        load_s += duration_s
-        before, reads = reads, await _swapin_reads(cluster)
-        # Swap-ins are the chances a kill had to catch readahead in flight (a machine loaded
-        # enough kills the tasks before they touch their pages twice: none at all).
-        swapins = reads - before
-        phase("round_checked", round=rounds, memsw_minus_usage_bytes=gap, swapin_reads=swapins)
-        if until_leak_s is None or gap > 0 or load_s + duration_s > until_leak_s:
-            break
-    ended = "leak seen" if gap > 0 else "bound reached" if until_leak_s is not None else "one round"
-    wall_load = time.monotonic() - t0
-    progress.phase(f"{cluster.variant}: draining pagevecs, checking the invariants")
-    await cluster.rpc("workqueue", "run_path", {"path": "lru_add_drain_all"})
-    mm = mm_restore((await cluster.rpc("mm", "snapshot"))["state"])
-    memcg_data = (await cluster.rpc("memcg", "snapshot"))["state"]
-    memcg = memcg_restore(memcg_data)
-    group = memcg.groups[memcg.by_name["/A"]]
-    stale = len(stale_swapcache_pages(mm, memcg))
-    used = len(slots_in_use(mm))
-    violations = [Violation(k, m) for k, m in memcg_data["violations"]]
-    violations += quiescent_violations(mm, memcg)
-    progress.phase(f"{cluster.variant}: one pass of global reclaim")
-    await cluster.rpc("vmscan", "run_path", {"path": "global_reclaim"}, timeout_s=settle_s)
-    mm_after = mm_restore((await cluster.rpc("mm", "snapshot"))["state"])
-    used_after = slots_in_use(mm_after)
-    violations += global_reclaim_violations(mm_after)
-    stats = await cluster.statistics()
-    violations += _crashes(stats)
-    results: dict[str, int] = {}
-    for svc in ("tasks", "vmscan"):
-        for k, v in stats[svc]["vmscan_results"].items():
-            results[k] = results.get(k, 0) + v
-    return ClusterResult(
-        scenario=cluster.scenario,
-        variant=cluster.variant,
-        seed=cluster.seed,
-        faults=cluster.faults,
-        page_cluster=mm.config.page_cluster,
-        events=stats["mm"]["ops"] + stats["memcg"]["ops"],
-        virtual_s=wall_load,
-        usage_bytes=group.res.usage,
-        memsw_usage_bytes=group.memsw.usage,
-        stale_swapcache_pages=stale,
-        swap_slots_used=used,
-        swap_slots_used_after_global_reclaim=len(used_after),
-        oom_kills=group.oom_kills,
-        vmscan_results=results,
-        wall_s=time.monotonic() - t0,
-        messages=sum(s["node"]["messages_sent"] for s in stats.values()),
-        violations=violations,
-        load_rounds=rounds,
-        load_s=load_s,
-        ended=ended,
-        swapin_reads=reads - reads0,
-    )
-
-
-async def _swapin_reads(cluster: Cluster) -> int:
-    """Swap-in reads completed so far (end_swap_bio_read runs on blockdev)."""
-    stats = (await cluster.rpc("blockdev", "statistics"))["stats"]
-    return int(stats["work_items"].get("end_swap_bio_read", 0))
-
-
-async def _load_round(
-    cluster: Cluster, duration_s: float, seed: int, settle_s: float, phase: Any
-) -> int:
-    """One round of load, kill all, quiescence; memsw.usage - usage of /A with no task left."""
-    await cluster.rpc(
-        "tasks",
-        "start_workload",
-        {"scenario": cluster.scenario, "duration_s": float(duration_s), "seed": seed},
-    )
-    phase("workload_started", seed=seed)
-    await cluster.watched(_until_quiet(cluster), duration_s * 3 + settle_s, "the workload")
-    await cluster.rpc("tasks", "kill_all")
-    phase("killed_all")
-    await cluster.watched(_until_quiet(cluster), settle_s, "quiescence")
-    phase("quiescent")
-    a = (await cluster.rpc("memcg", "statistics"))["stats"]["cgroups"]["/A"]
-    return int(a["memsw_usage_bytes"]) - int(a["usage_bytes"])
-
-
-async def _until_quiet(cluster: Cluster) -> None:
-    while not (await cluster.rpc("tasks", "quiesce_status"))["quiescent"]:
-        await asyncio.sleep(0.1)
-
-
-def _crashes(stats: dict[str, Any]) -> list[Violation]:
-    """A kernel BUG_ON or a failed code path anywhere is a violation, named by service."""
-    out = []
-    for name, s in stats.items():
-        for text in s["node"]["crash_texts"] + s.get("crash_texts", []):
-            out.append(Violation("service_error", f"{name}: {text}"))
-    return out
-
-
-async def _progress(
-    cluster: Cluster, out: RecordWriter, every_s: float = 1.0, last: dict[str, Any] | None = None
-) -> None:
-    """A progress record each ``every_s``: kernel ops and memcg's counters (kept in ``last``)."""
-    while True:
-        await asyncio.sleep(every_s)  # the sampling period, not a wait for a state
-        with contextlib.suppress(ServiceFailure, OSError, ProtocolError):
-            mm = (await cluster.rpc("mm", "statistics", timeout_s=2.0))["stats"]
-            memcg = (await cluster.rpc("memcg", "statistics", timeout_s=2.0))["stats"]
-            sample = {"ops": mm["ops"] + memcg["ops"], "cgroups": memcg.get("cgroups")}
-            out.write("progress", variant=cluster.variant, **sample)
-            if last is not None:
-                last.update(sample, ts=round(time.time(), 6))
 
 
 async def run_one(
@@ -260,7 +74,7 @@ async def run_one(
             out.write(
                 "cluster_started", variant=variant, pids=cluster.pids(), ports=cluster.addresses()
             )
-            sampler = asyncio.ensure_future(_progress(cluster, out, last=measured))
+            sampler = asyncio.ensure_future(sample_progress(cluster, out, last=measured))
         until = getattr(args, "until_leak", None)
         result = await experiment(cluster, args.duration, out=out, until_leak_s=until)
         if out is not None:
@@ -319,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.close()
             _write_results(Path(args.out) / "results.json", results, unfinished)
     if not args.json:
-        print(render_table([_Row(r) for r in results], verbose=args.verbose))
+        print(render_table(results, verbose=args.verbose))
     return exit_status(results, args.strict)
 
 
@@ -344,22 +158,7 @@ def _write_results(
     os.replace(tmp, path)
 
 
-class _Row:
-    """A result as kernsim.cli.render_table reads it (it shows the trace hash column)."""
-
-    def __init__(self, r: ClusterResult) -> None:
-        self._r = r
-        self.scenario, self.faults, self.page_cluster = r.scenario, r.faults, r.page_cluster
-        self.variant, self.seed, self.violations = r.variant, r.seed, r.violations
-        self.verdict, self.memsw_leak_bytes = r.verdict, r.memsw_leak_bytes
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self._r.to_dict(), "trace_sha256": "(cluster)", "virtual_s": self._r.wall_s}
-
-
 def _check_args(args: argparse.Namespace) -> None:
-    from kernsim.services.workloads import CONTROLLERS
-
     from kernsim.cli import UsageError
     from kernsim.faults import load_profile
 
@@ -412,7 +211,7 @@ async def _up(args: argparse.Namespace) -> int:
         while not stop.is_set():
             if (dead := cluster.dead()) is not None:
                 raise ServiceFailure(dead[0], f"exited with status {dead[1]}")
-            with __import__("contextlib").suppress(asyncio.TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
         return EXIT_OK
     except ServiceFailure as exc:
@@ -431,8 +230,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from kernsim.services.workloads import CONTROLLERS
-
     p.add_argument(
         "--scenario",
         default="kamezawa",

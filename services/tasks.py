@@ -26,8 +26,8 @@ from kernsim.services.runner import RunnerService
 from kernsim.services.runtime import Body
 from kernsim.services.service import main
 from kernsim.services.tasks_http import add_task_routes
-from kernsim.services.workloads import CONTROLLERS, Program, ThreadProgram
 
+from kernsim.check.spec import workload_params
 from kernsim.model.memcontrol import (
     MEM_CGROUP_RECLAIM_RETRIES,
     mem_cgroup_attach_task,
@@ -38,6 +38,7 @@ from kernsim.model.memory import exit_mm, mm_init, mm_users_inc
 from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.vmscan import try_to_free_mem_cgroup_pages
 from kernsim.sim.scenarios import get_scenario
+from kernsim.workloads import CONTROLLERS, Program, ThreadProgram
 
 #: The services whose code paths must all have finished for the cluster to be quiet.
 RUNNERS = ("blockdev", "workqueue", "vmscan")
@@ -188,7 +189,7 @@ class TasksService(RunnerService):
                 err = await shell.call(mem_cgroup_resize_limit, self.memcg_id, limit, memsw)
                 if err:
                     raise InvalidArgument(f"could not set the limit: errno {-err}", errno=-err)
-        run = CONTROLLERS[sc.name](self, {**sc.params}, duration_s)
+        run = CONTROLLERS[sc.name](self, workload_params(sc.name, duration_s=duration_s))
         self.workload = self.node.spawn(self._guard(run))
         return {}
 

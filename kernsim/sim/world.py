@@ -1,15 +1,27 @@
-"""A simulated machine: the engine, one memcg, the tasks, and the workloads they run."""
+"""A simulated machine: the engine, one memcg, the tasks, and the workloads they run.
+
+``World`` is both machines a run needs: the workloads' ``Machine``
+(kernsim.workloads: spawn, kill_all, oom_kill, wait_exited) and the checks'
+``Settleable`` (kernsim.check.settle: quiesce, drain, state, global reclaim),
+each running the engine on the virtual clock.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from kernsim.check.invariants import Violation
+from kernsim.check.settle import State
 from kernsim.faults import Profile
 from kernsim.model.memcontrol import MemcgState, mem_cgroup_attach_task, mem_cgroup_resize_limit
 from kernsim.model.memory import exit_mm, mm_init, mm_users_inc
 from kernsim.model.mm import MmConfig, MmState
+from kernsim.model.swap import lru_add_drain_all
+from kernsim.model.vmscan import global_reclaim
+from kernsim.sim.checker import ContinuousChecker, attach_events
 from kernsim.sim.engine import Engine, SimCpu, Strategy
 from kernsim.variants.base import Variant
 from kernsim.workloads import Program, ThreadProgram
@@ -29,6 +41,8 @@ class World:
     shell: SimCpu | None = None
     #: Thread groups: each task's mm (the pid of the task that exec'd it).
     mm_of: dict[int, int] = field(default_factory=dict)
+    #: The continuous checks, when a run attached them (see check_continuously).
+    checker: ContinuousChecker | None = None
 
     @classmethod
     def create(
@@ -68,6 +82,12 @@ class World:
     @property
     def rng(self) -> random.Random:
         return self.engine.rng
+
+    def check_continuously(self) -> ContinuousChecker:
+        """Attach the continuous checks as an observer of the engine."""
+        self.checker = ContinuousChecker()
+        self.engine.observers.append(self.checker)
+        return self.checker
 
     def new_task_cpu(self, name: str | None = None) -> SimCpu:
         """fork: a task of cgroup /A, on a CPU of its own (not started)."""
@@ -165,6 +185,34 @@ class World:
         """``wait``: until every task has exited."""
         while self.tasks:
             await self.sleep(0.001)
+
+    # --- kernsim.check.settle.Settleable: what settle_and_check drives ---------
+    # Each runs the engine to idle inside the call: none of these awaits suspends.
+
+    async def quiesce(self) -> None:
+        self.kill_all()
+        self.engine.run()
+
+    async def drain(self) -> None:
+        async def drain(cpu: SimCpu) -> None:
+            await cpu.call(lru_add_drain_all)
+
+        self._run_kernel("kworker", drain)
+
+    async def state(self) -> State:
+        found = self.checker.violations if self.checker is not None else []
+        return State(self.engine.mm, self.engine.memcg, list(found))
+
+    async def global_reclaim(self) -> None:
+        self._run_kernel("reclaim", global_reclaim)
+
+    def explain(self, violations: list[Violation]) -> None:
+        attach_events(violations, self.engine.trace)
+
+    def _run_kernel(self, name: str, path: Callable[[SimCpu], Coroutine[Any, Any, None]]) -> None:
+        cpu = SimCpu(self.engine, self.engine.unique_name(name), "workqueue", "workqueue")
+        self.engine.start(cpu, path(cpu))
+        self.engine.run()
 
 
 def _check(err: int) -> None:

@@ -1,4 +1,4 @@
-"""What a run found, as `kernsim sim` and `kernsim run` both report it.
+"""What a run found, as `kernsim sim`, `kernsim explore` and `kernsim run` all report it.
 
 The verdict splits what the checker found into three parts:
 
@@ -21,10 +21,12 @@ fails on them too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
-from kernsim.sim.checker import Violation
+from kernsim.check.invariants import Violation
+from kernsim.check.settle import Findings
+from kernsim.variants import VARIANTS
 
 #: The verdict words, worst first.
 LEAK, VIOLATED, PINNED, OK = "LEAK", "VIOLATED", "pinned", "ok"
@@ -33,8 +35,6 @@ LEAK, VIOLATED, PINNED, OK = "LEAK", "VIOLATED", "pinned", "ok"
 def by_design(v: Violation, variant: str) -> bool:
     """Whether ``variant``'s own design gives back the slot of swap_slot_in_use ``v``
     without global reclaim."""
-    from kernsim.variants import VARIANTS
-
     if v.pin == "charged":
         return True  # on its memcg's LRU: memcg reclaim's shrink_page_list() frees it
     cls = VARIANTS.get(variant)
@@ -44,6 +44,9 @@ def by_design(v: Violation, variant: str) -> bool:
 def failing(violations: list[Violation], variant: str) -> list[Violation]:
     """The violations that fail a run: all but the slots the variant gives back by design."""
     return [v for v in violations if not (v.kind == "swap_slot_in_use" and by_design(v, variant))]
+
+
+R = TypeVar("R", bound="RunResult")
 
 
 @dataclass(slots=True)
@@ -66,6 +69,35 @@ class RunResult:
     oom_kills: int
     vmscan_results: dict[str, int]
     violations: list[Violation] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls: type[R],
+        findings: Findings,
+        *,
+        scenario: str,
+        variant: str,
+        seed: int,
+        faults: str,
+        events: int,
+        virtual_s: float,
+        vmscan_results: dict[str, int],
+        **extra: Any,
+    ) -> R:
+        """The one way a result is made: what the run was, what settle_and_check found,
+        the run's counters, and whatever the subclass adds (``extra``)."""
+        found = {f.name: getattr(findings, f.name) for f in fields(findings)}
+        return cls(
+            scenario=scenario,
+            variant=variant,
+            seed=seed,
+            faults=faults,
+            events=events,
+            virtual_s=virtual_s,
+            vmscan_results=vmscan_results,
+            **found,
+            **extra,
+        )
 
     @property
     def invariants_ok(self) -> bool:
