@@ -21,7 +21,7 @@ fails on them too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from kernsim.check.invariants import Violation
@@ -50,54 +50,25 @@ R = TypeVar("R", bound="RunResult")
 
 
 @dataclass(slots=True)
-class RunResult:
-    """The state after kill-all and settle, the slots left after global reclaim, and the
-    violations.  Subclasses add how the run was made (a trace hash, or wall time)."""
+class RunResult(Findings):
+    """What settle_and_check found (the state after kill-all and settle, the slots left
+    after global reclaim, the violations), and what the run was: the scenario, the
+    variant, the seed, the profile, its counters.  Subclasses add how the run was made
+    (a trace hash, or wall time)."""
 
     scenario: str
     variant: str
     seed: int
     faults: str
-    page_cluster: int
     events: int
     virtual_s: float
-    usage_bytes: int
-    memsw_usage_bytes: int
-    stale_swapcache_pages: int
-    swap_slots_used: int
-    swap_slots_used_after_global_reclaim: int
-    oom_kills: int
     vmscan_results: dict[str, int]
-    violations: list[Violation] = field(default_factory=list)
 
     @classmethod
-    def build(
-        cls: type[R],
-        findings: Findings,
-        *,
-        scenario: str,
-        variant: str,
-        seed: int,
-        faults: str,
-        events: int,
-        virtual_s: float,
-        vmscan_results: dict[str, int],
-        **extra: Any,
-    ) -> R:
-        """The one way a result is made: what the run was, what settle_and_check found,
-        the run's counters, and whatever the subclass adds (``extra``)."""
-        found = {f.name: getattr(findings, f.name) for f in fields(findings)}
-        return cls(
-            scenario=scenario,
-            variant=variant,
-            seed=seed,
-            faults=faults,
-            events=events,
-            virtual_s=virtual_s,
-            vmscan_results=vmscan_results,
-            **found,
-            **extra,
-        )
+    def build(cls: type[R], findings: Findings, **run: Any) -> R:
+        """The one way a result is made: what settle_and_check found, plus ``run``: the
+        fields above and whatever the subclass adds."""
+        return cls(**{f.name: getattr(findings, f.name) for f in fields(Findings)}, **run)
 
     @property
     def invariants_ok(self) -> bool:
