@@ -1,20 +1,24 @@
 """The scenarios' workloads: task programs and the controllers that start and kill them.
 
-One copy serves both ways of running kernsim: the simulation's World and the
-cluster's tasks service each implement :class:`Machine`, and the programs
-only use the Cpu port, so "three tasks touch 1M each, pkill every 3 s" is the
-same code on the virtual clock and on real processes.
+One copy serves both ways of running kernsim: :class:`TaskGroup` implements
+the controllers' :class:`Machine` once (fork, exec, clone, exit, pkill, the
+OOM killer's kill), and the simulation's World and the cluster's tasks service
+each add only how a CPU is made, started and signalled on their clock; the
+programs only use the Cpu port, so "three tasks touch 1M each, pkill every
+3 s" is the same code on the virtual clock and on real processes.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from kernsim.model.madvise import madvise_dontneed
-from kernsim.model.memory import VM_FAULT_OOM, do_page_fault
+from kernsim.model.memcontrol import mem_cgroup_attach_task
+from kernsim.model.memory import VM_FAULT_OOM, do_page_fault, exit_mm, mm_init, mm_users_inc
 from kernsim.model.mmap import do_munmap
 from kernsim.model.port import Cpu
 
@@ -34,6 +38,139 @@ class Machine(Protocol):
     def wait_exited(self) -> Awaitable[None]: ...
     @property
     def ntasks(self) -> int: ...
+
+
+C = TypeVar("C", bound=Cpu)
+
+
+class TaskGroup(ABC, Generic[C]):
+    """The Machine, once: the tasks of cgroup /A and their thread groups, and how they
+    are forked, exec'd, cloned, reaped, killed by pkill and by the memcg OOM killer.
+
+    A backend keeps the tables below (as fields or in its ``__init__``) and says how
+    a task's CPU is made (:meth:`_new_cpu`), started (:meth:`_start`) and sent
+    SIGKILL (:meth:`_signal`), and how the shell sleeps (``sleep``).
+    """
+
+    tasks: dict[int, C]
+    #: Thread groups: each task's mm (the pid of the task that exec'd it).
+    mm_of: dict[int, int]
+    memcg_id: int
+    next_task: int
+    exited: int
+    #: Tasks the memcg OOM killer chose: a count (a list of pids would grow for as long
+    #: as a service runs).
+    oom_killed: int
+    #: How often ``wait`` looks whether every task has exited.
+    exit_poll_s: float = 0.001
+
+    @abstractmethod
+    def _new_cpu(self, name: str, task: int) -> C:
+        """A CPU for task ``task`` of /A (not started)."""
+
+    @abstractmethod
+    def _start(self, cpu: C, life: Coroutine[Any, Any, None]) -> None:
+        """Run ``life`` on ``cpu`` from now on."""
+
+    @abstractmethod
+    def _signal(self, cpu: C, memdie: bool) -> None:
+        """SIGKILL (with TIF_MEMDIE when ``memdie``): the task exits at its next return
+        to user space."""
+
+    @abstractmethod
+    def sleep(self, delay_s: float) -> Awaitable[None]:
+        """The shell's sleep (``sleep 3`` between rounds)."""
+
+    @property
+    def ntasks(self) -> int:
+        return len(self.tasks)
+
+    def new_task_cpu(self, name: str | None = None, mm: int = 0) -> C:
+        """fork: a task of cgroup /A on a CPU of its own (not started), in the thread
+        group of mm ``mm`` (default: its own)."""
+        tid = self.next_task
+        self.next_task += 1
+        cpu = self._new_cpu(name or f"task{tid}", tid)
+        self.tasks[tid] = cpu
+        self.mm_of[tid] = mm or tid
+        return cpu
+
+    def spawn_task(
+        self, program: Program, threads: Sequence[ThreadProgram] = (), name: str | None = None
+    ) -> C:
+        """fork + exec into cgroup /A: a new task running ``program`` from now on; it then
+        clone()s one thread (CLONE_VM) per entry of ``threads``, which shares its mm."""
+        cpu = self.new_task_cpu(name)
+        self._start(cpu, self._life(cpu, program, threads))
+        return cpu
+
+    async def exec_task(self, cpu: C) -> None:
+        """exec: an empty address space, and the task joins /A's tasks file."""
+        await cpu.call(mm_init, cpu.task, self.memcg_id)
+        await cpu.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+
+    async def _life(self, cpu: C, program: Program, threads: Sequence[ThreadProgram]) -> None:
+        await self.exec_task(cpu)
+        for thread in threads:
+            await self._clone(cpu, thread)
+        await program(cpu)
+        await self.exit_task(cpu)
+
+    async def _clone(self, parent: C, thread: ThreadProgram) -> None:
+        """do_fork(CLONE_VM): copy_mm() takes an mm_users reference in the parent, then
+        the thread joins the parent's cgroup and runs."""
+        if parent.fatal_signal_pending():
+            return  # copy_process(): a fatal signal is pending, no new thread
+        mm = self.mm_of.get(parent.task, parent.task)
+        cpu = self.new_task_cpu(mm=mm)
+        try:
+            await parent.call(mm_users_inc, mm, cpu.task)
+            await parent.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+        except BaseException:
+            self.reap(cpu)
+            raise
+        self._start(cpu, self._thread_life(cpu, mm, thread))
+
+    async def _thread_life(self, cpu: C, mm: int, thread: ThreadProgram) -> None:
+        await thread(cpu, mm)
+        await self.exit_task(cpu)
+
+    async def exit_task(self, cpu: C) -> None:
+        """exit(): leave the mm (the last user tears it down) and the cgroup."""
+        await exit_mm(cpu, self.mm_of.get(cpu.task, cpu.task))
+        self.reap(cpu)
+
+    def reap(self, cpu: C) -> None:
+        """The task is gone: out of the tables (once, however its life ended)."""
+        if self.tasks.pop(cpu.task, None) is not None:
+            self.mm_of.pop(cpu.task, None)
+            self.exited += 1
+
+    def kill(self, task: int, memdie: bool = False) -> None:
+        """Send SIGKILL to ``task`` (nothing when it is gone or already killed)."""
+        cpu = self.tasks.get(task)
+        if cpu is not None and not cpu.fatal_signal_pending():
+            self._signal(cpu, memdie)
+
+    def kill_all(self) -> int:
+        """``pkill``: every task of the cgroup; how many there were."""
+        for task in sorted(self.tasks):
+            self.kill(task)
+        return len(self.tasks)
+
+    def oom_kill(self, task: int) -> None:
+        """The memcg OOM killer's SIGKILL, with TIF_MEMDIE, to every task of the chosen
+        task's mm (oom_kill_process() kills the threads sharing it too)."""
+        self.oom_killed += 1
+        mm = self.mm_of.get(task, task)
+        for tid in sorted(self.tasks):
+            if tid == task or self.mm_of.get(tid) == mm:
+                self.kill(tid, memdie=True)
+
+    async def wait_exited(self) -> None:
+        """``wait``: until every task has exited."""
+        while self.tasks:
+            await self.sleep(self.exit_poll_s)
 
 
 async def touch(cpu: Cpu, addr: int, mm: int = 0) -> bool:

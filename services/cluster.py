@@ -7,6 +7,11 @@ or a call that times out becomes a ``ServiceFailure`` naming the service, so
 a run can fail but never hang.  A liveness monitor pings every service a few
 times a second with its own short timeout, so that a stopped (SIGSTOP) or
 wedged service is named as itself, not as the caller stuck behind it.
+
+``Cluster`` is also the checks' ``Settleable`` (kernsim.check.settle): kill all
+and quiesce, drain, the state (rebuilt from mm's and memcg's snapshots) and
+global reclaim, each over RPC, so a run on the cluster settles and checks with
+the simulation's own ``settle_and_check``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ from kernsim.services.records import proc_state
 from kernsim.services.runtime import Body, Node
 from kernsim.services.runtime.config import SERVICES, format_peers
 from kernsim.services.runtime.plumbing import ENV_LIFELINE_FD
+from kernsim.services.snapshot import memcg_restore, mm_restore
+
+from kernsim.check.invariants import Violation
+from kernsim.check.settle import State
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -73,6 +82,8 @@ class Cluster:
     rpc_timeout_s: float = 30.0
     #: A service that does not answer a ping within this is reported as stuck.
     liveness_timeout_s: float = 5.0
+    #: The longest wait for quiescence once every task is killed, and for global reclaim.
+    settle_timeout_s: float = 120.0
     token: str | None = None
     #: Services already running elsewhere (name -> RPC host, port): nothing is
     #: spawned or stopped, the launcher only connects (``kernsim run --services``).
@@ -291,6 +302,43 @@ class Cluster:
         if self._own_log_dir and self.log_dir is not None:
             shutil.rmtree(self.log_dir, ignore_errors=True)
             self._own_log_dir = False
+
+    # --- kernsim.check.settle.Settleable, over RPC -----------------------------------
+
+    async def kill_all(self) -> None:
+        """pkill: every task of /A gets SIGKILL (tasks service)."""
+        await self.rpc("tasks", "kill_all")
+
+    async def wait_quiescent(
+        self, timeout_s: float | None = None, what: str = "quiescence"
+    ) -> None:
+        """Until no workload, no task and no code path is left (tasks' quiesce_status)."""
+
+        async def until_quiet() -> None:
+            while not (await self.rpc("tasks", "quiesce_status"))["quiescent"]:
+                await asyncio.sleep(0.1)
+
+        await self.watched(until_quiet(), timeout_s or self.settle_timeout_s, what)
+
+    async def quiesce(self) -> None:
+        await self.kill_all()
+        await self.wait_quiescent()
+
+    async def drain(self) -> None:
+        await self.rpc("workqueue", "run_path", {"path": "lru_add_drain_all"})
+
+    async def state(self) -> State:
+        mm = mm_restore((await self.rpc("mm", "snapshot"))["state"])
+        memcg = (await self.rpc("memcg", "snapshot"))["state"]
+        found = [Violation(kind, msg) for kind, msg in memcg["violations"]]
+        return State(mm, memcg_restore(memcg), found)
+
+    async def global_reclaim(self) -> None:
+        body = {"path": "global_reclaim"}
+        await self.rpc("vmscan", "run_path", body, timeout_s=self.settle_timeout_s)
+
+    def explain(self, violations: list[Violation]) -> None:
+        """Nothing to add: the cluster keeps no trace (the services' logs tell the rest)."""
 
     def log_tail(self, service: str, lines: int = 20) -> str:
         if self.log_dir is None:

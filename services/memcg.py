@@ -23,6 +23,7 @@ from kernsim.services.service import main
 from kernsim.services.snapshot import memcg_snapshot
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from kernsim.check.invariants import memsw_below_usage
 from kernsim.model.memcontrol import (
     EBUSY,
     EINVAL,
@@ -83,15 +84,8 @@ class MemcgService(OwnerService):
         # The simulation's continuous check: memsw.usage >= usage after every memcg primitive.
         if self.violations:
             return
-        for g in self.state.groups.values():
-            if g.memsw.usage < g.res.usage:
-                self.violations.append(
-                    [
-                        "memsw_below_usage",
-                        f"{g.name}: memsw.usage {g.memsw.usage} < usage {g.res.usage} "
-                        f"after {codec.type}",
-                    ]
-                )
+        for msg in memsw_below_usage(self.state):
+            self.violations.append(["memsw_below_usage", f"{msg} after {codec.type}"])
 
     def snapshot(self) -> dict[str, Any]:
         return {**memcg_snapshot(self.state), "violations": list(self.violations)}

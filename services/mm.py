@@ -17,26 +17,18 @@ from kernsim.services.service import main
 from kernsim.services.snapshot import mm_snapshot
 from prometheus_client.core import Metric
 
-from kernsim.model.mm import MmConfig, MmState
-from kernsim.sim.checker import is_cache_only
-from kernsim.sim.scenarios import get_scenario
-from kernsim.variants import get_variant
-
-
-def machine(config: ServiceConfig) -> MmConfig:
-    """The scenario's machine, with the variant's swap_map encoding and the page_cluster knob."""
-    kwargs: dict[str, Any] = dict(get_scenario(config.scenario).mm)
-    kwargs["swap_has_cache"] = get_variant(config.variant).swap_has_cache
-    if config.page_cluster is not None:
-        kwargs["page_cluster"] = config.page_cluster
-    return MmConfig(**kwargs)
+from kernsim.check.invariants import is_cache_only
+from kernsim.check.spec import mm_config
+from kernsim.model.mm import MmState
 
 
 class MmService(OwnerService):
     name = "mm"
 
     def __init__(self, config: ServiceConfig) -> None:
-        super().__init__(config, MmState(machine(config)))
+        super().__init__(
+            config, MmState(mm_config(config.scenario, config.variant, config.page_cluster))
+        )
         self.metrics.add(self._families)
 
     def snapshot(self) -> dict[str, Any]:

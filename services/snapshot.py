@@ -1,8 +1,8 @@
 """The checker's view of mm and memcg state, as msgpack-safe data and back.
 
-kernsim.sim.checker reads an MmState and a MemcgState.  The services send
-the fields it reads (as lists: msgpack map keys must be strings) and the
-launcher rebuilds the two objects, so the cluster runs the very same checks
+kernsim.check.invariants read an MmState and a MemcgState.  The services send
+the fields they read (as lists: msgpack map keys must be strings) and the
+launcher (Cluster.state) rebuilds the two objects, so the cluster runs the very same checks
 as the simulation.
 """
 

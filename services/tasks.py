@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -26,18 +26,17 @@ from kernsim.services.runtime import Body
 from kernsim.services.runtime.config import ServiceConfig
 from kernsim.services.service import main
 from kernsim.services.tasks_http import add_task_routes
-from kernsim.services.workloads import CONTROLLERS, Program, ThreadProgram
 
+from kernsim.check.spec import workload_params
 from kernsim.model.memcontrol import (
     MEM_CGROUP_RECLAIM_RETRIES,
-    mem_cgroup_attach_task,
     mem_cgroup_lru_size,
     mem_cgroup_resize_limit,
 )
-from kernsim.model.memory import exit_mm, mm_init, mm_users_inc
 from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.vmscan import try_to_free_mem_cgroup_pages
 from kernsim.sim.scenarios import get_scenario
+from kernsim.workloads import CONTROLLERS, TaskGroup
 
 #: The services whose code paths must all have finished for the cluster to be quiet.
 RUNNERS = ("blockdev", "workqueue", "vmscan")
@@ -45,9 +44,10 @@ RUNNERS = ("blockdev", "workqueue", "vmscan")
 MAX_DURATION_S = 7 * 86400.0
 
 
-class TasksService(RunnerService):
+class TasksService(RunnerService, TaskGroup[RemoteCpu]):
     name = "tasks"
     cpu_base = "shell"
+    exit_poll_s = 0.005
 
     def __init__(self, config: ServiceConfig) -> None:
         super().__init__(config)
@@ -58,7 +58,7 @@ class TasksService(RunnerService):
         self.memcg_id = 0
         self.next_task = 1
         self.exited = 0
-        self.oom_kills = 0  # a count: a list of pids would grow for as long as the service runs
+        self.oom_killed = 0
         self.workload: asyncio.Task[None] | None = None
         self.host.local["oom_kill"] = self.oom_kill
         h = self.node.handlers
@@ -71,93 +71,20 @@ class TasksService(RunnerService):
             "started": self.host.started + self.next_task - 1,
         }
 
-    # --- the Machine interface the workloads drive --------------------------------------
+    # --- kernsim.workloads.TaskGroup: a task's CPU on the event loop -----------------
 
-    @property
-    def ntasks(self) -> int:
-        return len(self.tasks)
+    def _new_cpu(self, name: str, task: int) -> RemoteCpu:
+        # A task's CPU name is its own (task7): not counted per name, see CpuHost.new_cpu.
+        return self.host.new_cpu(name, memcg=self.memcg_id, task=task, unique=True)
 
-    def _new_task(self, mm: int = 0) -> RemoteCpu:
-        tid = self.next_task
-        self.next_task += 1
-        cpu = self.host.new_cpu(f"task{tid}", memcg=self.memcg_id, task=tid, unique=True)
-        self.tasks[tid] = cpu
-        self.mm_of[tid] = mm or tid
-        return cpu
+    def _start(self, cpu: RemoteCpu, life: Coroutine[Any, Any, None]) -> None:
+        self.node.spawn(self._guard(life, cpu))
 
-    def spawn_task(self, program: Program, threads: Sequence[ThreadProgram] = ()) -> RemoteCpu:
-        """fork + exec into cgroup /A; then one clone(CLONE_VM) thread per ``threads``."""
-        cpu = self._new_task()
-        self.node.spawn(self._life(cpu, program, threads))
-        return cpu
-
-    async def _life(
-        self, cpu: RemoteCpu, program: Program, threads: Sequence[ThreadProgram]
-    ) -> None:
-        try:
-            await cpu.call(mm_init, cpu.task, self.memcg_id)
-            await cpu.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
-            for thread in threads:
-                if not cpu.fatal_signal_pending():
-                    await self._clone(cpu, thread)
-            await program(cpu)
-            await exit_mm(cpu, cpu.task)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.host.note_crash(f"{cpu.name}: {type(exc).__name__}: {exc}", exc)
-        finally:
-            self._exited(cpu)
-
-    async def _clone(self, parent: RemoteCpu, thread: ThreadProgram) -> None:
-        """copy_mm() with CLONE_VM in the parent, then the thread joins /A and runs."""
-        mm = self.mm_of[parent.task]
-        cpu = self._new_task(mm)
-        try:
-            await parent.call(mm_users_inc, mm, cpu.task)
-            await parent.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
-        except BaseException:
-            self._exited(cpu)
-            raise
-        self.node.spawn(self._thread_life(cpu, mm, thread))
-
-    async def _thread_life(self, cpu: RemoteCpu, mm: int, thread: ThreadProgram) -> None:
-        try:
-            await thread(cpu, mm)
-            await exit_mm(cpu, mm)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.host.note_crash(f"{cpu.name}: {type(exc).__name__}: {exc}", exc)
-        finally:
-            self._exited(cpu)
-
-    def _exited(self, cpu: RemoteCpu) -> None:
-        del self.tasks[cpu.task]
-        self.mm_of.pop(cpu.task, None)
-        self.exited += 1
-
-    def kill_all(self) -> int:
-        for cpu in list(self.tasks.values()):
-            cpu.kill()
-        return len(self.tasks)
-
-    def oom_kill(self, task: int) -> None:
-        """The memcg OOM killer's SIGKILL, with TIF_MEMDIE."""
-        cpu = self.tasks.get(task)
-        if cpu is not None and not cpu.killed:
-            self.oom_kills += 1
-            mm = self.mm_of.get(task, task)  # the threads sharing its mm die with it
-            for tid, other in list(self.tasks.items()):
-                if (tid == task or self.mm_of.get(tid) == mm) and not other.killed:
-                    other.kill(memdie=True)
+    def _signal(self, cpu: RemoteCpu, memdie: bool) -> None:
+        cpu.kill(memdie=memdie)
 
     def sleep(self, delay_s: float) -> Awaitable[None]:
         return asyncio.sleep(delay_s)
-
-    async def wait_exited(self) -> None:
-        while self.tasks:
-            await asyncio.sleep(0.005)
 
     # --- commands -------------------------------------------------------------------------
 
@@ -188,7 +115,7 @@ class TasksService(RunnerService):
                 err = await shell.call(mem_cgroup_resize_limit, self.memcg_id, limit, memsw)
                 if err:
                     raise InvalidArgument(f"could not set the limit: errno {-err}", errno=-err)
-        run = CONTROLLERS[sc.name](self, {**sc.params}, duration_s)
+        run = CONTROLLERS[sc.name](self, workload_params(sc.name, duration_s=duration_s))
         self.workload = self.node.spawn(self._guard(run))
         return {}
 
@@ -209,13 +136,18 @@ class TasksService(RunnerService):
     def add_routes(self, app: web.Application) -> None:
         add_task_routes(app, self)
 
-    async def _guard(self, run: Awaitable[None]) -> None:
+    async def _guard(self, run: Awaitable[None], cpu: RemoteCpu | None = None) -> None:
+        """Run a task's life (``cpu``) or the workload: a failure is a crash, named."""
         try:
             await run
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.host.note_crash(f"workload: {type(exc).__name__}: {exc}", exc)
+            who = cpu.name if cpu is not None else "workload"
+            self.host.note_crash(f"{who}: {type(exc).__name__}: {exc}", exc)
+        finally:
+            if cpu is not None:
+                self.reap(cpu)
 
     async def _quiesce_status(self, env: Envelope) -> Body:
         return await self.quiesce_status()
@@ -246,7 +178,7 @@ class TasksService(RunnerService):
             "tasks": len(self.tasks),
             "tasks_started": self.next_task - 1,
             "tasks_exited": self.exited,
-            "oom_killed": self.oom_kills,
+            "oom_killed": self.oom_killed,
             "workload_running": self.workload is not None and not self.workload.done(),
         }
 

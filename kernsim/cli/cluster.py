@@ -31,8 +31,8 @@ from kernsim.services.lifecycle import (
 )
 from kernsim.services.records import RecordWriter
 from kernsim.services.runtime.config import SERVICES
-from kernsim.services.workloads import CONTROLLERS
 from kernsim.sim.render import render_table
+from kernsim.workloads import CONTROLLERS
 
 #: The longest load --until-leak may ask for.
 UNTIL_LEAK_MAX_S = 3600

@@ -199,7 +199,7 @@ def draw(run: Run, m: Match) -> str:
 
 def _comes_back(v: Any, variant: str) -> str:
     """Whether ``variant`` gives a pinned slot back by its own design (see
-    kernsim.sim.result)."""
+    kernsim.check.result)."""
     from kernsim.sim.render import how_back
 
     if v.kind != "swap_slot_in_use" or not v.pin:

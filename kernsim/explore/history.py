@@ -157,28 +157,15 @@ def v5_hole(world: Any) -> None:
 def simulate_scripted(race: Any, variant: str, page_cluster: int | None) -> Any:
     """simulate() for a scripted race that is not in the catalogue: the catalogue's
     machine, limit and fault profile, seed 1."""
-    from kernsim.faults import load_profile
+    from kernsim.check.spec import fault_profile
     from kernsim.model.memcontrol import MemcgBug
-    from kernsim.model.mm import KernelBug, MmConfig
-    from kernsim.sim.checker import ContinuousChecker
-    from kernsim.sim.run import settle_and_check
-    from kernsim.sim.scenarios import get_scenario
-    from kernsim.sim.world import World
-    from kernsim.variants import get_variant
+    from kernsim.model.mm import KernelBug
+    from kernsim.sim.run import build_world, check
 
-    sc = get_scenario("type-1")
-    var = get_variant(variant)
-    mm_kwargs: dict[str, Any] = dict(sc.mm, swap_has_cache=var.swap_has_cache)
-    if page_cluster is not None:
-        mm_kwargs["page_cluster"] = page_cluster
-    world = World.create(var, 1, load_profile(sc.faults), MmConfig(**mm_kwargs),
-                         limit_bytes=sc.limit_bytes,
-                         memsw_limit_bytes=sc.memsw_limit_bytes)  # fmt: skip
-    checker = ContinuousChecker()
-    world.engine.observers.append(checker)
+    world = build_world("type-1", variant, 1, fault_profile("type-1"), page_cluster)
     try:
         race(world)
-        return settle_and_check(world, checker)
+        return check(world, "type-1")
     except (KernelBug, MemcgBug) as exc:
         raise RuntimeError(f"kernel bug: {exc}") from exc
 

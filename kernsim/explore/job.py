@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kernsim.check.spec import workload_params
 from kernsim.explore.coverage import Pair
 from kernsim.explore.strategies import (
     Chooser,
@@ -21,13 +22,9 @@ from kernsim.explore.strategies import (
     Switch,
 )
 from kernsim.faults import Profile, load_profile
-from kernsim.model.mm import MmConfig
-from kernsim.sim.checker import ContinuousChecker
 from kernsim.sim.engine import SimulationError, Strategy
-from kernsim.sim.run import SimResult, settle_and_check
+from kernsim.sim.run import SimResult, build_world, check
 from kernsim.sim.scenarios import get_scenario
-from kernsim.sim.world import World
-from kernsim.variants import get_variant
 
 STRATEGIES = ("random", "pos", "pct", "cpct", "replay", "default", "systematic")
 #: A step budget far above a normal run of the search scenarios (race: 2-20k steps).
@@ -129,37 +126,36 @@ def execute(job: Job, observers: tuple[Callable[..., None], ...] = ()) -> Run:
     """Run ``job`` as simulate() would, keeping the chooser and where the load ended.
 
     ``observers`` are added to the engine's (e.g. a counter sampler for a plot)."""
-    sc = get_scenario(job.scenario)
-    var = get_variant(job.variant)
-    mm_kwargs: dict[str, Any] = dict(sc.mm, swap_has_cache=var.swap_has_cache)
-    if job.page_cluster is not None:
-        mm_kwargs["page_cluster"] = job.page_cluster
-    world = World.create(
-        var,
+    profile = _profile(job.faults or get_scenario(job.scenario).faults)
+    world = build_world(
+        job.scenario,
+        job.variant,
         job.seed,
-        _profile(job.faults or sc.faults),
-        MmConfig(**mm_kwargs),
+        profile,
+        job.page_cluster,
         make_strategy(job),
-        limit_bytes=sc.limit_bytes,
-        memsw_limit_bytes=sc.memsw_limit_bytes,
         max_steps=job.max_steps,
     )
     engine = world.engine
     chooser = engine.strategy
     assert isinstance(chooser, Chooser)
-    checker = ContinuousChecker()
-    engine.observers.append(checker)
     engine.observers.extend(observers)
     run = Run(job, None, chooser)
     try:
-        sc.run(world, {**sc.params, **dict(job.params)})
+        get_scenario(job.scenario).run(world, job_params(job, profile))
         run.load_events = len(engine.trace)
-        run.result = settle_and_check(world, checker)
+        run.result = check(world, job.scenario)
     except SimulationError as exc:
         run.livelock = str(exc)
-        return run
-    run.result.scenario = job.scenario
     return run
+
+
+def job_params(job: Job, profile: Profile | None = None) -> dict[str, Any]:
+    """The workload parameters ``job`` runs with: the scenario's, stretched by its fault
+    profile as simulate() stretches them, then the job's own."""
+    if profile is None:
+        profile = _profile(job.faults or get_scenario(job.scenario).faults)
+    return workload_params(job.scenario, profile, job.params)
 
 
 def run_schedule(job: Job) -> Outcome:

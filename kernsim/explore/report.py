@@ -114,7 +114,7 @@ def parse_diagrams(text: str) -> list[dict[str, Any]]:
 
 
 def race_verdict(diagrams: list[dict[str, Any]]) -> str:
-    """What the drawn violations of a race say, split as kernsim.sim.result splits them."""
+    """What the drawn violations of a race say, split as kernsim.check.result splits them."""
     lines = [v for d in diagrams for v in d["verdicts"]]
     if not lines:
         return "not drawn"

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from kernsim.explore.job import Job, Outcome, run_schedule
+from kernsim.explore.job import Job, Outcome, job_params, run_schedule
 from kernsim.explore.strategies import Switch
 
 T = TypeVar("T")
@@ -94,9 +94,7 @@ def _earlier_kill(s: _Shrinker, job: Job, best: Outcome) -> tuple[Job, Outcome]:
     """Kernel events: kill the tasks as early as the race allows (a bisection on the
     kill time).  What runs after the race until the kill -- reclaim retrying on the
     leaked page, over and over -- goes with it."""
-    from kernsim.sim.scenarios import get_scenario
-
-    params: dict[str, Any] = {**get_scenario(job.scenario).params, **dict(job.params)}
+    params = job_params(job)  # as the run sees them: scaled by the job's fault profile
     lo, hi = 0.0, params.get("kill_min_s")
     if not isinstance(hi, float):
         return job, best
@@ -189,9 +187,7 @@ def ddmin(items: list[T], test: Callable[[list[T]], bool]) -> list[T]:
 
 
 def _shrink_size(s: _Shrinker, job: Job, best: Outcome) -> tuple[Job, Outcome]:
-    from kernsim.sim.scenarios import get_scenario
-
-    params: dict[str, Any] = {**get_scenario(job.scenario).params, **dict(job.params)}
+    params = job_params(job)  # as the run sees them: scaled by the job's fault profile
     smallest = _smallest(params)
     if smallest:
         cand = job.with_params(**smallest)

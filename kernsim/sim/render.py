@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kernsim.sim.checker import Violation
-from kernsim.sim.result import by_design
+from kernsim.check.invariants import Violation
+from kernsim.check.result import by_design
 
 #: (label, key of RunResult.to_dict() or a derived name).
 ROWS = [
@@ -42,6 +42,10 @@ PIN_WORDS = {
 }
 
 
+#: The trace column of a run that keeps no trace (the cluster's).
+NO_TRACE = "(cluster)"
+
+
 def _cell(d: dict[str, Any], key: str) -> str:
     pins = d["swap_slots_pinned"]
     if key == "by_design":
@@ -50,9 +54,10 @@ def _cell(d: dict[str, Any], key: str) -> str:
         return str(pins["not_given_back_by_design"])
     if key == "other_failures":
         return ", ".join(d["other_failures"]) or "none"
-    v = d[key]
     if key == "trace_sha256":
-        return str(v)[:12]
+        return str(d.get(key, NO_TRACE))[:12]
+    # The cluster runs on the real clock: its row shows the run's wall seconds.
+    v = d["wall_s"] if key == "virtual_s" and "wall_s" in d else d[key]
     if isinstance(v, float):
         return f"{v:.3f}"
     return str(v)
@@ -98,7 +103,7 @@ def stream_row(r: Any) -> str:
     pinned = pins["given_back_by_design"] + pins["not_given_back_by_design"]
     cells = (d["seed"], d["variant"], d["verdict"], d["memsw_leak_bytes"], pinned,
              pins["given_back_by_design"], len(d["other_failures"]), d["events"],
-             str(d.get("trace_sha256", ""))[:12])  # fmt: skip
+             str(d.get("trace_sha256", NO_TRACE))[:12])  # fmt: skip
     return "  ".join(str(c).rjust(w) for c, w in zip(cells, STREAM_WIDTHS, strict=True))
 
 

@@ -26,11 +26,11 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kernsim.check.invariants import Violation, quiescent_violations
 from kernsim.faults import load_profile
 from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import MmConfig, MmState
 from kernsim.model.mm_types import Pte
-from kernsim.sim.checker import Violation, quiescent_violations
 from kernsim.sim.engine import SimCpu
 from kernsim.sim.scripted import Run, Scripted, call
 from kernsim.sim.world import World

@@ -1,22 +1,34 @@
-"""A simulated machine: the engine, one memcg, the tasks, and the workloads they run."""
+"""A simulated machine: the engine, one memcg, the tasks, and the workloads they run.
+
+``World`` is both machines a run needs: the workloads' ``Machine``
+(kernsim.workloads.TaskGroup: spawn, kill_all, oom_kill, wait_exited, run on
+the engine's CPUs) and the checks' ``Settleable`` (kernsim.check.settle:
+quiesce, drain, state, global reclaim), each running the engine on the
+virtual clock.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
+from kernsim.check.invariants import Violation
+from kernsim.check.settle import State
 from kernsim.faults import Profile
-from kernsim.model.memcontrol import MemcgState, mem_cgroup_attach_task, mem_cgroup_resize_limit
-from kernsim.model.memory import exit_mm, mm_init, mm_users_inc
+from kernsim.model.memcontrol import MemcgState, mem_cgroup_resize_limit
 from kernsim.model.mm import MmConfig, MmState
+from kernsim.model.swap import lru_add_drain_all
+from kernsim.model.vmscan import global_reclaim
+from kernsim.sim.checker import ContinuousChecker, attach_events
 from kernsim.sim.engine import Engine, SimCpu, Strategy
 from kernsim.variants.base import Variant
-from kernsim.workloads import Program, ThreadProgram
+from kernsim.workloads import TaskGroup
 
 
 @dataclass(slots=True)
-class World:
+class World(TaskGroup[SimCpu]):
     """What a scenario builds on: the engine plus the cgroup ``/A`` the tasks run in."""
 
     engine: Engine
@@ -24,11 +36,13 @@ class World:
     tasks: dict[int, SimCpu] = field(default_factory=dict)
     exited: int = 0
     next_task: int = 1
-    oom_killed: list[int] = field(default_factory=list)
+    oom_killed: int = 0
     #: The CPU the controller runs on (the shell that forks and pkills).
     shell: SimCpu | None = None
     #: Thread groups: each task's mm (the pid of the task that exec'd it).
     mm_of: dict[int, int] = field(default_factory=dict)
+    #: The continuous checks, when a run attached them (see check_continuously).
+    checker: ContinuousChecker | None = None
 
     @classmethod
     def create(
@@ -69,102 +83,60 @@ class World:
     def rng(self) -> random.Random:
         return self.engine.rng
 
-    def new_task_cpu(self, name: str | None = None) -> SimCpu:
-        """fork: a task of cgroup /A, on a CPU of its own (not started)."""
-        tid = self.next_task
-        self.next_task += 1
-        name = name or f"task{tid}"
-        cpu = SimCpu(self.engine, name, "tasks", name, self.memcg_id, tid)
-        self.tasks[tid] = cpu
-        self.mm_of[tid] = tid
-        return cpu
+    def check_continuously(self) -> ContinuousChecker:
+        """Attach the continuous checks as an observer of the engine."""
+        self.checker = ContinuousChecker()
+        self.engine.observers.append(self.checker)
+        return self.checker
 
-    async def exec_task(self, cpu: SimCpu) -> None:
-        """exec: an empty address space, and the task joins /A's tasks file."""
-        await cpu.call(mm_init, cpu.task, self.memcg_id)
-        await cpu.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+    # --- kernsim.workloads.TaskGroup: a task's CPU on the engine ----------------
 
-    def spawn_task(
-        self, program: Program, threads: Sequence[ThreadProgram] = (), name: str | None = None
-    ) -> SimCpu:
-        """fork + exec into cgroup /A: a new task running ``program`` from now on; it then
-        clone()s one thread (CLONE_VM) per entry of ``threads``, which shares its mm."""
-        cpu = self.new_task_cpu(name)
-        self.engine.start(cpu, self._life(cpu, program, threads))
-        return cpu
+    def _new_cpu(self, name: str, task: int) -> SimCpu:
+        return SimCpu(self.engine, name, "tasks", name, self.memcg_id, task)
 
-    async def _life(self, cpu: SimCpu, program: Program, threads: Sequence[ThreadProgram]) -> None:
-        await self.exec_task(cpu)
-        for thread in threads:
-            await self._clone(cpu, thread)
-        await program(cpu)
-        await self.exit_task(cpu)
+    def _start(self, cpu: SimCpu, life: Coroutine[Any, Any, None]) -> None:
+        self.engine.start(cpu, life)
 
-    async def _clone(self, parent: SimCpu, thread: ThreadProgram) -> None:
-        """do_fork(CLONE_VM): copy_mm() takes an mm_users reference in the parent, then
-        the thread joins the parent's cgroup and runs."""
-        if parent.fatal_signal_pending():
-            return  # copy_process(): a fatal signal is pending, no new thread
-        mm = self.mm_of.get(parent.task, parent.task)
-        cpu = self.new_task_cpu()
-        self.mm_of[cpu.task] = mm
-        await parent.call(mm_users_inc, mm, cpu.task)
-        await parent.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
-
-        async def life() -> None:
-            await thread(cpu, mm)
-            await self.exit_task(cpu)
-
-        self.engine.start(cpu, life())
-
-    async def exit_task(self, cpu: SimCpu) -> None:
-        """exit(): leave the mm (the last user tears it down) and the cgroup."""
-        await exit_mm(cpu, self.mm_of.get(cpu.task, cpu.task))
-        del self.tasks[cpu.task]
-        self.mm_of.pop(cpu.task, None)
-        self.exited += 1
-
-    def kill(self, task: int, memdie: bool = False) -> None:
-        """Send SIGKILL: the task exits at its next return to user space."""
-        cpu = self.tasks.get(task)
-        if cpu is None or cpu.killed:
-            return
+    def _signal(self, cpu: SimCpu, memdie: bool) -> None:
         cpu.killed = True
         cpu.memdie = memdie
         self.engine.wake(cpu)
 
-    def kill_all(self) -> None:
-        """``pkill``: every task of the cgroup."""
-        for task in sorted(self.tasks):
-            self.kill(task)
-
-    def oom_kill(self, task: int) -> None:
-        """The memcg OOM killer's SIGKILL, with TIF_MEMDIE, to every task of the chosen
-        task's mm (oom_kill_process() kills the threads sharing it too)."""
-        self.oom_killed.append(task)
-        mm = self.mm_of.get(task, task)
-        for tid in sorted(self.tasks):
-            if tid == task or self.mm_of.get(tid) == mm:
-                self.kill(tid, memdie=True)
-
     def run_to_idle(self) -> None:
         self.engine.run()
-
-    # --- kernsim.workloads.Machine: what the controllers drive ---------------
-
-    @property
-    def ntasks(self) -> int:
-        return len(self.tasks)
 
     def sleep(self, delay_s: float) -> Awaitable[None]:
         """The shell's sleep (``sleep 3`` between rounds)."""
         assert self.shell is not None, "controllers run on the shell CPU"
         return self.shell.sleep(delay_s)
 
-    async def wait_exited(self) -> None:
-        """``wait``: until every task has exited."""
-        while self.tasks:
-            await self.sleep(0.001)
+    # --- kernsim.check.settle.Settleable: what settle_and_check drives ---------
+    # Each runs the engine to idle inside the call: none of these awaits suspends.
+
+    async def quiesce(self) -> None:
+        self.kill_all()
+        self.engine.run()
+
+    async def drain(self) -> None:
+        async def drain(cpu: SimCpu) -> None:
+            await cpu.call(lru_add_drain_all)
+
+        self._run_kernel("kworker", drain)
+
+    async def state(self) -> State:
+        found = self.checker.violations if self.checker is not None else []
+        return State(self.engine.mm, self.engine.memcg, list(found))
+
+    async def global_reclaim(self) -> None:
+        self._run_kernel("reclaim", global_reclaim)
+
+    def explain(self, violations: list[Violation]) -> None:
+        attach_events(violations, self.engine.trace)
+
+    def _run_kernel(self, name: str, path: Callable[[SimCpu], Coroutine[Any, Any, None]]) -> None:
+        cpu = SimCpu(self.engine, self.engine.unique_name(name), "workqueue", "workqueue")
+        self.engine.start(cpu, path(cpu))
+        self.engine.run()
 
 
 def _check(err: int) -> None:

@@ -12,8 +12,7 @@ from kernsim.explore.job import Job, Run, execute, run_schedule
 from kernsim.explore.strategies import Chooser
 from kernsim.faults import load_profile
 from kernsim.model.mm import MmConfig
-from kernsim.sim.checker import ContinuousChecker
-from kernsim.sim.run import settle_and_check
+from kernsim.sim.run import check
 from kernsim.sim.scripting import Run as Step
 from kernsim.sim.scripting import Script, call
 from kernsim.sim.world import World
@@ -38,10 +37,9 @@ def _scripted_run(variant: str) -> Run:
     var = get_variant(variant)
     mm = MmConfig(total_pages=1024, swap_pages=16, swap_has_cache=var.swap_has_cache)
     world = World.create(var, 1, load_profile("none"), mm)
-    checker = ContinuousChecker()
-    world.engine.observers.append(checker)
+    world.check_continuously()
     zap_during_writeback(world)
-    result = settle_and_check(world, checker)
+    result = check(world, "zap-during-writeback")
     return Run(Job("zap-during-writeback", variant, 1), result, Chooser(random.Random(0)))
 
 

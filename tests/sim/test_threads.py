@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from kernsim.check.invariants import quiescent_violations
 from kernsim.explore.job import Job, execute
 from kernsim.faults import load_profile
 from kernsim.model.madvise import madvise_dontneed
@@ -16,7 +17,6 @@ from kernsim.model.mmap import do_munmap
 from kernsim.model.port import Cpu
 from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.vmscan import ScanControl, shrink_page_list
-from kernsim.sim.checker import quiescent_violations
 from kernsim.sim.engine import SimCpu, TraceEvent
 from kernsim.sim.scripted import Run, call
 from kernsim.sim.scripting import Script, isolate

@@ -13,7 +13,17 @@ from pathlib import Path
 MODEL = Path(__file__).resolve().parents[2] / "kernsim" / "model"
 
 #: kernsim packages the model must never import, at any level (TYPE_CHECKING included).
-OUTER = ("variants", "sim", "services", "protocol", "explore", "cli", "faults", "workloads")
+OUTER = (
+    "variants",
+    "sim",
+    "check",
+    "services",
+    "protocol",
+    "explore",
+    "cli",
+    "faults",
+    "workloads",
+)
 #: The model is sans-IO: no event loop, clock, randomness or wire format of its own.
 SANS_IO = ("asyncio", "time", "random", "socket", "msgpack")
 

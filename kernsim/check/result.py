@@ -1,4 +1,4 @@
-"""What a run found, as `kernsim sim` and `kernsim run` both report it.
+"""What a run found, as `kernsim sim`, `kernsim explore` and `kernsim run` all report it.
 
 The verdict splits what the checker found into three parts:
 
@@ -21,10 +21,12 @@ fails on them too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
-from kernsim.sim.checker import Violation
+from kernsim.check.invariants import Violation
+from kernsim.check.settle import Findings
+from kernsim.variants import VARIANTS
 
 #: The verdict words, worst first.
 LEAK, VIOLATED, PINNED, OK = "LEAK", "VIOLATED", "pinned", "ok"
@@ -33,8 +35,6 @@ LEAK, VIOLATED, PINNED, OK = "LEAK", "VIOLATED", "pinned", "ok"
 def by_design(v: Violation, variant: str) -> bool:
     """Whether ``variant``'s own design gives back the slot of swap_slot_in_use ``v``
     without global reclaim."""
-    from kernsim.variants import VARIANTS
-
     if v.pin == "charged":
         return True  # on its memcg's LRU: memcg reclaim's shrink_page_list() frees it
     cls = VARIANTS.get(variant)
@@ -46,26 +46,29 @@ def failing(violations: list[Violation], variant: str) -> list[Violation]:
     return [v for v in violations if not (v.kind == "swap_slot_in_use" and by_design(v, variant))]
 
 
+R = TypeVar("R", bound="RunResult")
+
+
 @dataclass(slots=True)
-class RunResult:
-    """The state after kill-all and settle, the slots left after global reclaim, and the
-    violations.  Subclasses add how the run was made (a trace hash, or wall time)."""
+class RunResult(Findings):
+    """What settle_and_check found (the state after kill-all and settle, the slots left
+    after global reclaim, the violations), and what the run was: the scenario, the
+    variant, the seed, the profile, its counters.  Subclasses add how the run was made
+    (a trace hash, or wall time)."""
 
     scenario: str
     variant: str
     seed: int
     faults: str
-    page_cluster: int
     events: int
     virtual_s: float
-    usage_bytes: int
-    memsw_usage_bytes: int
-    stale_swapcache_pages: int
-    swap_slots_used: int
-    swap_slots_used_after_global_reclaim: int
-    oom_kills: int
     vmscan_results: dict[str, int]
-    violations: list[Violation] = field(default_factory=list)
+
+    @classmethod
+    def build(cls: type[R], findings: Findings, **run: Any) -> R:
+        """The one way a result is made: what settle_and_check found, plus ``run``: the
+        fields above and whatever the subclass adds."""
+        return cls(**{f.name: getattr(findings, f.name) for f in fields(Findings)}, **run)
 
     @property
     def invariants_ok(self) -> bool:

@@ -1,0 +1,178 @@
+"""One experiment on a started cluster: rounds of load, then settle, check, report.
+
+The settle-and-check step is the simulation's own (kernsim.check.settle:
+``Cluster`` is its ``Settleable`` over RPC), the result is kernsim.check's
+``RunResult`` with the cluster's wall-clock fields.  ``kernsim run``
+(services/launcher.py) starts the cluster and calls :func:`experiment`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kernsim.protocol import ProtocolError
+from kernsim.services.cluster import Cluster, ServiceFailure
+from kernsim.services.records import RecordWriter
+
+from kernsim import progress
+from kernsim.check.invariants import Violation
+from kernsim.check.result import RunResult
+from kernsim.check.settle import settle_and_check
+
+#: What each recorded phase means, for the progress lines on stderr.
+PHASES = {
+    "workload_started": "{duration_s:g} s of load, then every task is killed",
+    "killed_all": "every task killed; waiting for I/O and work to quiesce",
+    "quiescent": "quiescent",
+    "round_checked": "round {round}: memsw.usage - usage = {memsw_minus_usage_bytes} B with no "
+    "task left ({swapin_reads} swap-in reads)",
+}
+
+
+@dataclass(slots=True)
+class ClusterResult(RunResult):
+    """kernsim sim's result object, without trace_sha256, with wall_s, ops and messages."""
+
+    wall_s: float = 0.0
+    messages: int = 0
+    #: Load rounds run, their seconds of load, and what ended them (``leak seen``,
+    #: ``bound reached`` with --until-leak, else ``one round``).
+    load_rounds: int = 1
+    load_s: float = 0.0
+    ended: str = "one round"
+    #: Swap-in reads (pages read back from swap, readahead included) during the load.
+    swapin_reads: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = RunResult.to_dict(self)
+        d.update(
+            wall_s=round(self.wall_s, 3),
+            ops=self.events,
+            messages=self.messages,
+            load_rounds=self.load_rounds,
+            load_s=self.load_s,
+            ended=self.ended,
+            swapin_reads=self.swapin_reads,
+        )
+        return d
+
+
+async def experiment(
+    cluster: Cluster,
+    duration_s: float,
+    out: RecordWriter | None = None,
+    until_leak_s: float | None = None,
+) -> ClusterResult:
+    """Load rounds, then drain, check, global reclaim: one run on a started cluster.
+
+    A load round is the scenario's workload for ``duration_s`` (kamezawa: three tasks,
+    pkill every 3 s), kill all, quiescence.  Without ``until_leak_s`` one round is run.
+    With it, rounds repeat (each with its own workload seed) until memsw.usage stays
+    above usage with no task left, or until the next round would pass ``until_leak_s``
+    seconds of load in all: the verdict says which ended it, and ``swapin_reads`` how
+    many chances a kill had to catch a swap-in in flight.  A leak, once there,
+    stays (nothing inside the memcg reclaims it), so the rounds only add kill rounds
+    as Kamezawa's loop did, and the check at the end sees them all.
+    """
+
+    def phase(name: str, **fields: Any) -> None:
+        text = PHASES.get(name, name).format(duration_s=duration_s, **fields)
+        progress.phase(f"{cluster.variant}: {text}")
+        if out is not None:
+            out.write("phase", phase=name, variant=cluster.variant, **fields)
+
+    t0 = time.monotonic()
+    reads0 = reads = await _swapin_reads(cluster)
+    rounds, load_s, gap = 0, 0.0, 0
+    while True:
+        gap = await _load_round(cluster, duration_s, cluster.seed + rounds, phase)
+        rounds += 1
+        load_s += duration_s
+        before, reads = reads, await _swapin_reads(cluster)
+        # Swap-ins are the chances a kill had to catch readahead in flight (a machine loaded
+        # enough kills the tasks before they touch their pages twice: none at all).
+        swapins = reads - before
+        phase("round_checked", round=rounds, memsw_minus_usage_bytes=gap, swapin_reads=swapins)
+        if until_leak_s is None or gap > 0 or load_s + duration_s > until_leak_s:
+            break
+    ended = "leak seen" if gap > 0 else "bound reached" if until_leak_s is not None else "one round"
+    wall_load = time.monotonic() - t0
+    findings = await settle_and_check(
+        cluster, lambda text: progress.phase(f"{cluster.variant}: {text}")
+    )
+    stats = await cluster.statistics()
+    findings.violations += _crashes(stats)
+    results: dict[str, int] = {}
+    for svc in ("tasks", "vmscan"):
+        for k, v in stats[svc]["vmscan_results"].items():
+            results[k] = results.get(k, 0) + v
+    return ClusterResult.build(
+        findings,
+        scenario=cluster.scenario,
+        variant=cluster.variant,
+        seed=cluster.seed,
+        faults=cluster.faults,
+        events=stats["mm"]["ops"] + stats["memcg"]["ops"],
+        virtual_s=wall_load,
+        vmscan_results=results,
+        wall_s=time.monotonic() - t0,
+        messages=sum(s["node"]["messages_sent"] for s in stats.values()),
+        load_rounds=rounds,
+        load_s=load_s,
+        ended=ended,
+        swapin_reads=reads - reads0,
+    )
+
+
+async def _swapin_reads(cluster: Cluster) -> int:
+    """Swap-in reads completed so far (end_swap_bio_read runs on blockdev)."""
+    stats = (await cluster.rpc("blockdev", "statistics"))["stats"]
+    return int(stats["work_items"].get("end_swap_bio_read", 0))
+
+
+async def _load_round(
+    cluster: Cluster, duration_s: float, seed: int, phase: Callable[..., None]
+) -> int:
+    """One round of load, kill all, quiescence; memsw.usage - usage of /A with no task left."""
+    await cluster.rpc(
+        "tasks",
+        "start_workload",
+        {"scenario": cluster.scenario, "duration_s": float(duration_s), "seed": seed},
+    )
+    phase("workload_started", seed=seed)
+    await cluster.wait_quiescent(duration_s * 3 + cluster.settle_timeout_s, "the workload")
+    await cluster.kill_all()
+    phase("killed_all")
+    await cluster.wait_quiescent()
+    phase("quiescent")
+    a = (await cluster.rpc("memcg", "statistics"))["stats"]["cgroups"]["/A"]
+    return int(a["memsw_usage_bytes"]) - int(a["usage_bytes"])
+
+
+def _crashes(stats: dict[str, Any]) -> list[Violation]:
+    """A kernel BUG_ON or a failed code path anywhere is a violation, named by service."""
+    out = []
+    for name, s in stats.items():
+        for text in s["node"]["crash_texts"] + s.get("crash_texts", []):
+            out.append(Violation("service_error", f"{name}: {text}"))
+    return out
+
+
+async def sample_progress(
+    cluster: Cluster, out: RecordWriter, every_s: float = 1.0, last: dict[str, Any] | None = None
+) -> None:
+    """A progress record each ``every_s``: kernel ops and memcg's counters (kept in ``last``)."""
+    while True:
+        await asyncio.sleep(every_s)  # the sampling period, not a wait for a state
+        with contextlib.suppress(ServiceFailure, OSError, ProtocolError):
+            mm = (await cluster.rpc("mm", "statistics", timeout_s=2.0))["stats"]
+            memcg = (await cluster.rpc("memcg", "statistics", timeout_s=2.0))["stats"]
+            sample = {"ops": mm["ops"] + memcg["ops"], "cgroups": memcg.get("cgroups")}
+            out.write("progress", variant=cluster.variant, **sample)
+            if last is not None:
+                last.update(sample, ts=round(time.time(), 6))
