@@ -7,9 +7,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from kernsim.faults import Profile
+from kernsim.model.fork import dup_mmap
 from kernsim.model.memcontrol import MemcgState, mem_cgroup_attach_task, mem_cgroup_resize_limit
 from kernsim.model.memory import exit_mm, mm_init, mm_users_inc
 from kernsim.model.mm import MmConfig, MmState
+from kernsim.model.port import Cpu
 from kernsim.sim.engine import Engine, SimCpu, Strategy
 from kernsim.variants.base import Variant
 from kernsim.workloads import Program, ThreadProgram
@@ -116,6 +118,24 @@ class World:
             await self.exit_task(cpu)
 
         self.engine.start(cpu, life())
+
+    async def fork(self, parent: Cpu, program: Program) -> Cpu | None:
+        """fork() by the task running on ``parent``: copy_mm() copies its mm (dup_mmap(),
+        in the parent's context), the child joins the parent's cgroup and runs
+        ``program``, then exits.  None when the parent has a fatal signal pending
+        (copy_process() gives up)."""
+        if parent.fatal_signal_pending():
+            return None
+        cpu = self.new_task_cpu()
+        await dup_mmap(parent, self.mm_of.get(parent.task, parent.task), cpu.task)
+        await parent.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+
+        async def life() -> None:
+            await program(cpu)
+            await self.exit_task(cpu)
+
+        self.engine.start(cpu, life())
+        return cpu
 
     async def exit_task(self, cpu: SimCpu) -> None:
         """exit(): leave the mm (the last user tears it down) and the cgroup."""
