@@ -160,6 +160,58 @@ async def race_threads(m: Machine, p: dict[str, Any]) -> None:
     await m.wait_exited()
 
 
+class ForkMachine(Machine, Protocol):
+    """A machine whose tasks can fork (the simulation's World; the cluster's tasks
+    service has no fork)."""
+
+    def fork(self, parent: Cpu, program: Program) -> Awaitable[Cpu | None]: ...
+
+
+def fork_and_touch(m: ForkMachine, npages: int, think_s: float, child: Program) -> Program:
+    """A task that writes its ``npages`` pages once, forks a child running ``child``
+    (sharing them: the present ones write-protected, the swapped ones by swap count),
+    then writes them again and again until killed."""
+
+    async def program(cpu: Cpu) -> None:
+        for addr in range(npages):
+            if not await touch(cpu, addr):
+                return
+        await m.fork(cpu, child)
+        while not cpu.fatal_signal_pending():
+            for addr in range(npages):
+                if not await touch(cpu, addr):
+                    return
+            await cpu.sleep(think_s)
+
+    return program
+
+
+def touch_reversed(npages: int, think_s: float, passes: int) -> Program:
+    """A task that writes the pages it has, last to first, ``passes`` times, then exits."""
+
+    async def program(cpu: Cpu) -> None:
+        for _ in range(passes):
+            for addr in reversed(range(npages)):
+                if not await touch(cpu, addr):
+                    return
+            await cpu.sleep(think_s)
+
+    return program
+
+
+async def race_fork(m: ForkMachine, p: dict[str, Any]) -> None:
+    """Tasks write their pages and fork a child that writes the same pages (copy-on-write
+    of the present ones, swap-in of the shared swapped ones) and exits; every task is
+    killed at a seeded random moment."""
+    pages, think_s = p["pages"], p["think_s"]
+    child = touch_reversed(pages, think_s, p["child_passes"])
+    for _ in range(p["tasks"]):
+        m.spawn_task(fork_and_touch(m, pages, think_s, child))
+    await m.sleep(m.rng.uniform(p["kill_min_s"], p["kill_max_s"]))
+    m.kill_all()
+    await m.wait_exited()
+
+
 CONTROLLERS: dict[str, Callable[[Machine, dict[str, Any]], Awaitable[None]]] = {
     "kamezawa": kamezawa,
     "nishimura": nishimura,

@@ -156,14 +156,20 @@ def page_add_new_anon_rmap(mm: MmState, task: int, addr: int, pfn: int, cpu: str
 
 
 @primitive("mm", "task")
-def pte_same(mm: MmState, task: int, addr: int, entry: int, wrprotect: bool = False) -> bool:
-    """pte_same(*page_table, orig_pte) under the pte lock: for a swap pte of ``entry``,
-    or (``wrprotect``, do_wp_page()) for a write-protected pte mapping page ``entry``."""
+def pte_same(mm: MmState, task: int, addr: int, entry: int) -> bool:
+    """pte_same(*page_table, orig_pte) for a swap pte, under the pte lock."""
     held(mm, ptl_id(task, addr), "pte_same")
     pte = _mm(mm, task).ptes.get(addr)
-    if wrprotect:
-        return pte is not None and pte.present and pte.val == entry and not pte.write
     return pte is not None and not pte.present and pte.val == entry
+
+
+@primitive("mm", "task")
+def pte_same_wrprotect(mm: MmState, task: int, addr: int, pfn: int) -> bool:
+    """pte_same(*page_table, orig_pte) for do_wp_page()'s orig_pte, a write-protected pte
+    mapping page ``pfn``, under the pte lock."""
+    held(mm, ptl_id(task, addr), "pte_same")
+    pte = _mm(mm, task).ptes.get(addr)
+    return pte is not None and pte.present and pte.val == pfn and not pte.write
 
 
 @primitive("mm", "task")
@@ -334,7 +340,7 @@ async def do_wp_page(cpu: Cpu, task: int, addr: int, pfn: int) -> int:
         await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
         await cpu.call(lock_page, pfn)
         await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
-        if not await cpu.call(pte_same, task, addr, pfn, True):
+        if not await cpu.call(pte_same_wrprotect, task, addr, pfn):
             await cpu.call(unlock_page, pfn)
             await cpu.call(page_cache_release, pfn)
             await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
@@ -363,7 +369,7 @@ async def do_wp_page(cpu: Cpu, task: int, addr: int, pfn: int) -> int:
         await cpu.call(memcontrol.__mem_cgroup_commit_charge, new, memcg)
     # Re-check the pte - we dropped the lock
     await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
-    if await cpu.call(pte_same, task, addr, pfn, True):
+    if await cpu.call(pte_same_wrprotect, task, addr, pfn):
         if await cpu.call(do_wp_page_map, task, addr, pfn, new, cpu.pvec):
             await page_remove_rmap_uncharge(cpu, pfn)
         free = pfn  # the old pte's reference
@@ -385,7 +391,7 @@ async def handle_mm_fault(cpu: Cpu, task: int, addr: int, write: bool = True) ->
         return await do_anonymous_page(cpu, task, addr)
     if kind == PTE_WRPROTECT:  # handle_pte_fault(): write_access && !pte_write(entry)
         await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
-        if not await cpu.call(pte_same, task, addr, val, True):
+        if not await cpu.call(pte_same_wrprotect, task, addr, val):
             await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
             return 0
         return await do_wp_page(cpu, task, addr, val)
