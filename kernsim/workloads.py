@@ -186,12 +186,13 @@ def fork_and_touch(m: ForkMachine, npages: int, think_s: float, child: Program) 
     return program
 
 
-def touch_reversed(npages: int, think_s: float, passes: int) -> Program:
-    """A task that writes the pages it has, last to first, ``passes`` times, then exits."""
+def touch_reversed(npages: int, think_s: float, passes: int, nwrite: int) -> Program:
+    """A task that writes the last ``nwrite`` of its ``npages`` pages, last to first,
+    ``passes`` times, then exits."""
 
     async def program(cpu: Cpu) -> None:
         for _ in range(passes):
-            for addr in reversed(range(npages)):
+            for addr in reversed(range(npages - nwrite, npages)):
                 if not await touch(cpu, addr):
                     return
             await cpu.sleep(think_s)
@@ -200,11 +201,12 @@ def touch_reversed(npages: int, think_s: float, passes: int) -> Program:
 
 
 async def race_fork(m: ForkMachine, p: dict[str, Any]) -> None:
-    """Tasks write their pages and fork a child that writes the same pages (copy-on-write
-    of the present ones, swap-in of the shared swapped ones) and exits; every task is
-    killed at a seeded random moment."""
+    """Tasks write their pages and fork a child that writes some of the same pages
+    (copy-on-write of the present ones, swap-in of the shared swapped ones) and exits
+    while its parent goes on writing them all; every task is killed at a seeded random
+    moment."""
     pages, think_s = p["pages"], p["think_s"]
-    child = touch_reversed(pages, think_s, p["child_passes"])
+    child = touch_reversed(pages, think_s, p["child_passes"], p["child_pages"])
     for _ in range(p["tasks"]):
         m.spawn_task(fork_and_touch(m, pages, think_s, child))
     await m.sleep(m.rng.uniform(p["kill_min_s"], p["kill_max_s"]))

@@ -245,3 +245,58 @@ def test_handle_mm_fault_on_a_write_protected_pte_goes_to_do_wp_page() -> None:
     s.run(a, handle_mm_fault(a, a.task, 0, True))
     prims = [ev.prim for ev in s.world.engine.trace if ev.cpu == "A"][-8:]
     assert "pte_same_wrprotect" in prims and "do_wp_page_map" in prims
+
+
+def _cow_type_2(variant: str) -> Script:
+    """The fork race search found (docs/fork.md, fork-cow-type-2).  A and C share page P
+    (fork, write-protected).  A writes P: do_wp_page() sees mapcount 2 and decides to
+    copy (page_cache_get(), the pte lock dropped while it allocates and charges).
+    Reclaim isolates P, locks it, page_referenced() counts A's young pte.  C exits: P's
+    mapcount 2 -> 1.  A maps its copy: page_remove_rmap() of P was the last mapping, P
+    is not in the swap cache, so mem_cgroup_uncharge_page() uncharges it.  Reclaim:
+    P no longer mapped (no activation), add_to_swap(), dirty and referenced ->
+    keep_locked: P is a swap-cache page charged to nobody."""
+    s = Script.create(variant)
+    a = s.task("A")
+    p = s.fault(a, 0)
+    c = s.fork(a, "C")
+    k = s.kthread()
+    s.race(
+        [
+            Run("A", through=call("pte_unmap_unlock")),  # do_wp_page(): copy, unlocked
+            Run("kswapd", through=call("page_referenced", a0=p)),
+            Run("C"),  # exit: zap_pte_range() drops C's mapping of P
+            Run("A"),  # the copy's page_remove_rmap() uncharges P
+            Run("kswapd"),
+        ],
+        [(a, handle_mm_fault(a, a.task, 0, True)), (c, s.exit(c)), (k, s.reclaim(k, [p]))],
+    )
+    s.run(a, s.exit(a))
+    s.world.run_to_idle()
+    return s
+
+
+def test_cow_type_2_leaves_an_uncharged_swap_cache_page_in_2_6_30() -> None:
+    from kernsim.explore.classify import classify_trace
+
+    s = _cow_type_2("none")
+    steps = [(ev.cpu, ev.prim, ev.result) for ev in s.world.engine.trace]
+    assert ("A", "reuse_swap_page_check", None) in steps
+    assert ("A", "do_wp_page_map", True) in steps
+    assert ("A", "mem_cgroup_uncharge_page", True) in steps
+    assert ("kswapd", "page_mapping_inuse", False) in steps
+    violations = s.check()
+    stale = [v for v in violations if v.kind == "swap_slot_in_use"]
+    assert [v.pin for v in stale] == ["stale"] and _usage(s) == (0, 0)
+    match = classify_trace(s.world.engine.trace, stale[0].slots[0], "none")
+    assert match.cls == "fork-cow-type-2"
+
+
+@pytest.mark.parametrize(("variant", "stale"), [("v5", True), ("type2-fix", False), ("v7", False)])
+def test_cow_type_2_and_the_type_2_fixes(variant: str, stale: bool) -> None:
+    """v5 does no I/O check here (the page is never written) and misses it; Nishimura's
+    hook right after add_to_swap() (type2-fix, v7 3/3) sees an anon page nobody maps and
+    frees its swap at once."""
+    s = _cow_type_2(variant)
+    pins = [v.pin for v in s.check() if v.kind == "swap_slot_in_use"]
+    assert (pins == ["stale"]) is stale and (pins == []) is not stale
