@@ -274,6 +274,32 @@ SCENARIOS.update(
 )
 
 
+def _fork_cow_window(world: World) -> list[tuple[Any, Any]]:
+    """A writes the page it shares with its fork child C (do_wp_page()) while C exits and
+    kswapd reclaims the page: fork-cow-type-2 (docs/fork.md)."""
+    from kernsim.model.memory import handle_mm_fault
+    from kernsim.sim.scripting import Script
+
+    s = Script(world)
+    a = s.task("A")
+    pfn = s.fault(a, 0)
+    c = s.fork(a, "C")
+    kswapd = s.kthread()
+    return [
+        (a, handle_mm_fault(a, a.task, 0, True)),
+        (c, s.exit(c)),
+        (kswapd, s.reclaim(kswapd, [pfn], drain=True)),
+    ]
+
+
+SCENARIOS["window-fork"] = Scenario(
+    "window-fork",
+    "A writes the page its fork child shares while the child exits and kswapd reclaims it",
+    _window(_fork_cow_window),
+    mm=WINDOW_MM,
+)
+
+
 def _two_readers(world: World) -> list[tuple[Any, Any]]:
     """Two CPUs that each read A's page flags twice: 3 decisions each (start, 2 reads),
     every one on the same page.  Its schedule count is worked out by hand in
