@@ -167,20 +167,22 @@ class ForkMachine(Machine, Protocol):
     def fork(self, parent: Cpu, program: Program) -> Awaitable[Cpu | None]: ...
 
 
-def fork_and_touch(m: ForkMachine, npages: int, think_s: float, child: Program) -> Program:
-    """A task that writes its ``npages`` pages once, forks a child running ``child``
-    (sharing them: the present ones write-protected, the swapped ones by swap count),
-    then writes them again and again until killed."""
+def fork_and_touch(
+    m: ForkMachine, npages: int, think_s: float, child: Program, forks: int
+) -> Program:
+    """A task that writes its ``npages`` pages, then forks a child running ``child``
+    (sharing them: the present ones write-protected, the swapped ones by swap count)
+    after each of its first ``forks`` passes, and goes on writing them until killed."""
 
     async def program(cpu: Cpu) -> None:
-        for addr in range(npages):
-            if not await touch(cpu, addr):
-                return
-        await m.fork(cpu, child)
+        done = 0
         while not cpu.fatal_signal_pending():
             for addr in range(npages):
                 if not await touch(cpu, addr):
                     return
+            if done < forks:
+                await m.fork(cpu, child)
+                done += 1
             await cpu.sleep(think_s)
 
     return program
@@ -208,7 +210,7 @@ async def race_fork(m: ForkMachine, p: dict[str, Any]) -> None:
     pages, think_s = p["pages"], p["think_s"]
     child = touch_reversed(pages, think_s, p["child_passes"], p["child_pages"])
     for _ in range(p["tasks"]):
-        m.spawn_task(fork_and_touch(m, pages, think_s, child))
+        m.spawn_task(fork_and_touch(m, pages, think_s, child, p["forks"]))
     await m.sleep(m.rng.uniform(p["kill_min_s"], p["kill_max_s"]))
     m.kill_all()
     await m.wait_exited()

@@ -16,10 +16,10 @@ Load scenarios (a seeded random schedule):
   sharing its mm; two write its pages, the third drops pages with
   MADV_DONTNEED (mmap_sem held for read, beside the other threads' faults)
   or munmap (held for write).
-- ``race-fork``: ``race`` with fork: each task writes its pages, forks a child
-  that shares them (present pages write-protected, swapped ones by swap count)
-  and writes them too, then exits; simulation only (the cluster's tasks service
-  does not fork).
+- ``race-fork``: ``race`` with fork: each task writes its pages and, after each
+  of its first three passes, forks a child that shares them (present pages
+  write-protected, swapped ones by swap count), writes one of them and exits;
+  simulation only (the cluster's tasks service does not fork).
 
 Catalogue scenarios (a scripted schedule that forces one interleaving of
 docs/KERNEL.md section 8): ``example-a``, ``example-b``, ``type-1``,
@@ -136,8 +136,9 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "race-fork",
-            "2 tasks x 3 pages over a 4-page limit, each forks a child that writes the same "
-            "pages, 16 swap slots, killed at a random moment",
+            "2 tasks x 3 pages over a 4-page limit, each forks a child after each of its "
+            "first 3 passes that writes one of the pages and exits, 16 swap slots, killed "
+            "at a random moment",
             _controlled(race_fork),
             mm={"total_pages": 1024, "swap_pages": 16},
             limit_bytes=16 * KiB,
@@ -145,6 +146,7 @@ SCENARIOS: dict[str, Scenario] = {
                 "tasks": 2,
                 "pages": 3,
                 "think_s": 0.0002,
+                "forks": 3,
                 "child_passes": 1,
                 "child_pages": 1,
                 "kill_min_s": 0.0005,
