@@ -326,3 +326,38 @@ def test_race_fork_is_deterministic() -> None:
         a = simulate("race-fork", "none", seed, keep_trace=False)
         b = simulate("race-fork", "none", seed, keep_trace=False)
         assert a.trace_sha256 == b.trace_sha256 and a.to_dict() == b.to_dict()
+
+
+def test_do_wp_page_waits_for_the_page_lock_and_rechecks_the_pte() -> None:
+    """do_wp_page()'s trylock_page() fails on reclaim's lock: it takes a reference, drops
+    the pte lock, sleeps in lock_page() and re-checks pte_same() before going on."""
+    s, a, c, p, _, _ = _forked()
+    k = s.kthread()
+    s.race(
+        [
+            Run("kswapd", through=call("trylock_page", a0=p)),
+            Run("A", through=call("lock_page", a0=p)),  # WouldBlock: A sleeps on P
+            Run("kswapd"),
+            Run("A"),
+        ],
+        [(a, handle_mm_fault(a, a.task, 0, True)), (k, s.reclaim(k, [p]))],
+    )
+    steps = [(ev.prim, ev.result) for ev in s.world.engine.trace if ev.cpu == "A"]
+    i = steps.index(("trylock_page", False))
+    assert [prim for prim, _ in steps[i + 1 : i + 4]] == [
+        "page_cache_get",
+        "pte_unmap_unlock",
+        "lock_page",
+    ]
+    assert steps[i + 4 : i + 9] == [
+        ("lock_page", True),
+        ("pte_offset_map_lock", True),
+        ("pte_same_wrprotect", True),
+        ("page_cache_release", False),
+        ("reuse_swap_page_check", None),  # still shared with C: copy
+    ]
+    assert s.pte(a, 0).present and s.pte(a, 0).write and s.pte(a, 0).val != p  # copied
+    for t in (a, c):
+        s.run(t, s.exit(t))
+    s.world.run_to_idle()
+    assert [v for v in s.check() if v.kind != "swap_slot_in_use" or v.pin != "charged"] == []
