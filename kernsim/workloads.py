@@ -297,6 +297,62 @@ async def race_threads(m: Machine, p: dict[str, Any]) -> None:
     await m.wait_exited()
 
 
+class ForkMachine(Machine, Protocol):
+    """A machine whose tasks can fork (the simulation's World; the cluster's tasks
+    service has no fork)."""
+
+    def fork(self, parent: Cpu, program: Program) -> Awaitable[Cpu | None]: ...
+
+
+def fork_and_touch(
+    m: ForkMachine, npages: int, think_s: float, child: Program, forks: int
+) -> Program:
+    """A task that writes its ``npages`` pages, then forks a child running ``child``
+    (sharing them: the present ones write-protected, the swapped ones by swap count)
+    after each of its first ``forks`` passes, and goes on writing them until killed."""
+
+    async def program(cpu: Cpu) -> None:
+        done = 0
+        while not cpu.fatal_signal_pending():
+            for addr in range(npages):
+                if not await touch(cpu, addr):
+                    return
+            if done < forks:
+                await m.fork(cpu, child)
+                done += 1
+            await cpu.sleep(think_s)
+
+    return program
+
+
+def touch_reversed(npages: int, think_s: float, passes: int, nwrite: int) -> Program:
+    """A task that writes the last ``nwrite`` of its ``npages`` pages, last to first,
+    ``passes`` times, then exits."""
+
+    async def program(cpu: Cpu) -> None:
+        for _ in range(passes):
+            for addr in reversed(range(npages - nwrite, npages)):
+                if not await touch(cpu, addr):
+                    return
+            await cpu.sleep(think_s)
+
+    return program
+
+
+async def race_fork(m: ForkMachine, p: dict[str, Any]) -> None:
+    """Tasks write their pages and fork a child that writes some of the same pages
+    (copy-on-write of the present ones, swap-in of the shared swapped ones) and exits
+    while its parent goes on writing them all; every task is killed at a seeded random
+    moment."""
+    pages, think_s = p["pages"], p["think_s"]
+    child = touch_reversed(pages, think_s, p["child_passes"], p["child_pages"])
+    for _ in range(p["tasks"]):
+        m.spawn_task(fork_and_touch(m, pages, think_s, child, p["forks"]))
+    await m.sleep(m.rng.uniform(p["kill_min_s"], p["kill_max_s"]))
+    m.kill_all()
+    await m.wait_exited()
+
+
 CONTROLLERS: dict[str, Callable[[Machine, dict[str, Any]], Awaitable[None]]] = {
     "kamezawa": kamezawa,
     "nishimura": nishimura,

@@ -90,14 +90,26 @@ class Codec:
         if not fields:
             return None
         if self.rebuild is None:
-            return body["r"]
+            return body.get("r")
         return self.rebuild(*[body[f] for f in fields])
+
+
+def _optional(tp: Any) -> Any:
+    """``X | None`` -> X (None when ``tp`` is no such union)."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = typing.get_args(tp)
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            return rest[0]
+    return None
 
 
 def _result_shape(ret: Any, where: str) -> tuple[tuple[Field, ...], Callable[..., Any] | None]:
     ret = _strip_wouldblock(ret)
     if ret is type(None) or ret is None:
         return (), None
+    if (inner := _optional(ret)) is not None:  # e.g. reuse_swap_page_check's bool | None
+        return (Field("r", _kind(inner, where), optional=True),), None
     if isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields"):
         hints = typing.get_type_hints(ret)
         fields = tuple(Field(n, _kind(hints[n], f"{where}.{n}")) for n in ret._fields)

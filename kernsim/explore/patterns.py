@@ -211,5 +211,26 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
 )
 
+# --- fork (docs/fork.md) ---------------------------------------------------------------
+# do_wp_page() takes page_cache_get() on the old page when it decides to copy, and its
+# page_remove_rmap() uncharges the old page when that was the last mapping.
+P["page_cache_get"] = "page_cache_get"
+PATTERNS += (
+    Pattern(
+        "fork-cow-type-2",
+        "a write to a page fork shares copies it (do_wp_page()); the other mm's exit left "
+        "the writer's pte its last mapping, so the copy's page_remove_rmap() uncharges the "
+        "old page while reclaim has it isolated; reclaim's add_to_swap() then gives it a "
+        "slot, uncharged",
+        "new (docs/fork.md: Nishimura's Type-2, M<20090317135702.4222e62e.nishimura@"
+        "mxp.nes.nec.co.jp>, reached through 2.6.30 mm/memory.c do_wp_page() by a live task)",
+        (
+            Step("Y", s("page_cache_get"), "p"),
+            Step("Y", s("uncharge_page", "ok"), "p"),
+            Step("X", s("add_to_swap_cache", "reclaim"), "p", unless=(s("commit_charge"),)),
+        ),
+    ),
+)
+
 BY_NAME = {p.name: p for p in PATTERNS}
 CATALOGUE = ("example-a", "example-b", "type-1", "type-2")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from kernsim.model import (
     filemap,
+    fork,
     hooks,
     locks,
     madvise,
@@ -36,6 +37,7 @@ from kernsim.model import (
 
 __all__ = [
     "filemap",
+    "fork",
     "hooks",
     "locks",
     "madvise",

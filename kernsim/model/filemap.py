@@ -85,6 +85,13 @@ def find_get_page(mm: MmState, entry: int) -> int:
 
 
 @primitive("mm", "page")
+def page_cache_get(mm: MmState, pfn: int) -> None:
+    """Models page_cache_get() (get_page): one more reference on a page the caller holds
+    by a pte or a lock."""
+    mm.page(pfn).count += 1
+
+
+@primitive("mm", "page")
 def page_cache_release(mm: MmState, pfn: int) -> bool:
     """Models page_cache_release() (put_page); True when the page was freed."""
     return put_page(mm, mm.page(pfn))

@@ -58,8 +58,9 @@ PTRS_PER_PTE = 512
 PTE_PAGES_PER_MM = 1 << 16
 
 LockId = tuple[str, int]
-#: Which lock a whole-section primitive needs, from its arguments (None: none needed).
-LockOf = Callable[..., "LockId | None"]
+#: Which lock(s) a whole-section primitive needs, from its arguments (None: none needed;
+#: a list: several of one kind, e.g. the pte locks of every pte mapping a page).
+LockOf = Callable[..., "LockId | list[LockId] | None"]
 #: Whole-section primitives by name, and the locks they take (docs/MODEL.md's table).
 TAKES: dict[str, tuple[str, ...]] = {}
 
@@ -104,7 +105,7 @@ def takes(*locks: LockId | LockOf) -> Callable[[F], F]:
     """Declare a primitive one whole critical section under ``locks`` (outermost first).
 
     Each lock is a fixed id or a function of the primitive's arguments that names
-    it (None when this call needs no lock).  While another CPU holds one of them
+    it, or a list of them (None when this call needs no lock).  While another CPU holds one of them
     the primitive answers WouldBlock, changing nothing, and runs again when that
     lock is released.  Put it below ``@primitive`` so that the registered
     function is the checking one; the wrapped signature and annotations are kept.
@@ -119,8 +120,11 @@ def takes(*locks: LockId | LockOf) -> Callable[[F], F]:
         def run(mm: MmState, *args: Any) -> Any:
             for lock in locks:
                 lock_id = lock if isinstance(lock, tuple) else lock(mm, *args)
-                if lock_id is not None and (blocked := busy(mm, lock_id)):
-                    return blocked
+                if lock_id is None:
+                    continue
+                for one in lock_id if isinstance(lock_id, list) else (lock_id,):
+                    if blocked := busy(mm, one):
+                        return blocked
             return fn(mm, *args)
 
         return run  # type: ignore[return-value]

@@ -7,7 +7,9 @@ Page faults and MADV_DONTNEED hold mmap_sem for read, so one thread's zap can
 run beside another thread's fault; munmap holds it for write.  The pte lock
 (kernsim.model.locks) is held over do_swap_page()'s pte_same() ... unlock_page(),
 do_anonymous_page()'s pte_none() ... set_pte_at() and each zap_pte_range()
-batch.  No fork: an anon page is mapped by one pte at most.
+batch.  After fork (kernsim.model.fork) a page can be mapped by a pte of each mm
+of its anon_vma, write-protected: a write faults into do_wp_page(), which reuses
+the page when it is the last user (reuse_swap_page()) or copies it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from kernsim.model import memcontrol, page_alloc, swap_state, swapfile
 from kernsim.model.filemap import (
     find_get_page,
     lock_page,
+    page_cache_get,
     page_cache_release,
     page_flags,
+    trylock_page,
     unlock_page,
 )
 from kernsim.model.locks import (
@@ -45,6 +49,8 @@ ZAP_BLOCK_SIZE = 1024 * PAGE_SIZE
 PTE_NONE = 0
 PTE_PRESENT = 1
 PTE_SWAP = 2
+#: A present pte that fork write-protected, met by a write (handle_pte_fault()).
+PTE_WRPROTECT = 3
 
 assert PAGEVEC_SIZE < FREE_PTE_NR
 
@@ -61,7 +67,9 @@ def mm_init(mm: MmState, task: int, memcg_id: int) -> None:
     """mm_alloc(): a new, empty address space for ``task``."""
     if task in mm.mms:
         raise KernelBug(f"task {task} already has an mm")
-    mm.mms[task] = MmStruct(task, memcg_id, users=[task])
+    # anon_vma_prepare() (done here at once rather than at the first fault): its own.
+    mm.mms[task] = MmStruct(task, memcg_id, users=[task], anon_vma=task)
+    mm.anon_vmas[task] = [task]
 
 
 @primitive("mm", "task")
@@ -87,24 +95,33 @@ def mm_users_dec_and_test(mm: MmState, task: int, tid: int) -> bool:
 
 @primitive("mm", "task")
 def mmput(mm: MmState, task: int) -> None:
-    """mmput() after exit_mmap(): every pte must be gone."""
-    if _mm(mm, task).ptes:
+    """mmput() after exit_mmap(): every pte must be gone.  exit_mmap()'s free_pgtables()
+    unlinks the VMA from its anon_vma (anon_vma_unlink()), freed with its last VMA."""
+    gone = _mm(mm, task)
+    if gone.ptes:
         raise KernelBug(f"mmput: task {task} still has ptes")
     del mm.mms[task]
+    vmas = mm.anon_vmas[gone.anon_vma]
+    vmas.remove(task)
+    if not vmas:
+        del mm.anon_vmas[gone.anon_vma]
 
 
 @primitive("mm", "task")
 def handle_pte_access(mm: MmState, task: int, addr: int, write: bool) -> tuple[int, int]:
     """A user access: a present pte gets its young (and dirty) bit, as the MMU would.
 
-    Returns (PTE_NONE | PTE_PRESENT | PTE_SWAP, pfn or swp_entry_t): the
-    orig_pte a fault starts from.
+    Returns (PTE_NONE | PTE_PRESENT | PTE_SWAP | PTE_WRPROTECT, pfn or swp_entry_t):
+    the orig_pte a fault starts from.  A write to a write-protected pte (fork's
+    copy-on-write) faults: PTE_WRPROTECT, handle_pte_fault()'s way to do_wp_page().
     """
     pte = _mm(mm, task).ptes.get(addr)
     if pte is None:
         return PTE_NONE, 0
     if pte.present:
         pte.young = True
+        if write and not pte.write:
+            return PTE_WRPROTECT, pte.val
         pte.dirty = pte.dirty or write
         return PTE_PRESENT, pte.val
     return PTE_SWAP, pte.val
@@ -121,15 +138,21 @@ def do_anonymous_page_map(mm: MmState, task: int, addr: int, pfn: int, cpu: str)
     ptes = _mm(mm, task).ptes
     if addr in ptes:
         return False
+    page_add_new_anon_rmap(mm, task, addr, pfn, cpu)
+    ptes[addr] = Pte(True, pfn, young=True, dirty=True)
+    return True
+
+
+def page_add_new_anon_rmap(mm: MmState, task: int, addr: int, pfn: int, cpu: str) -> None:
+    """page_add_new_anon_rmap(): the first mapping of a new page, onto this CPU's lru_add
+    pagevec (active list)."""
     page = mm.page(pfn)
     page.mapcount = 1
     page.anon = True
     page.swapbacked = True
     page.uptodate = True
-    page.rmap = (task, addr)
-    ptes[addr] = Pte(True, pfn, young=True, dirty=True)
+    page.anon_vma, page.index = _mm(mm, task).anon_vma, addr
     lru_cache_add(mm, pfn, cpu, True)
-    return True
 
 
 @primitive("mm", "task")
@@ -141,16 +164,30 @@ def pte_same(mm: MmState, task: int, addr: int, entry: int) -> bool:
 
 
 @primitive("mm", "task")
+def pte_same_wrprotect(mm: MmState, task: int, addr: int, pfn: int) -> bool:
+    """pte_same(*page_table, orig_pte) for do_wp_page()'s orig_pte, a write-protected pte
+    mapping page ``pfn``, under the pte lock."""
+    held(mm, ptl_id(task, addr), "pte_same")
+    pte = _mm(mm, task).ptes.get(addr)
+    return pte is not None and pte.present and pte.val == pfn and not pte.write
+
+
+@primitive("mm", "task")
 def do_swap_page_map(mm: MmState, task: int, addr: int, pfn: int, write: bool) -> None:
-    """do_swap_page(): set_pte_at() and page_add_anon_rmap() (the pte was checked same)."""
+    """do_swap_page(): set_pte_at() and page_add_anon_rmap() (the pte was checked same).
+
+    ``write``: reuse_swap_page() said this pte may write (pte_mkdirty, maybe_mkwrite);
+    otherwise the pte is mapped clean and write-protected (mk_pte() with the private
+    VMA's vm_page_prot), and a write goes on to do_wp_page().  After fork the page may
+    already be mapped by another mm of its anon_vma.
+    """
     held(mm, ptl_id(task, addr), "do_swap_page")
     page = mm.page(pfn)
-    if page.mapcount:
-        raise KernelBug(f"do_swap_page: anon page {pfn} mapped twice (no fork in the model)")
     page.anon = True  # page_add_anon_rmap(): page->mapping = anon_vma, so PageAnon()
-    page.mapcount = 1
-    page.rmap = (task, addr)
-    _mm(mm, task).ptes[addr] = Pte(True, pfn, young=True, dirty=write)
+    page.mapcount += 1
+    if page.mapcount == 1:  # __page_set_anon_rmap()
+        page.anon_vma, page.index = _mm(mm, task).anon_vma, addr
+    _mm(mm, task).ptes[addr] = Pte(True, pfn, young=True, dirty=write, write=write)
 
 
 @primitive("mm", "task")
@@ -175,8 +212,6 @@ def zap_pte(mm: MmState, task: int, addr: int) -> tuple[int, int, bool]:
     page.mapcount -= 1
     if page.mapcount < 0:
         raise KernelBug(f"page {page.pfn}: mapcount went negative")
-    if page.mapcount == 0:
-        page.rmap = None
     return PTE_PRESENT, pte.val, page.mapcount == 0
 
 
@@ -250,14 +285,99 @@ async def do_swap_page(cpu: Cpu, task: int, addr: int, entry: int, write: bool) 
         await cpu.call(unlock_page, pfn)
         await cpu.call(page_cache_release, pfn)
         return VM_FAULT_SIGBUS if same else 0
-    if write:
-        await swapfile.reuse_swap_page(cpu, pfn)
-    await cpu.call(do_swap_page_map, task, addr, pfn, write)
+    # reuse_swap_page() must run while the page is counted on swap but not yet in
+    # mapcount.  Shared with another mm (fork): map it write-protected, then COW below.
+    reuse = write and await swapfile.reuse_swap_page(cpu, pfn)
+    await cpu.call(do_swap_page_map, task, addr, pfn, reuse)
     await memcontrol.mem_cgroup_commit_charge_swapin(cpu, pfn, memcg)
     await swapfile.swap_free_and_uncharge(cpu, entry)
     if await cpu.call(swapfile.vm_swap_full):
         await swapfile.try_to_free_swap(cpu, pfn)
     await cpu.call(unlock_page, pfn)
+    if write and not reuse:
+        return await do_wp_page(cpu, task, addr, pfn)  # drops the pte lock
+    await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
+    return 0
+
+
+@primitive("mm", "task")
+def do_wp_page_reuse(mm: MmState, task: int, addr: int) -> None:
+    """do_wp_page()'s ``reuse:`` (under the pte lock): ptep_set_access_flags() with the
+    pte young, dirty and writable."""
+    held(mm, ptl_id(task, addr), "do_wp_page")
+    pte = _mm(mm, task).ptes[addr]
+    pte.young = pte.dirty = pte.write = True
+
+
+@primitive("mm", "task")
+def do_wp_page_map(mm: MmState, task: int, addr: int, old: int, new: int, cpu: str) -> bool:
+    """do_wp_page() after the copy, the pte still the same (under the pte lock):
+    ptep_clear_flush_notify(), page_add_new_anon_rmap() of the new page, set_pte_at(),
+    then page_remove_rmap()'s atomic_add_negative() on the old page.  True when that
+    was the old page's last mapping (the caller runs its mem_cgroup_uncharge_page())."""
+    held(mm, ptl_id(task, addr), "do_wp_page")
+    page_add_new_anon_rmap(mm, task, addr, new, cpu)
+    _mm(mm, task).ptes[addr] = Pte(True, new, young=True, dirty=True)
+    page = mm.page(old)
+    page.mapcount -= 1
+    if page.mapcount < 0:
+        raise KernelBug(f"page {old}: mapcount went negative")
+    return page.mapcount == 0
+
+
+async def do_wp_page(cpu: Cpu, task: int, addr: int, pfn: int) -> int:
+    """Models do_wp_page() for an anon page, entered with the pte lock held (it is
+    dropped on return): write to a write-protected pte of page ``pfn``.
+
+    Reuse the page if reuse_swap_page() says this pte is its only user (freeing its
+    swap), else copy it: a new page, charged to the task's memcg
+    (mem_cgroup_newpage_charge()), mapped in place of the old one, whose mapping
+    goes (page_remove_rmap(): its charge goes with its last mapping, unless it is in
+    the swap cache).
+    """
+    if not await cpu.call(trylock_page, pfn):
+        await cpu.call(page_cache_get, pfn)
+        await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
+        await cpu.call(lock_page, pfn)
+        await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
+        if not await cpu.call(pte_same_wrprotect, task, addr, pfn):
+            await cpu.call(unlock_page, pfn)
+            await cpu.call(page_cache_release, pfn)
+            await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
+            return 0
+        await cpu.call(page_cache_release, pfn)
+    reuse = await swapfile.reuse_swap_page(cpu, pfn)
+    await cpu.call(unlock_page, pfn)
+    if reuse:
+        await cpu.call(do_wp_page_reuse, task, addr)
+        await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
+        return 0
+    # Ok, we need to copy. Oh, well..
+    await cpu.call(page_cache_get, pfn)
+    await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
+    new = await page_alloc.alloc_page_vma(cpu)
+    if not new:
+        await cpu.call(page_cache_release, pfn)
+        return VM_FAULT_OOM
+    # cow_user_page() and __SetPageUptodate() touch only the new, private page.
+    memcg = await memcontrol.__mem_cgroup_try_charge(cpu, cpu.memcg)
+    if memcg < 0:  # oom_free_new, oom
+        await cpu.call(page_cache_release, new)
+        await cpu.call(page_cache_release, pfn)
+        return VM_FAULT_OOM
+    if memcg:
+        await cpu.call(memcontrol.__mem_cgroup_commit_charge, new, memcg)
+    # Re-check the pte - we dropped the lock
+    await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
+    if await cpu.call(pte_same_wrprotect, task, addr, pfn):
+        if await cpu.call(do_wp_page_map, task, addr, pfn, new, cpu.pvec):
+            await page_remove_rmap_uncharge(cpu, pfn)
+        free = pfn  # the old pte's reference
+    else:
+        await cpu.call(memcontrol.mem_cgroup_uncharge_page, new, False, False)
+        free = new
+    await cpu.call(page_cache_release, free)
+    await cpu.call(page_cache_release, pfn)
     await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
     return 0
 
@@ -269,6 +389,12 @@ async def handle_mm_fault(cpu: Cpu, task: int, addr: int, write: bool = True) ->
         return 0
     if kind == PTE_NONE:
         return await do_anonymous_page(cpu, task, addr)
+    if kind == PTE_WRPROTECT:  # handle_pte_fault(): write_access && !pte_write(entry)
+        await cpu.call(pte_offset_map_lock, task, addr, cpu.name)
+        if not await cpu.call(pte_same_wrprotect, task, addr, val):
+            await cpu.call(pte_unmap_unlock, task, addr, cpu.name)
+            return 0
+        return await do_wp_page(cpu, task, addr, val)
     return await do_swap_page(cpu, task, addr, val, write)
 
 

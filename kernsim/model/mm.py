@@ -72,6 +72,9 @@ class MmState:
     next_pfn: int = 1
     nr_free_pages: int = 0
     mms: dict[int, MmStruct] = field(default_factory=dict)
+    #: struct anon_vma's list of VMAs, as the mms they belong to, by anon_vma id, in
+    #: list order (anon_vma_link() adds a fork child at the tail).
+    anon_vmas: dict[int, list[int]] = field(default_factory=dict)
     swap: SwapInfo = field(init=False)
     #: swapper_space's radix tree: swp_entry_t -> pfn.
     swapper_space: dict[int, int] = field(default_factory=dict)

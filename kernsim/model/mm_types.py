@@ -5,8 +5,8 @@ modules named after the kernel files that change them.
 
 Simplifications on purpose (listed in docs/MODEL.md):
 - one swap device (type 0), so a swp_entry_t is just its offset;
-- anon pages only, no fork: an anon page is mapped by at most one pte, so its
-  reverse map is one (task, address) pair instead of an anon_vma chain;
+- anon pages only, one anon VMA per mm: a page's reverse map is its anon_vma
+  (the list of the mms that fork shares it with) and its address (page->index);
 - one zone, one node.
 """
 
@@ -66,33 +66,44 @@ class Page:
     anon: bool = False
     #: page_private(): the swp_entry_t while PG_swapcache is set.
     private: int = 0
-    #: Reverse map of an anon page: the one (task, address) mapping it.
-    rmap: tuple[int, int] | None = None
+    #: page->mapping of an anon page: its anon_vma (0: never mapped), set by the first
+    #: page_add_anon_rmap() and, as in the kernel, left set when the last pte goes.
+    anon_vma: int = 0
+    #: page->index: the address every mm of the anon_vma maps it at (fork keeps it).
+    index: int = 0
 
 
 @dataclass(slots=True)
 class Pte:
-    """A page table entry: present (pfn) or swap (entry); pte_none is no Pte at all."""
+    """A page table entry: present (pfn) or swap (entry); pte_none is no Pte at all.
+
+    ``write`` is pte_write(): fork write-protects a present anon pte in both mms
+    (copy-on-write), and a write to it faults into do_wp_page().
+    """
 
     present: bool
     val: int  # pfn when present, swp_entry_t when not
     young: bool = False
     dirty: bool = False
+    write: bool = True
 
 
 @dataclass(slots=True)
 class MmStruct:
     """struct mm_struct of one process: its page tables (address -> pte).
 
-    ``task`` is the pid of the task that created it (exec), which names the mm
-    everywhere in the model; threads (CLONE_VM) share it.  ``users`` are the
-    tasks using it (mm_users): the last one to exit tears it down.
+    ``task`` is the pid of the task that created it (exec or fork), which names
+    the mm everywhere in the model; threads (CLONE_VM) share it.  ``users`` are
+    the tasks using it (mm_users): the last one to exit tears it down.
+    ``anon_vma`` names the anon_vma its one anon VMA is linked into: its own
+    at exec, its parent's after fork (dup_mmap()'s anon_vma_link()).
     """
 
     task: int
     memcg: int
     ptes: dict[int, Pte] = field(default_factory=dict)
     users: list[int] = field(default_factory=list)
+    anon_vma: int = 0
 
     def rss(self) -> int:
         return sum(1 for p in self.ptes.values() if p.present)

@@ -299,18 +299,26 @@ def lookup_swap_cgroup(mm: MmState, entry: int) -> int:
 
 @primitive("mm", "page")
 @takes(SWAP_LOCK_ID)  # page_swapcount() takes swap_lock
-def reuse_swap_page_check(mm: MmState, pfn: int) -> bool:
-    """The swap_lock part of reuse_swap_page(): page_mapcount() + page_swapcount() == 1,
-    and !PageWriteback().  True when the caller should delete_from_swap_cache().
+def reuse_swap_page_check(mm: MmState, pfn: int) -> bool | None:
+    """The swap_lock part of reuse_swap_page(): count = page_mapcount(), plus
+    page_swapcount() if that is at most 1 and the page is in the swap cache; the
+    faulting pte may write the page in place if count == 1.
+
+    True: count == 1 and !PageWriteback(), the caller must delete_from_swap_cache()
+    (and SetPageDirty()); False: count == 1, nothing to free (not in the swap cache,
+    or under writeback, which keeps its swap); None: count != 1, shared with another
+    pte or swap pte (fork), the caller write-protects or copies.
 
     The kernel reads the mapcount and PageWriteback() locklessly around the
     swap_lock section; the caller holds PG_locked, so the page stays in the cache.
     """
     page = mm.page(pfn)
-    if page.mapcount > 1 or not page.swapcache:
-        return False
-    count = page.mapcount + page_swapcount(mm, pfn)
-    return count == 1 and not page.writeback
+    count = page.mapcount
+    if count <= 1 and page.swapcache:
+        count += page_swapcount(mm, pfn)
+        if count == 1 and not page.writeback:
+            return True
+    return False if count == 1 else None
 
 
 # --- code paths -------------------------------------------------------------
@@ -336,17 +344,15 @@ async def try_to_free_swap(cpu: Cpu, pfn: int) -> bool:
 
 
 async def reuse_swap_page(cpu: Cpu, pfn: int) -> bool:
-    """Models reuse_swap_page() for do_swap_page()'s write fault (the page is locked):
-    if the faulting pte is the page's only user, free its swap (delete_from_swap_cache(),
-    SetPageDirty()).  True when the swap was freed.
-
-    (The kernel also answers "reuse" for a page under writeback, keeping its swap;
-    do_wp_page() is not modelled, so only the freeing matters here.)
-    """
-    if not await cpu.call(reuse_swap_page_check, pfn):
-        return False
-    await swap_state.delete_from_swap_cache(cpu, pfn, set_dirty=True)
-    return True
+    """Models reuse_swap_page() for do_swap_page()'s and do_wp_page()'s write fault (the
+    page is locked): True when the faulting pte is the page's only user and may write it
+    in place; then, unless it is under writeback, its swap is freed
+    (delete_from_swap_cache(), SetPageDirty()).  False when another pte or swap pte
+    (fork) still uses it: copy-on-write."""
+    reuse = await cpu.call(reuse_swap_page_check, pfn)
+    if reuse:
+        await swap_state.delete_from_swap_cache(cpu, pfn, set_dirty=True)
+    return reuse is not None
 
 
 async def free_swap_and_cache(cpu: Cpu, entry: int) -> None:

@@ -16,6 +16,10 @@ Load scenarios (a seeded random schedule):
   sharing its mm; two write its pages, the third drops pages with
   MADV_DONTNEED (mmap_sem held for read, beside the other threads' faults)
   or munmap (held for write).
+- ``race-fork``: ``race`` with fork: each task writes its pages and, after each
+  of its first three passes, forks a child that shares them (present pages
+  write-protected, swapped ones by swap count), writes one of them and exits;
+  simulation only (the cluster's tasks service does not fork).
 
 Catalogue scenarios (a scripted schedule that forces one interleaving of
 docs/KERNEL.md section 8): ``example-a``, ``example-b``, ``type-1``,
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernsim.sim.world import World
-from kernsim.workloads import kamezawa, nishimura, race, race_threads
+from kernsim.workloads import kamezawa, nishimura, race, race_fork, race_threads
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -126,6 +130,25 @@ SCENARIOS: dict[str, Scenario] = {
                 "dontneed_pages": 2,
                 "dontneed_s": 0.0003,
                 "munmap_every": 4,
+                "kill_min_s": 0.0005,
+                "kill_max_s": 0.003,
+            },
+        ),
+        Scenario(
+            "race-fork",
+            "2 tasks x 3 pages over a 4-page limit, each forks a child after each of its "
+            "first 3 passes that writes one of the pages and exits, 16 swap slots, killed "
+            "at a random moment",
+            _controlled(race_fork),
+            mm={"total_pages": 1024, "swap_pages": 16},
+            limit_bytes=16 * KiB,
+            params={
+                "tasks": 2,
+                "pages": 3,
+                "think_s": 0.0002,
+                "forks": 3,
+                "child_passes": 1,
+                "child_pages": 1,
                 "kill_min_s": 0.0005,
                 "kill_max_s": 0.003,
             },
@@ -250,6 +273,32 @@ SCENARIOS.update(
             ),
         ]
     }
+)
+
+
+def _fork_cow_window(world: World) -> list[tuple[Any, Any]]:
+    """A writes the page it shares with its fork child C (do_wp_page()) while C exits and
+    kswapd reclaims the page: fork-cow-type-2 (docs/fork.md)."""
+    from kernsim.model.memory import handle_mm_fault
+    from kernsim.sim.scripting import Script
+
+    s = Script(world)
+    a = s.task("A")
+    pfn = s.fault(a, 0)
+    c = s.fork(a, "C")
+    kswapd = s.kthread()
+    return [
+        (a, handle_mm_fault(a, a.task, 0, True)),
+        (c, s.exit(c)),
+        (kswapd, s.reclaim(kswapd, [pfn], drain=True)),
+    ]
+
+
+SCENARIOS["window-fork"] = Scenario(
+    "window-fork",
+    "A writes the page its fork child shares while the child exits and kswapd reclaims it",
+    _window(_fork_cow_window),
+    mm=WINDOW_MM,
 )
 
 

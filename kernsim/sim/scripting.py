@@ -120,6 +120,21 @@ class Script:
         self.run(cpu, self.world.exec_task(cpu))
         return cpu
 
+    def fork(self, parent: SimCpu, name: str) -> SimCpu:
+        """fork() by ``parent``: a task of ``/A`` called ``name`` whose mm is a copy of the
+        parent's (dup_mmap(): swap ptes duplicated, present pages shared write-protected)."""
+        from kernsim.model.fork import dup_mmap
+        from kernsim.model.memcontrol import mem_cgroup_attach_task
+
+        child = self.world.new_task_cpu(name)
+
+        async def copy_process() -> None:
+            await dup_mmap(parent, parent.task, child.task)
+            await parent.call(mem_cgroup_attach_task, self.memcg_id, child.task)
+
+        self.run(parent, copy_process())
+        return child
+
     def kthread(self, name: str = "kswapd") -> SimCpu:
         """A kernel thread (no memcg, its own pagevecs): kswapd, a kworker, ..."""
         return SimCpu(self.world.engine, name, "vmscan", name)

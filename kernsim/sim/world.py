@@ -17,14 +17,16 @@ from typing import Any
 from kernsim.check.invariants import Violation
 from kernsim.check.settle import State
 from kernsim.faults import Profile
-from kernsim.model.memcontrol import MemcgState, mem_cgroup_resize_limit
+from kernsim.model.fork import dup_mmap
+from kernsim.model.memcontrol import MemcgState, mem_cgroup_attach_task, mem_cgroup_resize_limit
 from kernsim.model.mm import MmConfig, MmState
+from kernsim.model.port import Cpu
 from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.vmscan import global_reclaim
 from kernsim.sim.checker import ContinuousChecker, attach_events
 from kernsim.sim.engine import Engine, SimCpu, Strategy
 from kernsim.variants.base import Variant
-from kernsim.workloads import TaskGroup
+from kernsim.workloads import Program, TaskGroup
 
 
 @dataclass(slots=True)
@@ -96,6 +98,25 @@ class World(TaskGroup[SimCpu]):
 
     def _start(self, cpu: SimCpu, life: Coroutine[Any, Any, None]) -> None:
         self.engine.start(cpu, life)
+
+    async def fork(self, parent: Cpu, program: Program) -> Cpu | None:
+        """fork() by the task running on ``parent``: copy_mm() copies its mm (dup_mmap(),
+        in the parent's context), the child joins the parent's cgroup and runs
+        ``program``, then exits.  None when the parent has a fatal signal pending
+        (copy_process() gives up).  The simulation's alone: the cluster's tasks service
+        has no fork."""
+        if parent.fatal_signal_pending():
+            return None
+        cpu = self.new_task_cpu()
+        await dup_mmap(parent, self.mm_of.get(parent.task, parent.task), cpu.task)
+        await parent.call(mem_cgroup_attach_task, self.memcg_id, cpu.task)
+
+        async def life() -> None:
+            await program(cpu)
+            await self.exit_task(cpu)
+
+        self.engine.start(cpu, life())
+        return cpu
 
     def _signal(self, cpu: SimCpu, memdie: bool) -> None:
         cpu.killed = True

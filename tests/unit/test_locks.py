@@ -100,7 +100,7 @@ def test_rmap_walk_waits_for_the_pte_lock_of_the_page(mm30: MmState) -> None:
     mm_init(mm30, TASK, 2)
     pfn, entry = swapcache_page(mm30)
     page = mm30.pages[pfn]
-    page.mapcount, page.rmap = 1, (TASK, 0)
+    page.mapcount, page.anon_vma, page.index = 1, TASK, 0
     mm30.mms[TASK].ptes[0] = Pte(True, pfn, young=True, dirty=True)
     assert pte_offset_map_lock(mm30, TASK, 0, "zap") is True
     assert page_referenced(mm30, pfn) == WouldBlock(ptl_id(TASK, 0))

@@ -37,7 +37,7 @@ def mapped_swapcache_page(mm: MmState, young: bool = False) -> tuple[int, int]:
     pfn, entry = swapcache_page(mm, locked=True)
     page = mm.pages[pfn]
     page.mapcount = 1
-    page.rmap = (TASK, 0)
+    page.anon_vma, page.index = TASK, 0
     mm.mms[TASK].ptes[0] = Pte(True, pfn, young=young, dirty=True)
     return pfn, entry
 
@@ -53,7 +53,7 @@ def test_try_to_unmap_one_makes_a_swap_pte(mm30: MmState) -> None:
     page = mm30.pages[pfn]
     assert mm30.swap.swap_map[entry] == 2
     assert mm30.mms[TASK].ptes[0] == Pte(False, entry)
-    assert page.mapcount == 0 and page.rmap is None
+    assert page.mapcount == 0 and page.anon_vma == TASK  # left set, as in the kernel
     assert page.count == refs - 1
     assert page.dirty
 
@@ -110,8 +110,9 @@ def test_zap_pte_of_a_swap_pte(mm30: MmState) -> None:
 
 @pytest.mark.parametrize("swap_has_cache", [False, True])
 def test_reuse_swap_page(swap_has_cache: bool) -> None:
-    """K30/K31 reuse_swap_page(): ``page_mapcount + page_swapcount == 1`` and not under
-    writeback -> delete from the swap cache; another swap reference keeps it."""
+    """K30/K31 reuse_swap_page(): ``page_mapcount + page_swapcount == 1`` -> reuse, and
+    delete from the swap cache unless under writeback (True; False: reuse, keep the
+    swap); another swap reference (a forked child) -> no reuse (None: copy on write)."""
     mm = small_mm(swap_has_cache=swap_has_cache)
     pfn, entry = swapcache_page(mm, locked=True)
     swap_duplicate(mm, entry)  # the faulting pte's reference
@@ -120,7 +121,12 @@ def test_reuse_swap_page(swap_has_cache: bool) -> None:
     assert reuse_swap_page_check(mm, pfn) is False
     mm.pages[pfn].writeback = False
     swap_duplicate(mm, entry)  # a second user of the slot (a forked child)
+    assert reuse_swap_page_check(mm, pfn) is None
+    mm.pages[pfn].swapcache = False  # (not in the swap cache: count = page_mapcount())
+    mm.pages[pfn].mapcount = 1
     assert reuse_swap_page_check(mm, pfn) is False
+    mm.pages[pfn].mapcount = 2
+    assert reuse_swap_page_check(mm, pfn) is None
 
 
 # --- code paths ---------------------------------------------------------------------
