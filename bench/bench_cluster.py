@@ -153,8 +153,8 @@ async def fault_layer_cost_s(n: int) -> tuple[float, float]:
 
 
 async def cluster_ops(duration_s: float) -> dict[str, float]:
-    from kernsim.services.cluster import Cluster
-    from kernsim.services.launcher import experiment
+    from kernsim.services.launch.cluster import Cluster
+    from kernsim.services.launch.launcher import experiment
 
     from kernsim.sim.run import simulate
 

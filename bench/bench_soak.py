@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kernsim.services.cluster import Cluster
-from kernsim.services.records import RecordWriter, read_records, rss_bytes
+from kernsim.services.launch.cluster import Cluster
+from kernsim.services.launch.records import RecordWriter, read_records, rss_bytes
 from kernsim.services.runtime.config import SERVICES
 
 MIB = 1 << 20

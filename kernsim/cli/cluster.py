@@ -1,6 +1,6 @@
 """``kernsim run`` and ``kernsim up``: the six services on this machine (or driven there).
 
-The launcher (kernsim.services.launcher) runs the experiment; this module parses the
+The launcher (kernsim.services.launch.launcher) runs the experiment; this module parses the
 command, turns each way a run can end into its exit status (kernsim.exits) and prints.
 """
 
@@ -19,9 +19,14 @@ from kernsim.cli import options
 from kernsim.cli.parser import UsageError
 from kernsim.cli.sim import exit_status
 from kernsim.exits import Exit, killed_by
-from kernsim.services.cluster import Cluster, ServiceFailure
-from kernsim.services.launcher import ClusterResult, record_interrupted, run_one, write_results
-from kernsim.services.lifecycle import (
+from kernsim.services.launch.cluster import Cluster, ServiceFailure
+from kernsim.services.launch.launcher import (
+    ClusterResult,
+    record_interrupted,
+    run_one,
+    write_results,
+)
+from kernsim.services.launch.lifecycle import (
     Interrupted,
     SetupError,
     interruptible,
@@ -29,7 +34,7 @@ from kernsim.services.lifecycle import (
     start_cluster,
     token_from_env,
 )
-from kernsim.services.records import RecordWriter
+from kernsim.services.launch.records import RecordWriter
 from kernsim.services.runtime.config import SERVICES
 from kernsim.sim.render import render_table
 from kernsim.workloads import CONTROLLERS

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
-from kernsim.services.cluster import Cluster
+from kernsim.services.launch.cluster import Cluster
 
 
 @pytest_asyncio.fixture

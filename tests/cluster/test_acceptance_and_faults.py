@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernsim.services.cluster import Cluster, free_ports
+from kernsim.services.launch.cluster import Cluster, free_ports
 from kernsim.services.runtime.config import SERVICES
 
 from tests.support.admin import get_text

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 from kernsim.protocol import MAX_FRAME_BYTES, ErrorCode, FrameDecoder, encode_frame
-from kernsim.services.cluster import HOST, Cluster
+from kernsim.services.launch.cluster import HOST, Cluster
 
 
 class RawClient:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kernsim.services.cluster import Cluster
+from kernsim.services.launch.cluster import Cluster
 from kernsim.services.runtime.config import SERVICES
 from prometheus_client.parser import text_string_to_metric_families
 

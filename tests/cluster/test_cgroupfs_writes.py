@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import aiohttp
-from kernsim.services.cluster import Cluster
+from kernsim.services.launch.cluster import Cluster
 
 from tests.support.admin import get_text, put_text
 from tests.support.polling import eventually

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from kernsim.services.cluster import HOST, Cluster
-from kernsim.services.launcher import ClusterResult, experiment
+from kernsim.services.launch.cluster import HOST, Cluster
+from kernsim.services.launch.launcher import ClusterResult, experiment
 from kernsim.services.runtime.config import SERVICES
 
 from tests.support.polling import eventually

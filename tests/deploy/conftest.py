@@ -1,7 +1,7 @@
 """Fixtures for the deployment tests: a live stack (tests/support/livestack.py).
 
 ``live`` is the compose deployment without Docker: the six services as local
-processes (kernsim.services.cluster, as tests/cluster starts them), a real
+processes (kernsim.services.launch.cluster, as tests/cluster starts them), a real
 Prometheus run with deploy/prometheus/prometheus.yml and rules.yml, only the
 targets rewritten to the cluster's free ports and the intervals shortened, and
 one round of the load generator's cycle (load, kill all, quiet).  Everything
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from kernsim.services.cluster import Cluster
+from kernsim.services.launch.cluster import Cluster
 from kernsim.services.runtime.config import SERVICES
 
 from tests.support.livestack import (

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from kernsim.protocol import Envelope, RequestTimeout, encode_frame
 from kernsim.services.catalog import registry
-from kernsim.services.cluster import HOST
+from kernsim.services.launch.cluster import HOST
 from kernsim.services.runtime import Body, Node
 
 from tests.support.polling import eventually_fine as eventually

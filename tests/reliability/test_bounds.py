@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 from kernsim.protocol import encode_frame
-from kernsim.services.cluster import HOST
+from kernsim.services.launch.cluster import HOST
 
 from tests.support.polling import eventually_fine as eventually
 from tests.support.processes import ServiceProcess

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kernsim.services.records import proc_state
+from kernsim.services.launch.records import proc_state
 
 from kernsim.exits import Exit
 from tests.support.polling import eventually_fine as eventually

@@ -37,7 +37,7 @@ from kernsim.protocol import (
     salvage_request,
 )
 from kernsim.services.catalog import registry
-from kernsim.services.cluster import HOST
+from kernsim.services.launch.cluster import HOST
 from kernsim.services.runtime import MAX_LINKS
 from kernsim.services.runtime.config import SERVICES
 

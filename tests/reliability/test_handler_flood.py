@@ -9,7 +9,7 @@ import struct
 
 from kernsim.protocol import Envelope, encode_frame
 from kernsim.services.catalog import registry
-from kernsim.services.cluster import HOST
+from kernsim.services.launch.cluster import HOST
 from kernsim.services.runtime import Body, Node
 from kernsim.services.runtime.connection import MAX_HANDLERS
 

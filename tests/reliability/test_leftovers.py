@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from kernsim.protocol import FrameDecoder, encode_frame
 from kernsim.services.catalog import registry
-from kernsim.services.cluster import HOST, Cluster
+from kernsim.services.launch.cluster import HOST, Cluster
 from kernsim.services.memcg import memparse
 from kernsim.services.runtime import Node
 

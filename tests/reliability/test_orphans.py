@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kernsim.services.records import proc_state
+from kernsim.services.launch.records import proc_state
 
 from kernsim.exits import killed_by
 from tests.support.polling import eventually_fine as eventually

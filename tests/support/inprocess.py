@@ -13,7 +13,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from kernsim.services.blockdev import BlockdevService
-from kernsim.services.cluster import HOST, free_ports
+from kernsim.services.launch.cluster import HOST, free_ports
 from kernsim.services.memcg import MemcgService
 from kernsim.services.mm import MmService
 from kernsim.services.runtime.config import SERVICES, ServiceConfig

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kernsim.services.cluster import HOST, Cluster
+from kernsim.services.launch.cluster import HOST, Cluster
 
 from tests.support.polling import eventually_slow
 from tests.support.prometheus import prometheus_server

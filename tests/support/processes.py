@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 
-from kernsim.services.records import rss_bytes
+from kernsim.services.launch.records import rss_bytes
 
 from tests.support.polling import eventually_fine
 
@@ -28,7 +28,7 @@ class ServiceProcess:
         import subprocess
         import sys
 
-        from kernsim.services.cluster import free_ports
+        from kernsim.services.launch.cluster import free_ports
 
         self.name = name
         self.port, self.admin_port = free_ports(2)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from kernsim.services.cluster import HOST, free_ports
+from kernsim.services.launch.cluster import HOST, free_ports
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 

@@ -2,7 +2,7 @@
 
 The command line (kernsim/cli/cluster.py) parses the flags, builds the Cluster and
 turns each way a run ends into its exit status (kernsim.exits); this module starts
-the services, runs services/experiment.py on them -- rounds of load, then the
+the services, runs services/launch/experiment.py on them -- rounds of load, then the
 simulation's own settle_and_check (kernsim.check.settle) over the live services:
 kill all, wait for quiescence, drain the pagevecs, check the invariants on state
 fetched from mm and memcg, one pass of global reclaim -- and stops them whatever
@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kernsim.services.cluster import Cluster, ServiceFailure
-from kernsim.services.experiment import ClusterResult, experiment, sample_progress
-from kernsim.services.lifecycle import Interrupted, start_cluster
-from kernsim.services.records import RecordWriter
+from kernsim.services.launch.cluster import Cluster, ServiceFailure
+from kernsim.services.launch.experiment import ClusterResult, experiment, sample_progress
+from kernsim.services.launch.lifecycle import Interrupted, start_cluster
+from kernsim.services.launch.records import RecordWriter
 from kernsim.services.runtime.config import SERVICES
 
 from kernsim import progress

@@ -3,7 +3,7 @@
 The settle-and-check step is the simulation's own (kernsim.check.settle:
 ``Cluster`` is its ``Settleable`` over RPC), the result is kernsim.check's
 ``RunResult`` with the cluster's wall-clock fields.  ``kernsim run``
-(services/launcher.py) starts the cluster and calls :func:`experiment`.
+(services/launch/launcher.py) starts the cluster and calls :func:`experiment`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kernsim.protocol import ProtocolError
-from kernsim.services.cluster import Cluster, ServiceFailure
-from kernsim.services.records import RecordWriter
+from kernsim.services.launch.cluster import Cluster, ServiceFailure
+from kernsim.services.launch.records import RecordWriter
 
 from kernsim import progress
 from kernsim.check.invariants import Violation

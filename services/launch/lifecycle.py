@@ -20,7 +20,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from kernsim.protocol import HandshakeRefused, ProtocolError
-from kernsim.services.cluster import Cluster, ServiceFailure
+from kernsim.services.launch.cluster import Cluster, ServiceFailure
 
 from kernsim.exits import Exit
 

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import aiohttp
 from kernsim.protocol import ProtocolError, RequestTimeout
 from kernsim.services.catalog import registry
-from kernsim.services.records import proc_state
+from kernsim.services.launch.records import proc_state
 from kernsim.services.runtime import Body, Node
 from kernsim.services.runtime.config import SERVICES, format_peers
 from kernsim.services.runtime.plumbing import ENV_LIFELINE_FD
