@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
     ex.add_argument(
         "--strategy",
         default="swarm",
-        choices=["swarm", "random", "pos", "pct", "cpct", "systematic"],
+        choices=["swarm", "random", "pos", "pct", "cpct", "delay", "systematic"],
         help="swarm (default): each schedule draws random or pos and a window of 1x or 5x "
         "--window-us; pos: partial order sampling; pct: PCT over every step; cpct: PCT "
         "with change points on racing steps; systematic: every schedule with at most "
