@@ -1,14 +1,15 @@
 """Shrinking: the fewest switches and kernel events that still break the same invariants.
 
 A failing schedule is first turned into a replay job (the default scheduler
-plus its recorded switches), then reduced in three passes, each keeping a
+plus its recorded switches), then reduced in the passes below, each keeping a
 candidate only when it still fails with the same violation kinds and the
 same race class (or a subset of them), with no more switches than the best
 so far and no more kernel events than the original -- so a schedule never
 grows:
 
-0. equivalent failures: the same strategy under other seeds with the earliest kill,
-   keeping the failure with the same kinds and classes and the fewest events;
+0. equivalent failures: the same strategy (and a random walk) under other seeds with
+   an early kill, keeping the failure with the same kinds and classes and the fewest
+   events (most of a long run is reclaim retrying before the kill);
 1. the scenario's size: first every size at its smallest and the earliest
    kill in one run (often enough, and then the passes below work on a much
    shorter run), else fewer tasks, fewer pages, an earlier kill one by one;
