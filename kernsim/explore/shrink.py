@@ -7,17 +7,17 @@ same race class (or a subset of them), with no more switches than the best
 so far and no more kernel events than the original -- so a schedule never
 grows:
 
-0. equivalent failures: the same strategy (and a random walk) under other seeds with
-   an early kill, keeping the failure with the same kinds and classes and the fewest
-   events (most of a long run is reclaim retrying before the kill);
 1. the scenario's size: first every size at its smallest and the earliest
    kill in one run (often enough, and then the passes below work on a much
    shorter run), else fewer tasks, fewer pages, an earlier kill one by one;
-2. kernel events: the earliest kill time that keeps the race (a bisection);
-3. the shortest prefix of the switches that still fails (a bisection: the
+2. equivalent failures: the same strategy (and a random walk) under other seeds
+   with an early kill, keeping the first failure with the same kinds and classes
+   and fewer events (most of a long run is reclaim retrying before the kill);
+3. kernel events: the earliest kill time that keeps the race (a bisection);
+4. the shortest prefix of the switches that still fails (a bisection: the
    switches after the race are most of a random walk's, and cost ddmin most);
-4. ddmin (Zeller and Hildebrandt, 2002) over the switches that are left;
-5. kernel events again: each switch moved to the earliest step that keeps
+5. ddmin (Zeller and Hildebrandt, 2002) over the switches that are left;
+6. kernel events again: each switch moved to the earliest step that keeps
    the race, when that makes the run shorter.
 
 Every candidate is one schedule run; their number is the shrinking's cost.
@@ -37,10 +37,10 @@ T = TypeVar("T")
 BUDGET = 400
 #: Bisection steps on the kill time.
 KILL_STEPS = 8
-#: Other seeds tried for an equivalent failure with fewer events, and how many such
-#: failures end the look (the fewest events of them is kept).
+#: Other seeds tried for an equivalent failure with fewer events (at most a quarter of
+#: the budget), and how many such failures end the look (the fewest events wins).
 RESEEDS = 100
-RESEED_FOUND = 3
+RESEED_FOUND = 1
 #: The kill moments tried there: the first eighth of the scenario's range.
 EARLY_KILL = 0.125
 #: Seeds tried for a failure found at seed s: s * RESEED_STRIDE + 1, + 2, ...
@@ -93,8 +93,8 @@ def shrink(job: Job, outcome: Outcome, budget: int = BUDGET) -> Shrunk:
     s = _Shrinker(outcome, budget)
     base = replace(job, strategy="replay", switches=outcome.switches, check_determinism=False)
     best_job, best = base, outcome
-    best_job, best = _fewest_events(s, job, best_job, best)
     best_job, best = _shrink_size(s, best_job, best)
+    best_job, best = _fewest_events(s, job, best_job, best)
     best_job, best = _earlier_kill(s, best_job, best)
     best_job, best = _shortest_prefix(s, best_job, best)
     best_job, best = _ddmin_switches(s, best_job, best)
@@ -120,7 +120,7 @@ def _fewest_events(s: _Shrinker, job: Job, best_job: Job, best: Outcome) -> tupl
     # classes in short runs most often.
     ways = ((job.strategy, job.window_s), ("random", min(job.window_s, WINDOW_S)))
     found = 0
-    for k in range(1, RESEEDS + 1):
+    for k in range(1, min(RESEEDS, s.budget // 4) + 1):  # the other passes need the rest
         strategy, window_s = ways[k % 2]
         cand = replace(job, seed=job.seed * RESEED_STRIDE + k, strategy=strategy,
                        window_s=window_s, check_determinism=False)  # fmt: skip
