@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--window-us", type=float, default=WINDOW_S * 1e6)
     ap.add_argument("--strategies", default="swarm,random,pos,pct,cpct")
     ap.add_argument("--render", action="store_true", help="print the tables of the last run")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the last run's rows of what was not run")  # fmt: skip
     args = ap.parse_args()
     if args.render:
         print(render(json.loads(OUT.read_text())["rows"]))
@@ -110,6 +112,11 @@ def main() -> None:
             row = measure(variant, strategy, args.schedules, args.jobs, args.window_us * 1e-6)
             print(json.dumps(row), flush=True)
             rows.append(row)
+    if args.merge and OUT.exists():
+        # The last run's rows in their order, the new ones in place of theirs.
+        kept = {(r["variant"], r["strategy"]): r for r in json.loads(OUT.read_text())["rows"]}
+        kept.update({(r["variant"], r["strategy"]): r for r in rows})
+        rows = sorted(kept.values(), key=lambda r: str(r["variant"]) != "none")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"offsets": OFFSETS, "machine": "2 cores, shared (loaded)",
                                "rows": rows}, indent=1) + "\n")  # fmt: skip

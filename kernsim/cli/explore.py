@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
         "explore",
         help="search schedules for races; shrink, classify and draw each one",
         description="Run N schedules of the deterministic simulation, one seed each, "
-        "under a search strategy (default swarm: random walk or POS per seed).  Every "
+        "under a search strategy (default swarm: random walk, POS or delay per seed).  Every "
         "distinct race is shrunk, classified by its racing steps and drawn as a CPU0/CPU1 "
         "diagram.  Exit 0 when no schedule breaks an invariant, 1 when one does, 2 for bad "
         "usage, 3 when --check-determinism saw one schedule give two traces.",
@@ -41,9 +41,10 @@ def register(sub: Any) -> None:
     ex.add_argument(
         "--strategy",
         default="swarm",
-        choices=["swarm", "random", "pos", "pct", "cpct", "systematic"],
-        help="swarm: each schedule draws random or pos and a window of 1x or 5x "
-        "--window-us; pos: partial order sampling; pct: PCT over every step; cpct: PCT "
+        choices=["swarm", "random", "pos", "pct", "cpct", "delay", "systematic"],
+        help="swarm (default): each schedule draws random, pos or delay and a window of 1x "
+        "or 5x --window-us; pos: partial order sampling; delay: a CPU held back at a step on "
+        "a page or slot another CPU will touch; pct: PCT over every step; cpct: PCT "
         "with change points on racing steps; systematic: every schedule with at most "
         "--preemptions preemptions (partial-order reduced) (default: %(default)s)",
     )

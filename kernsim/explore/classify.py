@@ -54,6 +54,7 @@ class Match:
     also: tuple[int, ...] = ()  # other pages the diagram should draw
     pairs: tuple[Pair, ...] = ()  # the racing pairs of the match (or, for NEW, of the life)
     cite: str = ""
+    steps: tuple[int, ...] = ()  # trace indices of the pattern's steps (drawn even if noise)
 
 
 def slot_life(trace: list[TraceEvent], slot: int) -> list[tuple[int, Obj]]:
@@ -200,7 +201,8 @@ def classify_trace(trace: list[TraceEvent], slot: int, variant: str = "") -> Mat
     )
     page = pages[-1] if pages else 0
     also = tuple(sorted({p for p in pages if p != page}))
-    return Match(pat.name, slot, page, idx[0], idx[-1], pat.summary, also, pairs, pat.cite)
+    return Match(pat.name, slot, page, idx[0], idx[-1], pat.summary, also, pairs, pat.cite,
+                 tuple(idx))  # fmt: skip
 
 
 def _new(trace: list[TraceEvent], slot: int, life: list[tuple[int, Obj]]) -> Match:

@@ -74,11 +74,14 @@ def race_events(trace: list[TraceEvent], m: Match) -> list[TraceEvent]:
     out: list[TraceEvent] = []
     after = 0
     pages = frozenset(p for p in (m.page, *m.also) if p)
+    steps = frozenset(m.steps)
     for i in range(m.start, len(trace)):
         ev = trace[i]
         if i > m.at:  # after the race, only what happens to the leaked page matters
             pages = frozenset({m.page})
-        if i == m.at or touches(ev, m.slot, pages):
+        # A step of the race's pattern is drawn even when it is a read-only peek: the
+        # zap's page_flags() that finds PG_writeback decides the writeback races.
+        if i == m.at or i in steps or touches(ev, m.slot, pages):
             out.append(ev)
             if i > m.at:
                 after += 1

@@ -14,6 +14,7 @@ from kernsim.explore.coverage import Pair
 from kernsim.explore.strategies import (
     Chooser,
     ConflictPct,
+    Delay,
     Forced,
     Pct,
     Pos,
@@ -26,7 +27,7 @@ from kernsim.sim.engine import SimulationError, Strategy
 from kernsim.sim.run import SimResult, build_world, check
 from kernsim.sim.scenarios import get_scenario
 
-STRATEGIES = ("random", "pos", "pct", "cpct", "replay", "default", "systematic")
+STRATEGIES = ("random", "pos", "pct", "cpct", "delay", "replay", "default", "systematic")
 #: A step budget far above a normal run of the search scenarios (race: 2-20k steps).
 MAX_STEPS = 200_000
 #: About a swap read under the "none" profile: a completion can meet any step of a task.
@@ -106,6 +107,8 @@ def make_strategy(job: Job) -> Callable[[random.Random], Strategy]:
         return lambda _: Pos(rng, w)
     if job.strategy == "cpct":
         return lambda _: ConflictPct(rng, w, job.depth, job.steps)
+    if job.strategy == "delay":
+        return lambda _: Delay(rng, w)
     if job.strategy == "replay":
         return lambda _: Replay(rng, w, job.switches)
     if job.strategy == "default":

@@ -153,7 +153,7 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern(
         "v5-write-window",
         "v5's check at end_swap_bio_write() runs before the zap, which then finds PG_writeback",
-        "docs/v5-hole.md; " + V6_LOG,
+        "docs/explore.md (v5's write window); " + V6_LOG,
         (
             Step("Z", s("staleswap_hint", "stable"), "p"),
             Step("Y", s("free_swap_and_cache", "locked"), "p", unless=(s("end_page_writeback"),)),

@@ -49,6 +49,16 @@ class Race:
     first: Outcome
     count: int = 0
     seeds: list[int] = field(default_factory=list)
+    #: The failure shrunk: of the equivalent failures (same classes and kinds) the one
+    #: with the fewest kernel events, then the fewest switches.
+    shortest: Outcome | None = None
+
+    def add(self, o: Outcome) -> None:
+        self.count += 1
+        self.seeds.append(o.seed)
+        s = self.shortest
+        if s is None or (o.events, len(o.switches)) < (s.events, len(s.switches)):
+            self.shortest = o
 
 
 def make_jobs(cfg: SearchConfig, steps: int) -> list[Job]:
@@ -111,8 +121,7 @@ def explore(cfg: SearchConfig) -> dict[str, Any]:
             if o.failed:
                 first_failure = o.index if first_failure is None else first_failure
                 race = races.setdefault((o.classes, o.kinds), Race((o.classes, o.kinds), o))
-                race.count += 1
-                race.seeds.append(o.seed)
+                race.add(o)
                 curve.append((n, counts["failed"]))
             if cfg.progress:
                 _progress(n, len(jobs), counts, start)
@@ -195,7 +204,8 @@ def shrink_job(item: tuple[Job, Outcome, int]) -> Shrunk:
 
 def _shrink_races(cfg: SearchConfig, jobs: list[Job], races: list[Race]) -> list[dict[str, Any]]:
     todo = races[:MAX_SHRINKS]
-    items = [(jobs[r.first.index], r.first, cfg.shrink_budget) for r in todo]
+    start = [r.shortest or r.first for r in todo]
+    items = [(jobs[o.index], o, cfg.shrink_budget) for o in start]
     merged: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}
     for race, sh in zip(todo, run_all(shrink_job, items, cfg.jobs, cfg.executor), strict=True):
         entry = describe(cfg, sh)

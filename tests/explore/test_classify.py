@@ -95,6 +95,7 @@ FOUND = [
     ("none", 11, "random", 0.0002, "type-2"),
     ("v5", 502, "random", 0.001, "gather-trylock"),
     ("v5", 1379, "pos", 0.001, "v5-read-window"),
+    ("v5", 58, "delay", 0.001, "v5-write-window"),
     ("v5", 48, "random", 0.001, "v5-hole"),
     ("upstream", 197, "random", 0.0002, "reuse-window"),
 ]
