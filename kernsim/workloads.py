@@ -16,10 +16,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
+from kernsim.model.fork import mm_init, mm_users_inc
 from kernsim.model.madvise import madvise_dontneed
 from kernsim.model.memcontrol import mem_cgroup_attach_task
-from kernsim.model.memory import VM_FAULT_OOM, do_page_fault, exit_mm, mm_init, mm_users_inc
-from kernsim.model.mmap import do_munmap
+from kernsim.model.memory import VM_FAULT_OOM, do_page_fault
+from kernsim.model.mmap import do_munmap, exit_mm
 from kernsim.model.port import Cpu
 
 Program = Callable[[Cpu], Coroutine[Any, Any, None]]

@@ -41,6 +41,53 @@ from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import MmStruct, Pte
 from kernsim.model.port import Cpu, primitive
 
+# --- an mm's users: mm_init(), copy_mm() with CLONE_VM, mmput() ------------------
+
+
+@primitive("mm", "task")
+def mm_init(mm: MmState, task: int, memcg_id: int) -> None:
+    """mm_alloc(): a new, empty address space for ``task``."""
+    if task in mm.mms:
+        raise KernelBug(f"task {task} already has an mm")
+    # anon_vma_prepare() (done here at once rather than at the first fault): its own.
+    mm.mms[task] = MmStruct(task, memcg_id, users=[task], anon_vma=task)
+    mm.anon_vmas[task] = [task]
+
+
+@primitive("mm", "task")
+def mm_users_inc(mm: MmState, task: int, tid: int) -> None:
+    """copy_mm() with CLONE_VM: atomic_inc(&mm->mm_users), the new thread ``tid`` shares
+    mm ``task``."""
+    users = mm.mm_struct(task).users
+    if tid in users:
+        raise KernelBug(f"task {tid} already uses mm {task}")
+    users.append(tid)
+
+
+@primitive("mm", "task")
+def mm_users_dec_and_test(mm: MmState, task: int, tid: int) -> bool:
+    """exit_mm() -> mmput(): atomic_dec_and_test(&mm->mm_users); True for the last user,
+    who must exit_mmap()."""
+    users = mm.mm_struct(task).users
+    if tid not in users:
+        raise KernelBug(f"task {tid} does not use mm {task}")
+    users.remove(tid)
+    return not users
+
+
+@primitive("mm", "task")
+def mmput(mm: MmState, task: int) -> None:
+    """mmput() after exit_mmap(): every pte must be gone.  exit_mmap()'s free_pgtables()
+    unlinks the VMA from its anon_vma (anon_vma_unlink()), freed with its last VMA."""
+    gone = mm.mm_struct(task)
+    if gone.ptes:
+        raise KernelBug(f"mmput: task {task} still has ptes")
+    del mm.mms[task]
+    vmas = mm.anon_vmas[gone.anon_vma]
+    vmas.remove(task)
+    if not vmas:
+        del mm.anon_vmas[gone.anon_vma]
+
 
 @primitive("mm", "task")
 def dup_mm(mm: MmState, task: int, parent: int) -> None:

@@ -34,9 +34,9 @@ from kernsim.model.locks import (
     up_read,
 )
 from kernsim.model.mm import KernelBug, MmState
-from kernsim.model.mm_types import PAGE_SIZE, PAGEVEC_SIZE, MmStruct, Pte
+from kernsim.model.mm_types import PAGE_SIZE, PAGEVEC_SIZE, Pte
 from kernsim.model.port import Cpu, primitive
-from kernsim.model.swap import lru_add_drain, lru_cache_add
+from kernsim.model.swap import lru_cache_add
 
 #: include/asm-generic/tlb.h: pages an mmu_gather holds before it must flush.
 FREE_PTE_NR = 506
@@ -55,58 +55,6 @@ PTE_WRPROTECT = 3
 assert PAGEVEC_SIZE < FREE_PTE_NR
 
 
-def _mm(mm: MmState, task: int) -> MmStruct:
-    try:
-        return mm.mms[task]
-    except KeyError:
-        raise KernelBug(f"task {task} has no mm") from None
-
-
-@primitive("mm", "task")
-def mm_init(mm: MmState, task: int, memcg_id: int) -> None:
-    """mm_alloc(): a new, empty address space for ``task``."""
-    if task in mm.mms:
-        raise KernelBug(f"task {task} already has an mm")
-    # anon_vma_prepare() (done here at once rather than at the first fault): its own.
-    mm.mms[task] = MmStruct(task, memcg_id, users=[task], anon_vma=task)
-    mm.anon_vmas[task] = [task]
-
-
-@primitive("mm", "task")
-def mm_users_inc(mm: MmState, task: int, tid: int) -> None:
-    """copy_mm() with CLONE_VM: atomic_inc(&mm->mm_users), the new thread ``tid`` shares
-    mm ``task``."""
-    users = _mm(mm, task).users
-    if tid in users:
-        raise KernelBug(f"task {tid} already uses mm {task}")
-    users.append(tid)
-
-
-@primitive("mm", "task")
-def mm_users_dec_and_test(mm: MmState, task: int, tid: int) -> bool:
-    """exit_mm() -> mmput(): atomic_dec_and_test(&mm->mm_users); True for the last user,
-    who must exit_mmap()."""
-    users = _mm(mm, task).users
-    if tid not in users:
-        raise KernelBug(f"task {tid} does not use mm {task}")
-    users.remove(tid)
-    return not users
-
-
-@primitive("mm", "task")
-def mmput(mm: MmState, task: int) -> None:
-    """mmput() after exit_mmap(): every pte must be gone.  exit_mmap()'s free_pgtables()
-    unlinks the VMA from its anon_vma (anon_vma_unlink()), freed with its last VMA."""
-    gone = _mm(mm, task)
-    if gone.ptes:
-        raise KernelBug(f"mmput: task {task} still has ptes")
-    del mm.mms[task]
-    vmas = mm.anon_vmas[gone.anon_vma]
-    vmas.remove(task)
-    if not vmas:
-        del mm.anon_vmas[gone.anon_vma]
-
-
 @primitive("mm", "task")
 def handle_pte_access(mm: MmState, task: int, addr: int, write: bool) -> tuple[int, int]:
     """A user access: a present pte gets its young (and dirty) bit, as the MMU would.
@@ -115,7 +63,7 @@ def handle_pte_access(mm: MmState, task: int, addr: int, write: bool) -> tuple[i
     the orig_pte a fault starts from.  A write to a write-protected pte (fork's
     copy-on-write) faults: PTE_WRPROTECT, handle_pte_fault()'s way to do_wp_page().
     """
-    pte = _mm(mm, task).ptes.get(addr)
+    pte = mm.mm_struct(task).ptes.get(addr)
     if pte is None:
         return PTE_NONE, 0
     if pte.present:
@@ -135,7 +83,7 @@ def do_anonymous_page_map(mm: MmState, task: int, addr: int, pfn: int, cpu: str)
     list).  False when the pte is no longer none (the caller releases the page).
     """
     held(mm, ptl_id(task, addr), "do_anonymous_page")
-    ptes = _mm(mm, task).ptes
+    ptes = mm.mm_struct(task).ptes
     if addr in ptes:
         return False
     page_add_new_anon_rmap(mm, task, addr, pfn, cpu)
@@ -151,7 +99,7 @@ def page_add_new_anon_rmap(mm: MmState, task: int, addr: int, pfn: int, cpu: str
     page.anon = True
     page.swapbacked = True
     page.uptodate = True
-    page.anon_vma, page.index = _mm(mm, task).anon_vma, addr
+    page.anon_vma, page.index = mm.mm_struct(task).anon_vma, addr
     lru_cache_add(mm, pfn, cpu, True)
 
 
@@ -159,7 +107,7 @@ def page_add_new_anon_rmap(mm: MmState, task: int, addr: int, pfn: int, cpu: str
 def pte_same(mm: MmState, task: int, addr: int, entry: int) -> bool:
     """pte_same(*page_table, orig_pte) for a swap pte, under the pte lock."""
     held(mm, ptl_id(task, addr), "pte_same")
-    pte = _mm(mm, task).ptes.get(addr)
+    pte = mm.mm_struct(task).ptes.get(addr)
     return pte is not None and not pte.present and pte.val == entry
 
 
@@ -168,7 +116,7 @@ def pte_same_wrprotect(mm: MmState, task: int, addr: int, pfn: int) -> bool:
     """pte_same(*page_table, orig_pte) for do_wp_page()'s orig_pte, a write-protected pte
     mapping page ``pfn``, under the pte lock."""
     held(mm, ptl_id(task, addr), "pte_same")
-    pte = _mm(mm, task).ptes.get(addr)
+    pte = mm.mm_struct(task).ptes.get(addr)
     return pte is not None and pte.present and pte.val == pfn and not pte.write
 
 
@@ -186,8 +134,8 @@ def do_swap_page_map(mm: MmState, task: int, addr: int, pfn: int, write: bool) -
     page.anon = True  # page_add_anon_rmap(): page->mapping = anon_vma, so PageAnon()
     page.mapcount += 1
     if page.mapcount == 1:  # __page_set_anon_rmap()
-        page.anon_vma, page.index = _mm(mm, task).anon_vma, addr
-    _mm(mm, task).ptes[addr] = Pte(True, pfn, young=True, dirty=write, write=write)
+        page.anon_vma, page.index = mm.mm_struct(task).anon_vma, addr
+    mm.mm_struct(task).ptes[addr] = Pte(True, pfn, young=True, dirty=write, write=write)
 
 
 @primitive("mm", "task")
@@ -201,7 +149,7 @@ def zap_pte(mm: MmState, task: int, addr: int) -> tuple[int, int, bool]:
     tell (docs/MODEL.md, "Atomicity").
     """
     held(mm, ptl_id(task, addr), "zap_pte_range")
-    pte = _mm(mm, task).ptes.pop(addr, None)
+    pte = mm.mm_struct(task).ptes.pop(addr, None)
     if pte is None:
         return PTE_NONE, 0, False
     if not pte.present:
@@ -218,7 +166,7 @@ def zap_pte(mm: MmState, task: int, addr: int) -> tuple[int, int, bool]:
 @primitive("mm", "task")
 def task_addresses(mm: MmState, task: int) -> list[int]:
     """The addresses with a pte, in order (unmap_vmas() walks the VMA in order)."""
-    return sorted(_mm(mm, task).ptes)
+    return sorted(mm.mm_struct(task).ptes)
 
 
 # --- code paths -------------------------------------------------------------
@@ -305,7 +253,7 @@ def do_wp_page_reuse(mm: MmState, task: int, addr: int) -> None:
     """do_wp_page()'s ``reuse:`` (under the pte lock): ptep_set_access_flags() with the
     pte young, dirty and writable."""
     held(mm, ptl_id(task, addr), "do_wp_page")
-    pte = _mm(mm, task).ptes[addr]
+    pte = mm.mm_struct(task).ptes[addr]
     pte.young = pte.dirty = pte.write = True
 
 
@@ -317,7 +265,7 @@ def do_wp_page_map(mm: MmState, task: int, addr: int, old: int, new: int, cpu: s
     was the old page's last mapping (the caller runs its mem_cgroup_uncharge_page())."""
     held(mm, ptl_id(task, addr), "do_wp_page")
     page_add_new_anon_rmap(mm, task, addr, new, cpu)
-    _mm(mm, task).ptes[addr] = Pte(True, new, young=True, dirty=True)
+    mm.mm_struct(task).ptes[addr] = Pte(True, new, young=True, dirty=True)
     page = mm.page(old)
     page.mapcount -= 1
     if page.mapcount < 0:
@@ -444,22 +392,3 @@ async def zap_page_range(cpu: Cpu, task: int, addrs: list[int]) -> None:
             zap_work = ZAP_BLOCK_SIZE
     if tlb:  # tlb_finish_mmu()
         await swap_state.free_pages_and_swap_cache(cpu, tlb)
-
-
-async def exit_mm(cpu: Cpu, task: int) -> None:
-    """Models exit_mm() -> mmput() for a task using mm ``task``: the last user runs
-    exit_mmap(); every task leaves its cgroup."""
-    if await cpu.call(mm_users_dec_and_test, task, cpu.task):
-        await exit_mmap(cpu, task, cpu.task)
-    else:
-        await cpu.call(memcontrol.mem_cgroup_exit_task, cpu.task)
-
-
-async def exit_mmap(cpu: Cpu, task: int, tid: int = 0) -> None:
-    """Models exit_mmap() -> unmap_vmas() -> zap_pte_range(), then mmput() and cgroup exit
-    of task ``tid`` (default: the mm's own task).  No mmap_sem: no other user is left."""
-    await cpu.call(lru_add_drain, cpu.pvec)
-    addrs = await cpu.call(task_addresses, task)
-    await zap_page_range(cpu, task, addrs)
-    await cpu.call(mmput, task)
-    await cpu.call(memcontrol.mem_cgroup_exit_task, tid or task)

@@ -113,6 +113,13 @@ class MmState:
         except KeyError:
             raise KernelBug(f"pfn {pfn} is not an allocated page") from None
 
+    def mm_struct(self, task: int) -> MmStruct:
+        """The mm_struct of ``task`` (the pid that exec'd it)."""
+        try:
+            return self.mms[task]
+        except KeyError:
+            raise KernelBug(f"task {task} has no mm") from None
+
     def statistics(self) -> dict[str, Any]:
         sw = self.swap
         return {

@@ -168,7 +168,7 @@ class Script:
 
     async def exit(self, task: SimCpu) -> None:
         """The task exits: exit_mmap() zaps every pte, then the task is gone."""
-        from kernsim.model.memory import exit_mmap
+        from kernsim.model.mmap import exit_mmap
 
         await exit_mmap(task, task.task)
         del self.world.tasks[task.task]

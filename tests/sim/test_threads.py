@@ -8,9 +8,10 @@ import pytest
 from kernsim.check.invariants import quiescent_violations
 from kernsim.explore.job import Job, execute
 from kernsim.faults import load_profile
+from kernsim.model.fork import mm_users_inc
 from kernsim.model.madvise import madvise_dontneed
 from kernsim.model.memcontrol import mem_cgroup_attach_task
-from kernsim.model.memory import PTE_SWAP, do_page_fault, mm_users_inc
+from kernsim.model.memory import PTE_SWAP, do_page_fault
 from kernsim.model.mm import MmConfig
 from kernsim.model.mm_types import PAGE_SIZE
 from kernsim.model.mmap import do_munmap

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import kernsim.variants  # noqa: F401  (the variants' primitives are audited too)
+from kernsim.model.fork import mm_init
 from kernsim.model.locks import (
     MMAP_SEM,
     PTL,
@@ -24,7 +25,7 @@ from kernsim.model.locks import (
     up_read,
     up_write,
 )
-from kernsim.model.memory import mm_init, pte_same, zap_pte
+from kernsim.model.memory import pte_same, zap_pte
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import Pte
 from kernsim.model.port import PRIMITIVES, WouldBlock

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from kernsim.model.fork import mm_init
 from kernsim.model.locks import pte_offset_map_lock
-from kernsim.model.memory import (
-    PTE_PRESENT,
-    PTE_SWAP,
-    exit_mmap,
-    handle_mm_fault,
-    mm_init,
-    zap_pte,
-)
+from kernsim.model.memory import PTE_PRESENT, PTE_SWAP, handle_mm_fault, zap_pte
 from kernsim.model.mm import MmState
 from kernsim.model.mm_types import PAGE_SIZE, SWAP_FAIL, SWAP_SUCCESS, Pte
+from kernsim.model.mmap import exit_mmap
 from kernsim.model.rmap import page_referenced, try_to_unmap
 from kernsim.model.swapfile import reuse_swap_page_check, swap_duplicate
 from tests.support.unitkit import (
