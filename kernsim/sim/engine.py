@@ -20,14 +20,9 @@ Everything random comes from one ``random.Random(seed)``, time is a float
 that only the engine advances, and the trace is hashed: same seed, same
 trace, bit for bit.
 
-The hash is the trace's *identity* and holds kernel events only: the virtual
-time, the CPU, the primitive (named after the kernel function whose critical
-section it models), the objects it was called on and its result.  The Python
-function that issued the call is kept in the trace for the diagrams but left
-out of the identity, so a refactor that renames or moves model code without
-changing what the kernel does keeps every trace hash, and every replay file,
-valid.  ``TRACE_IDENTITY`` names this scheme; it changes only when the hashed
-fields do.
+The hash is the trace's *identity* and holds kernel events only, never the
+Python function that issued a call: a refactor that renames or moves model
+code keeps every trace hash and every replay file valid (kernsim.sim.trace).
 """
 
 from __future__ import annotations
@@ -44,20 +39,28 @@ from kernsim.faults import FaultModel, Profile
 from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import MmState
 from kernsim.model.port import CODE_PATHS, PRIMITIVE_BY_FN, Cpu, PrimitiveInfo, WouldBlock
+from kernsim.sim.strategy import STEP_COST_S, SimulationError, Strategy
 from kernsim.sim.trace import (
     HASH_BATCH,
+    LISTS,
     TRACE_IDENTITY,
     TraceEvent,
     TraceHash,
     copies_lists,
     copy_lists,
+    copy_value,
 )
 from kernsim.variants.base import Variant
 
-__all__ = ["TRACE_IDENTITY", "Engine", "SimCpu", "SimulationError", "Strategy", "TraceEvent"]
-
-#: Virtual CPU time one critical section takes; keeps busy loops from freezing time.
-STEP_COST_S = 1e-6
+__all__ = [
+    "STEP_COST_S",
+    "TRACE_IDENTITY",
+    "Engine",
+    "SimCpu",
+    "SimulationError",
+    "Strategy",
+    "TraceEvent",
+]
 
 CALL, POST, SLEEP, BIO = 0, 1, 2, 3
 P = ParamSpec("P")
@@ -141,36 +144,6 @@ class SimCpu(Cpu):
         r[label] = r.get(label, 0) + 1
 
 
-class Strategy:
-    """Orders steps that are due at the same instant.  The default: a seeded random order."""
-
-    scripted = False
-    #: Virtual time a critical section takes under this strategy.  PCT and other
-    #: schedule searches set 0.0: only then are all runnable CPUs due at the same
-    #: instant, so the strategy (not the clock) decides every interleaving.
-    step_cost_s: float = STEP_COST_S
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-
-    #: A strategy whose key() always returns the same number says which here: the
-    #: engine's hot loop then skips the call.
-    fixed_key: float | None = None
-
-    def key(self, cpu: SimCpu) -> float:
-        return self.rng.random()
-
-    def choose(self, engine: Engine, ready: list[tuple[float, float, int, SimCpu]]) -> int:
-        raise NotImplementedError
-
-    def on_step(self, cpu: SimCpu) -> None:
-        """Called after each primitive (PCT uses it for its change points)."""
-
-
-class SimulationError(RuntimeError):
-    """The simulation could not go on (a livelock, a step budget exhausted)."""
-
-
 @dataclass(slots=True)
 class Engine:
     mm: MmState
@@ -195,9 +168,8 @@ class Engine:
     _count: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _waitq: dict[tuple[str, int], list[SimCpu]] = field(default_factory=dict)
     _hash: TraceHash = field(default_factory=TraceHash)
-    _unhashed: list[TraceEvent] = field(default_factory=list)  # without keep_trace
-    _hashed: int = 0  # events of the trace hashed so far (with keep_trace)
-    _hash_at: int = HASH_BATCH  # the length of the events list that triggers a hash
+    _events: list[TraceEvent] = field(init=False)  # the trace, or events not hashed yet
+    _hash_at: int = HASH_BATCH  # the length of _events that triggers a hash
     _names: dict[str, int] = field(default_factory=dict)
     _owners: dict[str, Any] = field(init=False)
     _net: bool = field(init=False)
@@ -213,6 +185,7 @@ class Engine:
         self.fault = FaultModel(self.profile, self.rng)
         self.strategy = self.strategy_factory(self.rng)
         self._owners = {"mm": self.mm, "memcg": self.memcg}
+        self._events = self.trace if self.keep_trace else []
         # Without link rules every message is delivered at once: skip the fault model.
         self._net = bool(self.profile.rules)
         self._bind(self.strategy)
@@ -269,12 +242,9 @@ class Engine:
     def run(self, until_s: float | None = None) -> None:
         """Run until nothing is pending (or the clock would pass ``until_s``).
 
-        The hot loop, one iteration per step: a step is picked, then either a
-        primitive runs, its event is recorded and its result is sent into the
-        coroutine (the common case, all inline), or a CPU starts, or a sleep or
-        post finishes (``_resume``).  What the coroutine asks next is pushed as
-        the CPU's one pending entry.
-        """
+        The hot loop: a step is picked; a primitive runs, its event is recorded and
+        its result sent into the coroutine, all inline (else ``_resume``); what the
+        coroutine asks next is pushed as the CPU's one pending entry."""
         heap = self._heap
         strategy = self.strategy
         self._bind(strategy)
@@ -285,15 +255,14 @@ class Engine:
         owners, observers, waitq = self._owners, self.observers, self._waitq
         on_step, net, count = self._on_step, self._net, self._count
         max_steps = self.max_steps
-        record = self.trace.append if self.keep_trace else self._unhashed.append
-        events = self.trace if self.keep_trace else self._unhashed
-        event = TraceEvent
+        events = self._events
+        record = events.append
+        event, lists = TraceEvent, LISTS
         while heap:
             if scripted:
-                # The strategy indexes into the heap's list: the order of its entries
-                # is what a random walk draws from, so it stays exactly as heapify()
-                # leaves it (every seed's schedule and the documented seeds depend on
-                # it).  With a handful of runnable CPUs heapify() is cheap.
+                # The strategy indexes into the heap's list: its order, as heapify()
+                # leaves it, is what a random walk draws from (every seed's schedule
+                # depends on it).  With a handful of runnable CPUs heapify() is cheap.
                 i = choose(self, heap)
                 entry = heap[i]
                 last = heap.pop()
@@ -325,9 +294,12 @@ class Engine:
             result = info.fn(owner, *args)
             name = info.name
             # The event, as it stands now: a list argument or result is copied.
-            if copies_lists(info):
+            copies = lists.get(name)
+            if copies is None:
+                copies = copies_lists(info)
+            if copies:
                 args = copy_lists(args)
-                record(_new(event, (now, cpu.name, req.func, name, args, _copy(result))))
+                record(_new(event, (now, cpu.name, req.func, name, args, copy_value(result))))
             else:
                 record(_new(event, (now, cpu.name, req.func, name, args, result)))
             if len(events) >= self._hash_at:
@@ -420,18 +392,8 @@ class Engine:
         return sorted(c.name for q in self._waitq.values() for c in q)
 
     def _flush_hash(self) -> None:
-        if self.keep_trace:
-            self._hash.update(self.trace[self._hashed :])
-            self._hashed = len(self.trace)
-            self._hash_at = self._hashed + HASH_BATCH
-        else:
-            self._hash.update(self._unhashed)
-            self._unhashed.clear()
+        self._hash_at = self._hash.update(self._events, keep=self.keep_trace)
 
     def trace_sha256(self) -> str:
         self._flush_hash()
         return self._hash.hexdigest()
-
-
-def _copy(value: Any) -> Any:
-    return value[:] if type(value) is list else value

@@ -1,10 +1,13 @@
 """The trace of a simulation and its identity, the SHA-256 of its kernel events.
 
 Each step of the engine is one ``TraceEvent``: the virtual time, the CPU, the
-Python function that issued the call (``func``), the primitive, its arguments
-and its result.  The identity covers every field but ``func``: one line per
-event, ``repr(t)|cpu|prim|repr(args)|repr(result)``, a tuple result (a
-NamedTuple included) shown as a plain tuple, and the lines hashed in order.
+Python function that issued the call (``func``), the primitive (named after the
+kernel function whose critical section it models), the objects it was called
+on and its result.  The identity covers every field but ``func``, kept for the
+diagrams: a refactor that renames or moves model code without changing what
+the kernel does keeps every trace hash, and every replay file, valid.  One line
+per event, ``repr(t)|cpu|prim|repr(args)|repr(result)``, a tuple result (a
+NamedTuple included) shown as a plain tuple, the lines hashed in order.
 ``TRACE_IDENTITY`` names this scheme; it changes only when the hashed bytes do.
 
 An event is a tuple, so that the engine's hot loop builds it with one C call;
@@ -37,16 +40,16 @@ class TraceEvent(NamedTuple):
 
 
 #: Primitive name -> whether it takes or returns a list (see copies_lists()).
-_LISTS: dict[str, bool] = {}
+LISTS: dict[str, bool] = {}
 
 
 def copies_lists(info: PrimitiveInfo) -> bool:
     """Whether a call of ``info`` must have its list arguments and result copied into the
     trace: the list may change after the call, and the event shows it as it was."""
-    known = _LISTS.get(info.name)
+    known = LISTS.get(info.name)
     if known is None:
         ann = getattr(info.fn, "__annotations__", {})
-        known = _LISTS[info.name] = any("list" in str(t) for t in ann.values())
+        known = LISTS[info.name] = any("list" in str(t) for t in ann.values())
     return known
 
 
@@ -54,15 +57,30 @@ def copy_lists(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(a[:] if type(a) is list else a for a in args)
 
 
-class TraceHash:
-    """The running SHA-256 of the identity lines of a sequence of events."""
+def copy_value(value: Any) -> Any:
+    return value[:] if type(value) is list else value
 
-    __slots__ = ("_sha",)
+
+class TraceHash:
+    """The running SHA-256 of the identity lines of a growing list of events."""
+
+    __slots__ = ("_done", "_sha")
 
     def __init__(self) -> None:
         self._sha = hashlib.sha256()
+        self._done = 0  # events of the list hashed so far
 
-    def update(self, events: Sequence[TraceEvent]) -> None:
+    def update(self, events: list[TraceEvent], keep: bool) -> int:
+        """Hash the events not hashed yet; unless ``keep``, drop them from the list.
+        Returns the length of ``events`` at which to call again."""
+        self._lines(events[self._done :] if self._done else events)
+        if keep:
+            self._done = len(events)
+        else:
+            events.clear()
+        return self._done + HASH_BATCH
+
+    def _lines(self, events: Sequence[TraceEvent]) -> None:
         out: list[str] = []
         add = out.append
         # tuple.__repr__: a NamedTuple's own repr is slow Python and says the same.
