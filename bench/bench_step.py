@@ -5,6 +5,10 @@ coroutines that each await a request object over and over, and a loop that
 picks a runnable one with a seeded random.Random and send()s it the answer.
 No state, no trace, no invariant checks.
 
+The same scheduler with each request awaited through 11 nested coroutine
+frames (the mean depth of a ``race`` step) is measured beside it, as a
+reference for what the model's call depth alone costs.
+
 A kernel step is one primitive of the ``race`` scenario under the explorer's
 random walk (``Job(strategy="random")``): pick a CPU among the due ones, run
 the primitive on the model, hash the trace line, run the invariant checker.
@@ -31,6 +35,9 @@ from typing import Any
 from kernsim.explore.job import Job, execute
 
 OUT = Path(__file__).parent / "results" / "step.json"
+#: The mean number of coroutine frames a `race` step's request travels through
+#: (from the task's life down to the code path that awaits the primitive).
+AWAIT_DEPTH = 11
 
 
 class _Ask:
@@ -43,17 +50,22 @@ class _Ask:
         return (yield self)
 
 
-async def _worker(n: int) -> int:
+async def _worker(n: int, depth: int = 1) -> int:
+    if depth > 1:  # await through ``depth`` coroutine frames, as a kernel code path does
+        return await _worker(n, depth - 1)
     total = 0
     for i in range(n):
         total += await _Ask(i)
     return total
 
 
-def bare_steps_per_s(cpus: int = 4, steps: int = 200_000, seed: int = 1) -> float:
-    """A seeded scheduler of ``cpus`` coroutines: pick one at random, answer it."""
+def bare_steps_per_s(cpus: int = 4, steps: int = 200_000, seed: int = 1, depth: int = 1) -> float:
+    """A seeded scheduler of ``cpus`` coroutines: pick one at random, answer it.
+
+    With ``depth`` > 1 each request travels through that many nested coroutine
+    frames (a reference for the model's call depth, not the floor itself)."""
     rng = random.Random(seed)
-    ready = [_worker(steps // cpus) for _ in range(cpus)]
+    ready = [_worker(steps // cpus, depth) for _ in range(cpus)]
     pending: list[Any] = [None] * cpus
     done = 0
     t0 = time.process_time()
@@ -86,16 +98,18 @@ def main() -> None:
     ap.add_argument("--schedules", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    bare, kernel = 0.0, 0.0
+    bare, deep, kernel = 0.0, 0.0, 0.0
     steps = 0
     for _ in range(args.rounds):
         bare = max(bare, bare_steps_per_s())
+        deep = max(deep, bare_steps_per_s(depth=AWAIT_DEPTH))
         rate, steps = kernel_steps_per_s(args.schedules)
         kernel = max(kernel, rate)
     result = {
         "machine": f"{platform.machine()}, Python {platform.python_version()}, shared 2 cores",
         "bare_scheduler_steps_per_s": round(bare),
         "bare_step_us": round(1e6 / bare, 2),
+        f"bare_step_at_await_depth_{AWAIT_DEPTH}_us": round(1e6 / deep, 2),
         "kernel_steps_per_s": round(kernel),
         "kernel_step_us": round(1e6 / kernel, 2),
         "kernel_step_vs_bare": round(bare / kernel, 2),

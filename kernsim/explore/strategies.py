@@ -101,8 +101,10 @@ class Chooser(Strategy):
     def count(self, cpu: SimCpu) -> int:
         return self.picked.get(cpu.name, 0)
 
+    fixed_key = 0.0  # no draw from the engine's random source: see the module docstring
+
     def key(self, cpu: SimCpu) -> float:
-        return 0.0  # no draw from the engine's random source: see the module docstring
+        return 0.0
 
     #: pick() is not called when only one CPU is due (it could only run that one):
     #: strategies whose pick() keeps state about every decision turn this off.

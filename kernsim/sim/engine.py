@@ -20,20 +20,15 @@ Everything random comes from one ``random.Random(seed)``, time is a float
 that only the engine advances, and the trace is hashed: same seed, same
 trace, bit for bit.
 
-The hash is the trace's *identity* and holds kernel events only: the virtual
-time, the CPU, the primitive (named after the kernel function whose critical
-section it models), the objects it was called on and its result.  The Python
-function that issued the call is kept in the trace for the diagrams but left
-out of the identity, so a refactor that renames or moves model code without
-changing what the kernel does keeps every trace hash, and every replay file,
-valid.  ``TRACE_IDENTITY`` names this scheme; it changes only when the hashed
-fields do.
+The hash is the trace's *identity* and holds kernel events only, never the
+Python function that issued a call: a refactor that renames or moves model
+code keeps every trace hash and every replay file valid (kernsim.sim.trace).
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
+import itertools
 import random
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -44,24 +39,28 @@ from kernsim.faults import FaultModel, Profile
 from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import MmState
 from kernsim.model.port import CODE_PATHS, PRIMITIVE_BY_FN, Cpu, PrimitiveInfo, WouldBlock
+from kernsim.sim.strategy import STEP_COST_S, SimulationError, Strategy
+from kernsim.sim.trace import (
+    HASH_BATCH,
+    LISTS,
+    TRACE_IDENTITY,
+    TraceEvent,
+    TraceHash,
+    copies_lists,
+    copy_lists,
+    copy_value,
+)
 from kernsim.variants.base import Variant
 
-#: The trace identity scheme: what the trace hash covers (see the module docstring).
-TRACE_IDENTITY = "kernel-events/2"
-
-#: Trace lines hashed at once.
-HASH_BATCH = 256
-#: Primitives that take or return a list (copied for the hash, which is computed later).
-LIST_PRIMS: dict[str, bool] = {}
-
-
-def _takes_lists(info: PrimitiveInfo) -> bool:
-    ann = getattr(info.fn, "__annotations__", {})
-    return any("list" in str(t) for t in ann.values())
-
-
-#: Virtual CPU time one critical section takes; keeps busy loops from freezing time.
-STEP_COST_S = 1e-6
+__all__ = [
+    "STEP_COST_S",
+    "TRACE_IDENTITY",
+    "Engine",
+    "SimCpu",
+    "SimulationError",
+    "Strategy",
+    "TraceEvent",
+]
 
 CALL, POST, SLEEP, BIO = 0, 1, 2, 3
 P = ParamSpec("P")
@@ -83,14 +82,7 @@ class _Req:
         return (yield self)
 
 
-@dataclass(slots=True)
-class TraceEvent:
-    t: float
-    cpu: str
-    func: str
-    prim: str
-    args: tuple[Any, ...]
-    result: Any
+_new = tuple.__new__
 
 
 class SimCpu(Cpu):
@@ -152,32 +144,6 @@ class SimCpu(Cpu):
         r[label] = r.get(label, 0) + 1
 
 
-class Strategy:
-    """Orders steps that are due at the same instant.  The default: a seeded random order."""
-
-    scripted = False
-    #: Virtual time a critical section takes under this strategy.  PCT and other
-    #: schedule searches set 0.0: only then are all runnable CPUs due at the same
-    #: instant, so the strategy (not the clock) decides every interleaving.
-    step_cost_s: float = STEP_COST_S
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-
-    def key(self, cpu: SimCpu) -> float:
-        return self.rng.random()
-
-    def choose(self, engine: Engine, ready: list[tuple[float, float, int, SimCpu]]) -> int:
-        raise NotImplementedError
-
-    def on_step(self, cpu: SimCpu) -> None:
-        """Called after each primitive (PCT uses it for its change points)."""
-
-
-class SimulationError(RuntimeError):
-    """The simulation could not go on (a livelock, a step budget exhausted)."""
-
-
 @dataclass(slots=True)
 class Engine:
     mm: MmState
@@ -199,18 +165,18 @@ class Engine:
     observers: list[Callable[[Engine, PrimitiveInfo], None]] = field(default_factory=list)
     on_post: dict[str, Callable[..., None]] = field(default_factory=dict)
     _heap: list[tuple[float, float, int, SimCpu]] = field(default_factory=list)
-    _seq: int = 0
+    _count: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _waitq: dict[tuple[str, int], list[SimCpu]] = field(default_factory=dict)
-    _hash: Any = field(default_factory=hashlib.sha256)
-    _lines: list[tuple[float, str, str, tuple[Any, ...], Any]] = field(
-        default_factory=list
-    )  # trace lines not hashed yet
+    _hash: TraceHash = field(default_factory=TraceHash)
+    _events: list[TraceEvent] = field(init=False)  # the trace, or events not hashed yet
+    _hash_at: int = HASH_BATCH  # the length of _events that triggers a hash
     _names: dict[str, int] = field(default_factory=dict)
     _owners: dict[str, Any] = field(init=False)
     _net: bool = field(init=False)
     # The strategy's hooks, looked up once per run() (the hot loop calls them every
     # step; a scenario may swap the strategy between runs).
     _key: Callable[[SimCpu], float] = field(init=False)
+    _fixed_key: float | None = field(init=False)
     _cost: float = field(init=False)
     _on_step: Callable[[SimCpu], None] | None = field(init=False)
 
@@ -219,6 +185,7 @@ class Engine:
         self.fault = FaultModel(self.profile, self.rng)
         self.strategy = self.strategy_factory(self.rng)
         self._owners = {"mm": self.mm, "memcg": self.memcg}
+        self._events = self.trace if self.keep_trace else []
         # Without link rules every message is delivered at once: skip the fault model.
         self._net = bool(self.profile.rules)
         self._bind(self.strategy)
@@ -254,13 +221,13 @@ class Engine:
 
     def _bind(self, strategy: Strategy) -> None:
         self._key = strategy.key
+        self._fixed_key = strategy.fixed_key
         self._cost = strategy.step_cost_s
         overridden = type(strategy).on_step is not Strategy.on_step
         self._on_step = strategy.on_step if overridden else None
 
     def _push(self, cpu: SimCpu, at_s: float) -> None:
-        seq = self._seq = self._seq + 1
-        heapq.heappush(self._heap, (at_s, self.strategy.key(cpu), seq, cpu))
+        heapq.heappush(self._heap, (at_s, self.strategy.key(cpu), next(self._count), cpu))
 
     def wake(self, cpu: SimCpu) -> None:
         """Make a sleeping CPU run now (a SIGKILL wakes an interruptible sleep)."""
@@ -275,22 +242,27 @@ class Engine:
     def run(self, until_s: float | None = None) -> None:
         """Run until nothing is pending (or the clock would pass ``until_s``).
 
-        The hot loop: a step is picked, then a primitive runs (``_execute``) or a
-        sleep or post finishes (``_resume``); both push the CPU's next step.
-        """
+        The hot loop: a step is picked; a primitive runs, its event is recorded and
+        its result sent into the coroutine, all inline (else ``_resume``); what the
+        coroutine asks next is pushed as the CPU's one pending entry."""
         heap = self._heap
         strategy = self.strategy
         self._bind(strategy)
         scripted = strategy.scripted
         choose = strategy.choose
-        heappop, heapify = heapq.heappop, heapq.heapify
-        execute, resume = self._execute, self._resume
+        key, fixed_key, cost = self._key, self._fixed_key, self._cost
+        heappop, heappush, heapify = heapq.heappop, heapq.heappush, heapq.heapify
+        owners, observers, waitq = self._owners, self.observers, self._waitq
+        on_step, net, count = self._on_step, self._net, self._count
+        max_steps = self.max_steps
+        events = self._events
+        record = events.append
+        event, lists = TraceEvent, LISTS
         while heap:
             if scripted:
-                # The strategy indexes into the heap's list: the order of its entries
-                # is what a random walk draws from, so it stays exactly as heapify()
-                # leaves it (every seed's schedule and the documented seeds depend on
-                # it).  With a handful of runnable CPUs heapify() is cheap.
+                # The strategy indexes into the heap's list: its order, as heapify()
+                # leaves it, is what a random walk draws from (every seed's schedule
+                # depends on it).  With a handful of runnable CPUs heapify() is cheap.
                 i = choose(self, heap)
                 entry = heap[i]
                 last = heap.pop()
@@ -302,72 +274,71 @@ class Engine:
                     self.now = until_s
                     return
                 entry = heappop(heap)
-            at = entry[0]
-            if at > self.now:
-                self.now = at
+            now = entry[0]
+            if now > self.now:
+                self.now = now
+            else:
+                now = self.now
             cpu = entry[3]
             req = cpu.pending
-            if req is not None and req.kind == CALL:
-                execute(cpu, req)
-            else:  # not started yet, or a sleep or post finished: carry on
-                resume(cpu, None, self.now)
+            if req is None or req.kind != CALL:
+                self._resume(cpu, None, now)  # not started yet, or a sleep or post finished
+                continue
+            # One primitive, atomically, at ``now``.
+            info: PrimitiveInfo = req.info
+            steps = self.steps = self.steps + 1
+            if steps > max_steps:
+                raise SimulationError(f"step budget of {max_steps} exhausted at t={now:.6f}s")
+            owner = owners[info.owner]
+            args = req.args
+            result = info.fn(owner, *args)
+            name = info.name
+            # The event, as it stands now: a list argument or result is copied.
+            copies = lists.get(name)
+            if copies is None:
+                copies = copies_lists(info)
+            if copies:
+                args = copy_lists(args)
+                record(_new(event, (now, cpu.name, req.func, name, args, copy_value(result))))
+            else:
+                record(_new(event, (now, cpu.name, req.func, name, args, result)))
+            if len(events) >= self._hash_at:
+                self._flush_hash()
+            woken = owner.woken
+            if woken:
+                for k in woken:
+                    for waiter in waitq.pop(k, ()):
+                        waiter.waiting = False
+                        heappush(heap, (now + cost, key(waiter), next(count), waiter))
+                woken.clear()
+            for observe in observers:
+                observe(self, info)
+            if on_step is not None:
+                on_step(cpu)
+            if type(result) is WouldBlock:
+                cpu.waiting = True
+                waitq.setdefault(result.key, []).append(cpu)
+                continue
+            if net:
+                reply_at = self.fault.on_send(info.owner, cpu.service, name, now).deliver_at_s
+                if reply_at > now:
+                    now = reply_at
+            now += cost
+            # _resume(), inlined for a coroutine that goes on to its next primitive.
+            try:
+                req = cpu.coro.send(result)  # type: ignore[union-attr]
+            except StopIteration:
+                cpu.pending = None
+                self.cpus.pop(cpu.name, None)
+                continue
+            cpu.pending = req
+            if req.kind == CALL and not net:
+                k = fixed_key if fixed_key is not None else key(cpu)
+                heappush(heap, (now, k, next(count), cpu))
+            else:
+                self._schedule(cpu, req, now)
         if until_s is not None and until_s > self.now:
             self.now = until_s
-
-    def _execute(self, cpu: SimCpu, req: _Req) -> None:
-        info: PrimitiveInfo = req.info
-        steps = self.steps = self.steps + 1
-        if steps > self.max_steps:
-            raise SimulationError(f"step budget of {self.max_steps} exhausted at t={self.now:.6f}s")
-        owner = self._owners[info.owner]
-        args = req.args
-        result = info.fn(owner, *args)
-        now = self.now
-        name = info.name
-        # The identity: kernel events only, never the Python call site (req.func).
-        # Formatted and hashed in batches (the digest of the concatenation is the
-        # same); a list argument or result is copied, as it stands now.
-        takes_lists = LIST_PRIMS.get(name)
-        if takes_lists is None:
-            takes_lists = LIST_PRIMS[name] = _takes_lists(info)
-        lines = self._lines
-        if takes_lists:
-            lines.append(
-                (
-                    now,
-                    cpu.name,
-                    name,
-                    tuple(a[:] if type(a) is list else a for a in args),
-                    result[:] if type(result) is list else result,
-                )
-            )
-        else:
-            lines.append((now, cpu.name, name, args, result))
-        if len(lines) >= HASH_BATCH:
-            self._flush_hash()
-        if self.keep_trace:
-            self.trace.append(TraceEvent(now, cpu.name, req.func, name, args, result))
-        cost = self._cost
-        woken = owner.woken
-        if woken:
-            for key in woken:
-                for waiter in self._waitq.pop(key, ()):
-                    waiter.waiting = False
-                    self._push(waiter, now + cost)
-            woken.clear()
-        for observe in self.observers:
-            observe(self, info)
-        if self._on_step is not None:
-            self._on_step(cpu)
-        if type(result) is WouldBlock:
-            cpu.waiting = True
-            self._waitq.setdefault(result.key, []).append(cpu)
-            return
-        if self._net:
-            reply_at = self.fault.on_send(info.owner, cpu.service, name, now).deliver_at_s
-            if reply_at > now:
-                now = reply_at
-        self._resume(cpu, result, now + cost)
 
     def _resume(self, cpu: SimCpu, value: Any, now: float) -> None:
         """Send ``value`` into the coroutine and schedule, from ``now``, what it asks next."""
@@ -379,15 +350,17 @@ class Engine:
             self.cpus.pop(cpu.name, None)
             return
         cpu.pending = req
+        self._schedule(cpu, req, now)
+
+    def _schedule(self, cpu: SimCpu, req: _Req, now: float) -> None:
+        """Push the step ``cpu`` asks for (``req``, its pending request) from ``now``."""
         kind = req.kind
         if kind == CALL:
             if self._net:
                 verdict = self.fault.on_send(cpu.service, req.info.owner, req.info.name, now)
                 if verdict.deliver_at_s > now:
                     now = verdict.deliver_at_s
-            # _push(), inlined: this is every primitive's path.
-            seq = self._seq = self._seq + 1
-            heapq.heappush(self._heap, (now, self._key(cpu), seq, cpu))
+            self._push(cpu, now)
         elif kind == SLEEP:
             self._push(cpu, now + req.info)
         elif kind == POST:
@@ -419,25 +392,8 @@ class Engine:
         return sorted(c.name for q in self._waitq.values() for c in q)
 
     def _flush_hash(self) -> None:
-        lines = self._lines
-        out: list[str] = []
-        add = out.append
-        # tuple.__repr__: a NamedTuple's own repr is slow Python and says the same.
-        trepr = tuple.__repr__
-        # The clock stands still for most steps of a search (its step cost is zero):
-        # the same time object is formatted once (identity, not equality: -0.0 == 0.0).
-        last: object = None
-        when = ""
-        for now, cpu, prim, args, res in lines:
-            if now is not last:
-                last = now
-                when = repr(now)
-            shown = trepr(res) if isinstance(res, tuple) else repr(res)
-            add(f"{when}|{cpu}|{prim}|{args!r}|{shown}\n")
-        self._hash.update("".join(out).encode())
-        lines.clear()
+        self._hash_at = self._hash.update(self._events, keep=self.keep_trace)
 
     def trace_sha256(self) -> str:
-        if self._lines:
-            self._flush_hash()
-        return str(self._hash.hexdigest())
+        self._flush_hash()
+        return self._hash.hexdigest()
