@@ -11,10 +11,10 @@ from typing import Any
 
 from kernsim.check.spec import workload_params
 from kernsim.explore.coverage import Pair
+from kernsim.explore.delay import Delay
 from kernsim.explore.strategies import (
     Chooser,
     ConflictPct,
-    Delay,
     Forced,
     Pct,
     Pos,
