@@ -36,6 +36,7 @@ def main_job() -> list[str]:
 
 
 def one_run() -> dict[str, Any]:
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load0, t0 = os.getloadavg()[0], time.monotonic()
     r = subprocess.run(
         [sys.executable, "-m", "kernsim", *main_job(), "--json"],
@@ -45,14 +46,17 @@ def one_run() -> dict[str, Any]:
         check=False,
     )
     rows = {d["variant"]: d for d in map(json.loads, r.stdout.splitlines())}
-    return {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    row: dict[str, Any] = {
+        "started": started,
         "load_start": round(load0, 2),
         "load_end": round(os.getloadavg()[0], 2),
         "wall_s": round(time.monotonic() - t0, 1),
         "exit": r.returncode,
         **{v: {k: d.get(k) for k in KEYS} for v, d in rows.items()},
     }
+    if r.returncode not in (0, 1):
+        row["stderr_tail"] = r.stderr.strip().splitlines()[-5:]
+    return row
 
 
 def summary(path: Path) -> str:

@@ -202,7 +202,8 @@ async def _load_round(
         {"scenario": cluster.scenario, "duration_s": float(duration_s), "seed": seed},
     )
     phase("workload_started", seed=seed)
-    await cluster.watched(_until_quiet(cluster), duration_s * 3 + settle_s, "the workload")
+    # kamezawa's kills may each wait up to ten periods for the tasks' progress.
+    await cluster.watched(_until_quiet(cluster), duration_s * 12 + settle_s, "the workload")
     await cluster.rpc("tasks", "kill_all")
     phase("killed_all")
     await cluster.watched(_until_quiet(cluster), settle_s, "quiescence")
