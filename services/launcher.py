@@ -73,7 +73,7 @@ class ClusterResult(RunResult):
 
     wall_s: float = 0.0
     messages: int = 0
-    #: Load rounds run, their seconds of load, and what ended them (``leak seen``,
+    #: Load rounds run, their wall seconds, and what ended them (``leak seen``,
     #: ``bound reached`` with --until-leak, else ``one round``).
     load_rounds: int = 1
     load_s: float = 0.0
@@ -492,8 +492,8 @@ def register(sub: Any) -> None:
         default=None,
         metavar="S",
         help="repeat --duration rounds of load (kill all, quiesce, look) until memsw stays "
-        "above usage with no task left, or until S seconds of load in all "
-        "(default: one round)",
+        "above usage with no task left, or until another round would take the rounds past "
+        "S seconds of wall time (default: one round)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object per run")
     run.add_argument("-v", "--verbose", action="store_true", help="list every violation")
