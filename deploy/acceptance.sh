@@ -37,7 +37,7 @@ echo "limit: 2M"
 send PUT "$A/memory.limit_in_bytes" 2M
 echo "run tasks: kamezawa for $seconds s (three tasks touching 1M, all killed every 3 s)"
 send POST "$tasks/workload" "{\"scenario\": \"kamezawa\", \"duration_s\": $seconds, \"seed\": 1}"
-quiet $(( seconds * 3 + 120 ))
+quiet $(( seconds * 12 + 120 ))  # each kill may wait for the tasks' progress
 echo "kill them all: killed $(curl -sf "${auth[@]}" -X POST "$tasks/kill_all" | field killed)"
 quiet 120
 

@@ -82,8 +82,8 @@ def register(sub: Any) -> None:
         default=None,
         metavar="S",
         help="repeat --duration rounds of load (kill all, quiesce, look) until memsw stays "
-        "above usage with no task left, or until S seconds of load in all "
-        "(default: one round)",
+        "above usage with no task left, or until another round would take the rounds past "
+        "S seconds of wall time (default: one round)",
     )
     options.add_json(run, "print one JSON object per run")
     options.add_verbose(run, "list every violation")

@@ -35,7 +35,8 @@ async def load_and_wait(c: Cluster, seconds: float = 6.0) -> None:
     async def quiet() -> bool:
         return bool((await get_json(tasks + "/workload"))["quiescent"])
 
-    await eventually(quiet, timeout_s=seconds * 3 + 60, every_s=0.3)
+    # Each kill may wait up to ten periods for the tasks' progress (kernsim/workloads.py).
+    await eventually(quiet, timeout_s=seconds * 12 + 60, every_s=0.3)
 
 
 async def get_json(url: str) -> dict[str, Any]:

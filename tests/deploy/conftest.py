@@ -54,7 +54,8 @@ async def live() -> AsyncIterator[Live]:
             for n in range(ROUNDS):
                 body = {"scenario": "kamezawa", "duration_s": LOAD_S, "seed": 1 + n}
                 await cluster.rpc("tasks", "start_workload", body)
-                await until_quiet(cluster, LOAD_S * 3 + 60)
+                # Each kill may wait up to ten periods for the tasks' progress.
+                await until_quiet(cluster, LOAD_S * 12 + 60)
                 await cluster.rpc("tasks", "kill_all")
                 await until_quiet(cluster, 60)
                 a = (await cluster.rpc("memcg", "statistics"))["stats"]["cgroups"]["/A"]
