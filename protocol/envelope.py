@@ -111,14 +111,7 @@ class Envelope:
         # per-field helpers run only to find what is wrong and say so.
         # `type() is` on purpose: bool is an int subclass, and True is no id.
         if not (
-            type(src) is str
-            and 0 < len(src) <= MAX_NAME_CHARS
-            and type(dest) is str
-            and 0 < len(dest) <= MAX_NAME_CHARS
-            and type(type_) is str
-            and 0 < len(type_) <= MAX_TYPE_CHARS
-            and type(msg_id) is int
-            and 0 <= msg_id <= MAX_MSG_ID
+            header_ok(src, dest, type_, msg_id)
             and (reply_to is None or (type(reply_to) is int and 0 <= reply_to <= MAX_MSG_ID))
             and type(body) is dict
         ):
@@ -131,6 +124,22 @@ class Envelope:
 
 
 _KEY_SETS = (_REQUIRED_KEYS, _ALLOWED_KEYS)
+
+
+def header_ok(src: object, dest: object, type_: object, msg_id: object) -> bool:
+    """The envelope's header fields are valid: names of 1..64 characters, a msg_id in
+    0..2**63-1.  The one test the strict path (Envelope.from_wire) and the fast path
+    (protocol/fastpath.py) share, so neither can be looser than the other."""
+    return (
+        type(src) is str
+        and 0 < len(src) <= MAX_NAME_CHARS
+        and type(dest) is str
+        and 0 < len(dest) <= MAX_NAME_CHARS
+        and type(type_) is str
+        and 0 < len(type_) <= MAX_TYPE_CHARS
+        and type(msg_id) is int
+        and 0 <= msg_id <= MAX_MSG_ID
+    )
 
 
 def _raise_bad_shape(obj: object) -> NoReturn:

@@ -27,9 +27,8 @@ from .envelope import (
     KEY_SRC,
     KEY_TYPE,
     MAX_MSG_ID,
-    MAX_NAME_CHARS,
-    MAX_TYPE_CHARS,
     Envelope,
+    header_ok,
 )
 from .messages import Field, Kind, Registry
 
@@ -96,17 +95,7 @@ def envelope_ok(obj: dict[str, Any], size: int) -> bool:
         return False
     src, dest, type_ = obj.get(KEY_SRC), obj.get(KEY_DEST), obj.get(KEY_TYPE)
     msg_id = obj.get(KEY_MSG_ID)
-    return (
-        type(src) is str
-        and 0 < len(src) <= MAX_NAME_CHARS
-        and type(dest) is str
-        and 0 < len(dest) <= MAX_NAME_CHARS
-        and type(type_) is str
-        and 0 < len(type_) <= MAX_TYPE_CHARS
-        and type(msg_id) is int
-        and 0 <= msg_id <= MAX_MSG_ID
-        and type(obj.get(KEY_BODY)) is dict
-    )
+    return header_ok(src, dest, type_, msg_id) and type(obj.get(KEY_BODY)) is dict
 
 
 class FastPath:

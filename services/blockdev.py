@@ -8,6 +8,7 @@ CPU of this service, as the kernel runs them in interrupt context.
 from __future__ import annotations
 
 import sys
+from errno import EINVAL
 
 from kernsim.protocol import Envelope, InvalidArgument
 from kernsim.services.runner import RunnerService
@@ -30,7 +31,7 @@ class BlockdevService(RunnerService):
     def _submit_bio(self, env: Envelope) -> Body:
         rw, pfn = env.body["rw"], env.body["pfn"]
         if rw not in END_IO:
-            raise InvalidArgument(f"rw must be read or write, got {rw!r}", errno=22)
+            raise InvalidArgument(f"rw must be read or write, got {rw!r}", errno=EINVAL)
         delay_s = max(0.0, self.fault.bio_complete_at_s(rw) - self.node.loop.time())
         # The sampled latency is what the device takes: observe it when it is drawn.
         self._bio_hist[rw].observe(delay_s)

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from errno import EACCES, EBUSY, EINVAL
 
-from kernsim.model.memcontrol import EBUSY, EINVAL, MemCgroup, MemcgState
+from kernsim.model.memcontrol import MemCgroup, MemcgState
 from kernsim.model.mm_types import PAGE_SIZE
 
-EACCES = 13
 #: The files of a memory cgroup directory, as ``ls /cgroup/A`` lists them (memory.*).
 FILES = (
     "memory.usage_in_bytes",

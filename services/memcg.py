@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from errno import EACCES, EBUSY, EINVAL, ENOENT
 from typing import Any
 
 from aiohttp import web
 from kernsim.services.catalog import Codec
-from kernsim.services.cgroupfs import EACCES, FILES, Cgroupfs, CgroupfsError
+from kernsim.services.cgroupfs import FILES, Cgroupfs, CgroupfsError
 from kernsim.services.owner import OwnerService
 from kernsim.services.runtime.config import ServiceConfig
 from kernsim.services.service import main
@@ -24,14 +25,7 @@ from kernsim.services.snapshot import memcg_snapshot
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from kernsim.check.invariants import memsw_below_usage
-from kernsim.model.memcontrol import (
-    EBUSY,
-    EINVAL,
-    RES_UNLIMITED,
-    MemCgroup,
-    MemcgState,
-    mem_cgroup_resize_limit,
-)
+from kernsim.model.memcontrol import RES_UNLIMITED, MemCgroup, MemcgState, mem_cgroup_resize_limit
 
 #: The cgroups the service creates at start (the scenarios' tasks run in /A).
 CGROUPS = ("/A",)
@@ -76,7 +70,7 @@ class MemcgService(OwnerService):
 
         gid = self.state.by_name.get(env.body["name"])
         if gid is None:
-            raise InvalidArgument(f"no cgroup {env.body['name']!r}", errno=2)
+            raise InvalidArgument(f"no cgroup {env.body['name']!r}", errno=ENOENT)
         return {"id": gid}
 
     def after_primitive(self, codec: Codec) -> None:

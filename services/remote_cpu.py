@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from errno import EINVAL
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from kernsim.protocol import Envelope, InvalidArgument
@@ -31,7 +32,6 @@ from kernsim.variants import Variant
 P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger("kernsim.services")
-EINVAL = 22
 #: The longest delay a ``post`` may ask for (the kernel's longest is HZ-scale work).
 MAX_POST_DELAY_S = 3600.0
 

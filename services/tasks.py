@@ -16,6 +16,7 @@ import asyncio
 import random
 import sys
 from collections.abc import Awaitable, Coroutine
+from errno import EBUSY, EINVAL
 from typing import Any
 
 from aiohttp import web
@@ -93,18 +94,18 @@ class TasksService(RunnerService, TaskGroup[RemoteCpu]):
 
     async def start_workload(self, b: Body) -> Body:
         if self.workload is not None and not self.workload.done():
-            raise InvalidArgument("a workload is already running", errno=16)
+            raise InvalidArgument("a workload is already running", errno=EBUSY)
         duration_s = float(b["duration_s"])
         if not 0.0 < duration_s <= MAX_DURATION_S:  # also refuses NaN and inf
             raise InvalidArgument(
-                f"duration_s {duration_s} outside (0, {MAX_DURATION_S}]", errno=22
+                f"duration_s {duration_s} outside (0, {MAX_DURATION_S}]", errno=EINVAL
             )
         try:
             sc = get_scenario(b["scenario"])
         except ValueError as exc:
-            raise InvalidArgument(str(exc), errno=22) from None
+            raise InvalidArgument(str(exc), errno=EINVAL) from None
         if sc.name not in CONTROLLERS:
-            raise InvalidArgument(f"scenario {sc.name!r} has no cluster workload", errno=22)
+            raise InvalidArgument(f"scenario {sc.name!r} has no cluster workload", errno=EINVAL)
         self.rng = random.Random(b["seed"])
         memcg = await self.node.peer("memcg")
         self.memcg_id = (await memcg.call("cgroup_id", {"name": "/A"}))["id"]

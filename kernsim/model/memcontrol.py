@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from errno import EBUSY, EINVAL
 from typing import Any
 
 from kernsim.model import swapfile, vmscan
@@ -29,8 +30,6 @@ from kernsim.model.port import Cpu, primitive
 
 MEM_CGROUP_RECLAIM_RETRIES = 5
 RES_UNLIMITED = (1 << 63) - 1
-EINVAL = 22
-EBUSY = 16
 
 #: res_counter_charge() results.
 CHARGE_OK = 0

@@ -29,9 +29,6 @@ SWAP_MAP_MAX_31 = 0x7FFE
 SWAP_MAP = 1
 SWAP_CACHE = 2
 
-EEXIST = 17
-ENOENT = 2
-ENOMEM = 12
 
 #: Return values of try_to_unmap() (include/linux/rmap.h).
 SWAP_SUCCESS = 0

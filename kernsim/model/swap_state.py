@@ -8,10 +8,12 @@ when do_swap_page() maps them.
 
 from __future__ import annotations
 
+from errno import EEXIST
+
 from kernsim.model import page_alloc, page_io, swapfile
 from kernsim.model.filemap import find_get_page, page_cache_release, unlock_page
 from kernsim.model.mm import KernelBug, MmState
-from kernsim.model.mm_types import EEXIST, PAGEVEC_SIZE
+from kernsim.model.mm_types import PAGEVEC_SIZE
 from kernsim.model.port import Cpu, primitive
 from kernsim.model.swap import lru_add_drain, lru_cache_add, release_pages
 

@@ -17,6 +17,7 @@ SWAPFILE_CLUSTER, which only changes which free slot is chosen.
 
 from __future__ import annotations
 
+from errno import EEXIST, ENOENT
 from typing import NamedTuple
 
 from kernsim.model import memcontrol, swap_state
@@ -36,8 +37,6 @@ from kernsim.model.locks import (
 )
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import (
-    EEXIST,
-    ENOENT,
     SWAP_CACHE,
     SWAP_COUNT_MASK,
     SWAP_HAS_CACHE,

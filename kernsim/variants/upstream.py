@@ -15,11 +15,13 @@ diff against vanilla 2.6.30:
 
 from __future__ import annotations
 
+from errno import EEXIST
+
 from kernsim.model import memcontrol, swapfile
 from kernsim.model.filemap import find_get_page, page_cache_release, trylock_page, unlock_page
 from kernsim.model.locks import SWAP_LOCK_ID, takes
 from kernsim.model.mm import MmState
-from kernsim.model.mm_types import EEXIST, SWAP_HAS_CACHE
+from kernsim.model.mm_types import SWAP_HAS_CACHE
 from kernsim.model.port import Cpu, primitive
 from kernsim.variants.base import Claim, Variant
 

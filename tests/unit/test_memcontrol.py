@@ -6,14 +6,14 @@ The sequences are played with the primitives in the order the kernel calls them.
 
 from __future__ import annotations
 
+from errno import EBUSY, EINVAL
+
 import pytest
 
 from kernsim.model.memcontrol import (
     CHARGE_FAIL_MEMSW,
     CHARGE_FAIL_RES,
     CHARGE_OK,
-    EBUSY,
-    EINVAL,
     MemcgBug,
     MemcgState,
     __mem_cgroup_commit_charge,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from errno import EEXIST
+
 import pytest
 
 from kernsim.model.filemap import trylock_page
 from kernsim.model.mm import KernelBug, MmState
-from kernsim.model.mm_types import EEXIST
 from kernsim.model.swap_state import (
     __delete_from_swap_cache,
     add_to_swap_cache,

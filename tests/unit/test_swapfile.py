@@ -6,14 +6,14 @@ Each test names the kernel rule it checks (K30 = 2.6.30.4, K31 = 2.6.31.3).
 
 from __future__ import annotations
 
+from errno import EEXIST, ENOENT
+
 import pytest
 
 from kernsim.model.locks import spin_lock_swap_lock, spin_unlock_swap_lock
 from kernsim.model.memory import handle_mm_fault
 from kernsim.model.mm import KernelBug, MmState
 from kernsim.model.mm_types import (
-    EEXIST,
-    ENOENT,
     PAGE_SIZE,
     SWAP_HAS_CACHE,
     SWAP_MAP_MAX,
