@@ -41,14 +41,7 @@ class RemoteCpu(Cpu):
 
     def __init__(self, host: CpuHost, name: str, pvec: str, memcg: int = 0, task: int = 0) -> None:
         self.host = host
-        self.name = name
-        self.service = host.node.name
-        self.pvec = pvec
-        self.variant = host.variant
-        self.memcg = memcg
-        self.memdie = False
-        self.task = task
-        self.killed = False
+        self._init_cpu(name, host.node.name, pvec, host.variant, memcg, task)
         self._sleep: asyncio.Future[None] | None = None
 
     def call(

@@ -96,6 +96,20 @@ class Cpu(ABC):
     memcg: int  # the memcg of the task running here (0 for kernel threads)
     memdie: bool  # TIF_MEMDIE: chosen by the OOM killer, charges bypass the memcg
     task: int  # the task (pid) running here, 0 for kernel threads
+    killed: bool  # SIGKILL pending
+
+    def _init_cpu(
+        self, name: str, service: str, pvec: str, variant: Hooks, memcg: int, task: int
+    ) -> None:
+        """The fields every port sets, in one place (SimCpu, RemoteCpu)."""
+        self.name = name
+        self.service = service
+        self.pvec = pvec
+        self.variant = variant
+        self.memcg = memcg
+        self.memdie = False
+        self.task = task
+        self.killed = False
 
     @abstractmethod
     def call(

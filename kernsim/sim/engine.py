@@ -106,14 +106,7 @@ class SimCpu(Cpu):
         self, engine: Engine, name: str, service: str, pvec: str, memcg: int = 0, task: int = 0
     ) -> None:
         self.engine = engine
-        self.name = name
-        self.service = service
-        self.pvec = pvec
-        self.variant = engine.variant
-        self.memcg = memcg
-        self.memdie = False
-        self.task = task
-        self.killed = False
+        self._init_cpu(name, service, pvec, engine.variant, memcg, task)
         self.coro: Coroutine[Any, Any, Any] | None = None
         self.pending: _Req | None = None
         self.value: Any = None
