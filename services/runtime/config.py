@@ -91,6 +91,18 @@ class ServiceConfig:
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
 
+    def __post_init__(self) -> None:
+        # What a service's own shell would refuse later, refused here with its name, so a
+        # bad KERNSIM_* value is a refused configuration (status 2), not a crash.
+        if self.seed < 0:
+            raise ValueError(f"seed must be a whole number >= 0, got {self.seed}")
+        if self.page_cluster is not None and not 0 <= self.page_cluster <= 8:
+            raise ValueError(
+                f"page_cluster must be between 0 and 8 (mm/swap.c), got {self.page_cluster}"
+            )
+        if not 0 < self.rpc_timeout_s < float("inf"):
+            raise ValueError(f"rpc_timeout_s must be a positive number, got {self.rpc_timeout_s}")
+
     @classmethod
     def load(
         cls,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kernsim.exits import Exit
+from tests.support.processes import ServiceProcess
 
 EXIT_SETUP = Exit.SETUP
 
@@ -64,3 +65,21 @@ def test_an_unusable_out_folder_is_a_setup_error(tmp_path: Path) -> None:
     assert r.returncode == EXIT_SETUP, (r.returncode, r.stderr)
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]
     assert r.stderr.startswith("kernsim: setup error: --out ")
+
+
+@pytest.mark.parametrize(
+    "env", [{"KERNSIM_PAGE_CLUSTER": "9"}, {"KERNSIM_SEED": "-1"}, {"KERNSIM_RPC_TIMEOUT_S": "0"}]
+)
+def test_a_service_refuses_a_bad_value_in_its_environment(env: dict[str, str]) -> None:
+    """The compose file configures services through KERNSIM_*: a value the model would
+    refuse later (page_cluster 9 in MmConfig) is refused at start with status 2 and a
+    line naming it, before the service serves anything."""
+    svc = ServiceProcess("mm", env=env)
+    try:
+        assert svc.proc.wait(timeout=60) == Exit.USAGE
+        assert svc.proc.stderr is not None
+        err = svc.proc.stderr.read().decode()
+        (name,) = env
+        assert name.removeprefix("KERNSIM_").lower() in err, err
+    finally:
+        svc.stop()
