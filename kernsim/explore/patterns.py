@@ -73,6 +73,13 @@ class Pattern:
     #: Only when no other pattern matches: a window that other races pass through on
     #: their way (Type-2's reclaim holds the lock the zap's mmu_gather then misses).
     fallback: bool = False
+    #: The class a match reports, when several patterns are one race reached by
+    #: different code paths (empty: the pattern's own name).
+    race: str = ""
+
+    @property
+    def cls(self) -> str:
+        return self.race or self.name
 
 
 SEED = "seed mail, v5 (LKML, 30 Apr 2009; lkml.iu.edu/hypermail/linux/kernel/0904.3/02992.html)"
@@ -149,6 +156,20 @@ PATTERNS: tuple[Pattern, ...] = (
             Step("Y", s("page_flags", "writeback"), "p"),
             Step("Z", s("end_page_writeback"), "p"),
         ),
+    ),
+    Pattern(
+        "writeback-gather",
+        "zap of a page faulted back in while its swap write is in flight: the mmu_gather's "
+        "free_swap_cache() gets the lock, but try_to_free_swap() skips it for PG_writeback",
+        "docs/explore.md (found by search, seed 81: the writeback race through "
+        "free_pages_and_swap_cache()); " + V6_LOG,
+        (
+            Step(ANY, s("set_page_writeback"), "p"),
+            Step("Y", s("free_swap_cache", "ok"), "p", unless=(s("end_page_writeback"),)),
+            Step("Y", s("page_flags", "writeback"), "p", unless=(s("end_page_writeback"),)),
+            Step("Z", s("end_page_writeback"), "p"),
+        ),
+        race="writeback",
     ),
     Pattern(
         "v5-write-window",
@@ -232,5 +253,28 @@ PATTERNS += (
     ),
 )
 
+# --- reclaim against readahead --------------------------------------------------------
+PATTERNS += (
+    Pattern(
+        "readahead-eexist",
+        "readahead's swap_duplicate() takes a slot reclaim's get_swap_page() has just "
+        "allocated and its page wins add_to_swap_cache(); add_to_swap() gets -EEXIST, "
+        "swap_free()s and takes another slot; the readahead page, read from a slot "
+        "nobody wrote, stays cache-only and uncharged",
+        "docs/explore.md (found by search, seed 252); 2.6.30 mm/swap_state.c add_to_swap() "
+        '("Raced with "speculative" read_swap_cache_async"); 2.6.31\'s swapcache_prepare() '
+        "closes it",
+        (
+            Step("X", s("swap_duplicate")),
+            Step("X", s("add_to_swap_cache", "read"), "p"),
+            Step("Y", s("add_to_swap_cache", "reclaim-fail")),
+        ),
+    ),
+)
+
 BY_NAME = {p.name: p for p in PATTERNS}
+#: Every class, with the summary of its first pattern.
+CLASSES: dict[str, str] = {}
+for _p in PATTERNS:
+    CLASSES.setdefault(_p.cls, _p.summary)
 CATALOGUE = ("example-a", "example-b", "type-1", "type-2")
