@@ -131,3 +131,52 @@ def test_new_lists_the_racing_pairs() -> None:
     assert "racing pairs:" in m.detail
     # The zap's steps on the page, then the write completion's: the pair that decides.
     assert any(b == "end_page_writeback" for _, _, b in m.pairs)
+
+
+# Races searches filed as NEW until their patterns were named (scenario, variant, seed,
+# the strategy and window the default swarm search drew for that seed, class, pattern).
+# Found by: kernsim explore --scenario race --variant none (seed 81); the same with
+# --strategy delay (seed 252); kernsim explore --scenario race-fork --variant none (seed 15).
+NAMED = [
+    ("race", "none", 81, "delay", 0.001, "writeback", "writeback-gather"),
+    ("race", "none", 252, "delay", 200 * 1e-6, "readahead-eexist", "readahead-eexist"),
+    ("race-fork", "none", 15, "delay", 0.001, "readahead-eexist", "readahead-eexist"),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "variant", "seed", "strategy", "window_s", "cls", "name"), NAMED
+)
+def test_races_found_by_search_are_named(
+    scenario: str, variant: str, seed: int, strategy: str, window_s: float, cls: str, name: str
+) -> None:
+    from kernsim.explore.patterns import BY_NAME
+
+    run = execute(Job(scenario, variant, seed, strategy, window_s=window_s))
+    assert run.result is not None and run.result.violations
+    matches = classify_matches(run)
+    assert [m.cls for m in matches] == [cls] * len(matches)
+    pattern = BY_NAME[name]
+    assert all(m.detail == pattern.summary and m.cite == pattern.cite for m in matches)
+    assert "found by search" in pattern.cite
+    # Each is decided by a step of another CPU on the same page or slot.
+    assert all(m.pairs for m in matches)
+
+
+def test_writeback_through_the_mmu_gather_is_decided_by_the_write_completion() -> None:
+    run = execute(Job("race", "none", 81, "delay", window_s=0.001))
+    (m,) = classify_matches(run)
+    assert ("page", "page_flags/writeback", "end_page_writeback") in m.pairs
+    diagram = draw_all(run)[0][1]
+    assert diagram.splitlines()[0].startswith("writeback")
+    assert "free_swap_cache_trylock" in diagram and "end_page_writeback" in diagram
+
+
+def test_readahead_eexist_is_decided_by_reclaims_failed_add() -> None:
+    run = execute(Job("race", "none", 252, "delay", window_s=200 * 1e-6))
+    assert run.result is not None
+    # A stale page nobody maps holds each slot: not a memsw leak, a used slot.
+    assert {v.kind for v in run.result.violations} == {"swap_slot_in_use"}
+    for m in classify_matches(run):
+        # The two add_to_swap_cache() calls on the slot: the readahead's won.
+        assert m.pairs == (("slot", "add_to_swap_cache/read", "add_to_swap_cache/reclaim-fail"),)
