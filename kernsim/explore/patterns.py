@@ -220,6 +220,50 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
     ),
     Pattern(
+        "zap-delete-window",
+        "free_swap_and_cache() deletes the unmapped page from the swap cache before "
+        "delete_from_swap_cache()'s swap_free(); a readahead re-adds the slot in between "
+        "and is left as its only user, with the memsw charge in swap_cgroup",
+        "docs/explore.md (found by search, seed 1214 of race-fork); the window of "
+        "docs/v5-hole.md, opened by the zap instead of reuse_swap_page()",
+        (
+            Step("X", s("free_swap_and_cache", "locked"), "q"),
+            Step("X", s("delete_from_swap_cache"), "q"),
+            Step("Y", s("add_to_swap_cache", "read"), "p"),
+            Step("X", s("swap_free")),
+        ),
+    ),
+    Pattern(
+        "reuse-window-late-add",
+        "reuse_swap_page() deletes the page before swap_free(); a readahead's "
+        "swap_duplicate() takes the slot in between and adds its page after the "
+        "swap_free(): it is left as the slot's only user",
+        "docs/explore.md (found by search, seed 1301 of race-fork); docs/v5-hole.md",
+        (
+            Step("X", s("reuse_swap_page", "reuse"), "q"),
+            Step("Y", s("swap_duplicate")),
+            Step("X", s("swap_free")),
+            Step("Y", s("add_to_swap_cache", "read"), "p"),
+        ),
+        race="reuse-window",
+    ),
+    Pattern(
+        "zap-delete-window-late-add",
+        "free_swap_and_cache() deletes the unmapped page from the swap cache; a "
+        "readahead's swap_duplicate() takes the slot before delete_from_swap_cache()'s "
+        "swap_free() and adds its page after it: it is left as the slot's only user",
+        "docs/explore.md (found by search, race-fork); the window of docs/v5-hole.md, "
+        "opened by the zap instead of reuse_swap_page()",
+        (
+            Step("X", s("free_swap_and_cache", "locked"), "q"),
+            Step("X", s("delete_from_swap_cache"), "q"),
+            Step("Y", s("swap_duplicate")),
+            Step("X", s("swap_free")),
+            Step("Y", s("add_to_swap_cache", "read"), "p"),
+        ),
+        race="zap-delete-window",
+    ),
+    Pattern(
         "threads-zap-swapin",
         "a thread's MADV_DONTNEED zaps the swap pte while another thread's do_swap_page() "
         "holds the page lock; pte_same() then fails",
@@ -268,6 +312,25 @@ PATTERNS += (
             Step("X", s("swap_duplicate")),
             Step("X", s("add_to_swap_cache", "read"), "p"),
             Step("Y", s("add_to_swap_cache", "reclaim-fail")),
+        ),
+    ),
+)
+
+# do_wp_page() decides to copy (reuse_swap_page(): another mm's swap pte holds the slot);
+# that mm's zap then finds the page still mapped and leaves it in the swap cache; the
+# copy's page_remove_rmap() unmaps it, and nothing in do_wp_page() frees its swap cache.
+PATTERNS += (
+    Pattern(
+        "fork-cow-zap",
+        "a write to a page fork shares decides to copy it (do_wp_page()); the other mm's "
+        "zap then finds it still mapped and keeps it in the swap cache; the copy unmaps "
+        "it (page_remove_rmap()), and nothing frees its swap cache",
+        "docs/explore.md (found by search, seed 94 of race-fork); 2.6.30 mm/memory.c "
+        "do_wp_page() and mm/swapfile.c free_swap_and_cache() (!page_mapped(page))",
+        (
+            Step("X", s("page_cache_get"), "p"),
+            Step("Y", s("free_swap_and_cache", "locked"), "p"),
+            Step("X", s("uncharge_page", "skip"), "p"),
         ),
     ),
 )

@@ -136,11 +136,15 @@ def test_new_lists_the_racing_pairs() -> None:
 # Races searches filed as NEW until their patterns were named (scenario, variant, seed,
 # the strategy and window the default swarm search drew for that seed, class, pattern).
 # Found by: kernsim explore --scenario race --variant none (seed 81); the same with
-# --strategy delay (seed 252); kernsim explore --scenario race-fork --variant none (seed 15).
+# --strategy delay (seed 252); kernsim explore --scenario race-fork --variant none (seed 15;
+# with --seed 300 --schedules 1500: seeds 324, 1214, 1301).
 NAMED = [
     ("race", "none", 81, "delay", 0.001, "writeback", "writeback-gather"),
     ("race", "none", 252, "delay", 200 * 1e-6, "readahead-eexist", "readahead-eexist"),
     ("race-fork", "none", 15, "delay", 0.001, "readahead-eexist", "readahead-eexist"),
+    ("race-fork", "none", 1214, "delay", 0.001, "zap-delete-window", "zap-delete-window"),
+    ("race-fork", "none", 1301, "random", 0.001, "reuse-window", "reuse-window-late-add"),
+    ("race-fork", "none", 324, "random", 200 * 1e-6, "fork-cow-zap", "fork-cow-zap"),
 ]
 
 
@@ -180,3 +184,17 @@ def test_readahead_eexist_is_decided_by_reclaims_failed_add() -> None:
     for m in classify_matches(run):
         # The two add_to_swap_cache() calls on the slot: the readahead's won.
         assert m.pairs == (("slot", "add_to_swap_cache/read", "add_to_swap_cache/reclaim-fail"),)
+
+
+def test_the_delete_windows_leak_memsw_through_swap_cgroup() -> None:
+    # The zap's delete_from_swap_cache() moves the page's memsw charge into
+    # swap_cgroup; the readahead page that re-added the slot is never charged.
+    for seed, strategy, name in (
+        (1214, "delay", "zap-delete-window"),
+        (1301, "random", "reuse-window"),
+    ):
+        run = execute(Job("race-fork", "none", seed, strategy, window_s=0.001))
+        assert run.result is not None
+        assert "memsw_leak" in {v.kind for v in run.result.violations}
+        (m,) = classify_matches(run)
+        assert m.cls == name and m.also and m.also[0] != m.page
