@@ -328,10 +328,58 @@ PATTERNS += (
         "docs/explore.md (found by search, seed 94 of race-fork); 2.6.30 mm/memory.c "
         "do_wp_page() and mm/swapfile.c free_swap_and_cache() (!page_mapped(page))",
         (
-            Step("X", s("page_cache_get"), "p"),
+            Step("X", s("reuse_swap_page", "keep"), "p"),
             Step("Y", s("free_swap_and_cache", "locked"), "p"),
             Step("X", s("uncharge_page", "skip"), "p"),
         ),
+    ),
+)
+
+# Both mms that fork left sharing a swapped-in page write it: each do_wp_page()'s
+# reuse_swap_page() sees the other's mapping and decides to copy; the last copy's
+# page_remove_rmap() leaves the old page cache-only (do_wp_page() never frees it).
+PATTERNS += (
+    Pattern(
+        "fork-cow-both",
+        "two mms that share a swapped-in page both write it: each do_wp_page() decides to "
+        "copy while the other still maps it; the last copy unmaps it, and nothing frees "
+        "its swap cache",
+        "docs/explore.md (found by search, seed 1342 of race-fork); 2.6.30 mm/memory.c "
+        "do_wp_page() and mm/swapfile.c reuse_swap_page()",
+        (
+            Step("X", s("reuse_swap_page", "keep"), "p"),
+            Step("Y", s("reuse_swap_page", "keep"), "p"),
+            Step(ANY, s("uncharge_page", "skip"), "p"),
+        ),
+    ),
+)
+
+# Type-2 with the uncharge split: page_remove_rmap()'s mem_cgroup_uncharge_page() tests
+# PageSwapCache locklessly, reclaim's add_to_swap() runs, then the uncharge completes.
+UNMAP_UNCHARGE = "mem_cgroup_uncharge_page/ok"  # not the swap cache's uncharge
+PATTERNS += (
+    Pattern(
+        "type-2-late-uncharge",
+        "reclaim's add_to_swap() adds the page after the unmap's mem_cgroup_uncharge_page() "
+        "tested PageSwapCache and before it uncharged: the cache page ends uncharged",
+        NISHIMURA + ", Type-2; found by search with the uncharge after add_to_swap() "
+        "(docs/explore.md, seed 1408 of race-fork)",
+        (
+            Step("X", s("add_to_swap_cache", "reclaim"), "p"),
+            Step("Y", UNMAP_UNCHARGE, "p", unless=(s("commit_charge"),)),
+        ),
+        race="type-2",
+    ),
+    Pattern(
+        "fork-cow-type-2-late-uncharge",
+        "fork-cow-type-2 with the copy's uncharge completing after reclaim's add_to_swap()",
+        "docs/fork.md; docs/explore.md (found by search, seed 1408 of race-fork)",
+        (
+            Step("Y", s("page_cache_get"), "p"),
+            Step("X", s("add_to_swap_cache", "reclaim"), "p"),
+            Step("Y", UNMAP_UNCHARGE, "p", unless=(s("commit_charge"),)),
+        ),
+        race="fork-cow-type-2",
     ),
 )
 

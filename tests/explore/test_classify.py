@@ -137,7 +137,7 @@ def test_new_lists_the_racing_pairs() -> None:
 # the strategy and window the default swarm search drew for that seed, class, pattern).
 # Found by: kernsim explore --scenario race --variant none (seed 81); the same with
 # --strategy delay (seed 252); kernsim explore --scenario race-fork --variant none (seed 15;
-# with --seed 300 --schedules 1500: seeds 324, 1214, 1301).
+# with --seed 300 --schedules 1500: seeds 324, 1214, 1301, 1342, 1408, 1450).
 NAMED = [
     ("race", "none", 81, "delay", 0.001, "writeback", "writeback-gather"),
     ("race", "none", 252, "delay", 200 * 1e-6, "readahead-eexist", "readahead-eexist"),
@@ -145,6 +145,9 @@ NAMED = [
     ("race-fork", "none", 1214, "delay", 0.001, "zap-delete-window", "zap-delete-window"),
     ("race-fork", "none", 1301, "random", 0.001, "reuse-window", "reuse-window-late-add"),
     ("race-fork", "none", 324, "random", 200 * 1e-6, "fork-cow-zap", "fork-cow-zap"),
+    # The zap after do_wp_page()'s reuse_swap_page() but before its page_cache_get().
+    ("race-fork", "none", 1450, "random", 0.001, "fork-cow-zap", "fork-cow-zap"),
+    ("race-fork", "none", 1342, "pos", 0.001, "fork-cow-both", "fork-cow-both"),
 ]
 
 
@@ -198,3 +201,15 @@ def test_the_delete_windows_leak_memsw_through_swap_cgroup() -> None:
         assert "memsw_leak" in {v.kind for v in run.result.violations}
         (m,) = classify_matches(run)
         assert m.cls == name and m.also and m.also[0] != m.page
+
+
+def test_type_2_with_the_uncharge_after_add_to_swap() -> None:
+    # page_remove_rmap()'s uncharge tested PageSwapCache before reclaim's add_to_swap()
+    # and uncharged after it: the same end state as Type-2, through the copy of fork.
+    run = execute(Job("race-fork", "none", 1408, "pos", window_s=0.001))
+    from kernsim.explore.patterns import BY_NAME
+
+    late = BY_NAME["fork-cow-type-2-late-uncharge"]
+    m = next(m for m in classify_matches(run) if m.cls == "fork-cow-type-2")
+    assert m.detail == late.summary
+    assert ("page", "add_to_swap_cache/reclaim", "mem_cgroup_uncharge_page/ok") in m.pairs
