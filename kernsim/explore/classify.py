@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["CATALOGUE", "KNOWN", "V5_HOLE", "Match", "classify_matches", "classify_run"]
 
 #: Every class a pattern names.
-KNOWN = tuple(p.name for p in PATTERNS)
+KNOWN = tuple(dict.fromkeys(p.cls for p in PATTERNS))
 V5_HOLE = BY_NAME["v5-hole"].summary
 #: Violations that name leaked slots (the others name pages or nothing).
 SLOT_KINDS = ("memsw_leak", "swap_slot_in_use", "slot_leak_after_global_reclaim", "swap_map")
@@ -201,7 +201,7 @@ def classify_trace(trace: list[TraceEvent], slot: int, variant: str = "") -> Mat
     )
     page = pages[-1] if pages else 0
     also = tuple(sorted({p for p in pages if p != page}))
-    return Match(pat.name, slot, page, idx[0], idx[-1], pat.summary, also, pairs, pat.cite,
+    return Match(pat.cls, slot, page, idx[0], idx[-1], pat.summary, also, pairs, pat.cite,
                  tuple(idx))  # fmt: skip
 
 

@@ -73,6 +73,13 @@ class Pattern:
     #: Only when no other pattern matches: a window that other races pass through on
     #: their way (Type-2's reclaim holds the lock the zap's mmu_gather then misses).
     fallback: bool = False
+    #: The class a match reports, when several patterns are one race reached by
+    #: different code paths (empty: the pattern's own name).
+    race: str = ""
+
+    @property
+    def cls(self) -> str:
+        return self.race or self.name
 
 
 SEED = "seed mail, v5 (LKML, 30 Apr 2009; lkml.iu.edu/hypermail/linux/kernel/0904.3/02992.html)"
@@ -151,6 +158,20 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
     ),
     Pattern(
+        "writeback-gather",
+        "zap of a page faulted back in while its swap write is in flight: the mmu_gather's "
+        "free_swap_cache() gets the lock, but try_to_free_swap() skips it for PG_writeback",
+        "docs/explore.md (found by search, seed 81: the writeback race through "
+        "free_pages_and_swap_cache()); " + V6_LOG,
+        (
+            Step(ANY, s("set_page_writeback"), "p"),
+            Step("Y", s("free_swap_cache", "ok"), "p", unless=(s("end_page_writeback"),)),
+            Step("Y", s("page_flags", "writeback"), "p", unless=(s("end_page_writeback"),)),
+            Step("Z", s("end_page_writeback"), "p"),
+        ),
+        race="writeback",
+    ),
+    Pattern(
         "v5-write-window",
         "v5's check at end_swap_bio_write() runs before the zap, which then finds PG_writeback",
         "docs/explore.md (v5's write window); " + V6_LOG,
@@ -199,6 +220,50 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
     ),
     Pattern(
+        "zap-delete-window",
+        "free_swap_and_cache() deletes the unmapped page from the swap cache before "
+        "delete_from_swap_cache()'s swap_free(); a readahead re-adds the slot in between "
+        "and is left as its only user, with the memsw charge in swap_cgroup",
+        "docs/explore.md (found by search, seed 1214 of race-fork); the window of "
+        "docs/v5-hole.md, opened by the zap instead of reuse_swap_page()",
+        (
+            Step("X", s("free_swap_and_cache", "locked"), "q"),
+            Step("X", s("delete_from_swap_cache"), "q"),
+            Step("Y", s("add_to_swap_cache", "read"), "p"),
+            Step("X", s("swap_free")),
+        ),
+    ),
+    Pattern(
+        "reuse-window-late-add",
+        "reuse_swap_page() deletes the page before swap_free(); a readahead's "
+        "swap_duplicate() takes the slot in between and adds its page after the "
+        "swap_free(): it is left as the slot's only user",
+        "docs/explore.md (found by search, seed 1301 of race-fork); docs/v5-hole.md",
+        (
+            Step("X", s("reuse_swap_page", "reuse"), "q"),
+            Step("Y", s("swap_duplicate")),
+            Step("X", s("swap_free")),
+            Step("Y", s("add_to_swap_cache", "read"), "p"),
+        ),
+        race="reuse-window",
+    ),
+    Pattern(
+        "zap-delete-window-late-add",
+        "free_swap_and_cache() deletes the unmapped page from the swap cache; a "
+        "readahead's swap_duplicate() takes the slot before delete_from_swap_cache()'s "
+        "swap_free() and adds its page after it: it is left as the slot's only user",
+        "docs/explore.md (found by search, race-fork); the window of docs/v5-hole.md, "
+        "opened by the zap instead of reuse_swap_page()",
+        (
+            Step("X", s("free_swap_and_cache", "locked"), "q"),
+            Step("X", s("delete_from_swap_cache"), "q"),
+            Step("Y", s("swap_duplicate")),
+            Step("X", s("swap_free")),
+            Step("Y", s("add_to_swap_cache", "read"), "p"),
+        ),
+        race="zap-delete-window",
+    ),
+    Pattern(
         "threads-zap-swapin",
         "a thread's MADV_DONTNEED zaps the swap pte while another thread's do_swap_page() "
         "holds the page lock; pte_same() then fails",
@@ -232,5 +297,95 @@ PATTERNS += (
     ),
 )
 
+# --- reclaim against readahead --------------------------------------------------------
+PATTERNS += (
+    Pattern(
+        "readahead-eexist",
+        "readahead's swap_duplicate() takes a slot reclaim's get_swap_page() has just "
+        "allocated and its page wins add_to_swap_cache(); add_to_swap() gets -EEXIST, "
+        "swap_free()s and takes another slot; the readahead page, read from a slot "
+        "nobody wrote, stays cache-only and uncharged",
+        "docs/explore.md (found by search, seed 252); 2.6.30 mm/swap_state.c add_to_swap() "
+        '("Raced with "speculative" read_swap_cache_async"); 2.6.31\'s swapcache_prepare() '
+        "closes it",
+        (
+            Step("X", s("swap_duplicate")),
+            Step("X", s("add_to_swap_cache", "read"), "p"),
+            Step("Y", s("add_to_swap_cache", "reclaim-fail")),
+        ),
+    ),
+)
+
+# do_wp_page() decides to copy (reuse_swap_page(): another mm's swap pte holds the slot);
+# that mm's zap then finds the page still mapped and leaves it in the swap cache; the
+# copy's page_remove_rmap() unmaps it, and nothing in do_wp_page() frees its swap cache.
+PATTERNS += (
+    Pattern(
+        "fork-cow-zap",
+        "a write to a page fork shares decides to copy it (do_wp_page()); the other mm's "
+        "zap then finds it still mapped and keeps it in the swap cache; the copy unmaps "
+        "it (page_remove_rmap()), and nothing frees its swap cache",
+        "docs/explore.md (found by search, seed 94 of race-fork); 2.6.30 mm/memory.c "
+        "do_wp_page() and mm/swapfile.c free_swap_and_cache() (!page_mapped(page))",
+        (
+            Step("X", s("reuse_swap_page", "keep"), "p"),
+            Step("Y", s("free_swap_and_cache", "locked"), "p"),
+            Step("X", s("uncharge_page", "skip"), "p"),
+        ),
+    ),
+)
+
+# Both mms that fork left sharing a swapped-in page write it: each do_wp_page()'s
+# reuse_swap_page() sees the other's mapping and decides to copy; the last copy's
+# page_remove_rmap() leaves the old page cache-only (do_wp_page() never frees it).
+PATTERNS += (
+    Pattern(
+        "fork-cow-both",
+        "two mms that share a swapped-in page both write it: each do_wp_page() decides to "
+        "copy while the other still maps it; the last copy unmaps it, and nothing frees "
+        "its swap cache",
+        "docs/explore.md (found by search, seed 1342 of race-fork); 2.6.30 mm/memory.c "
+        "do_wp_page() and mm/swapfile.c reuse_swap_page()",
+        (
+            Step("X", s("reuse_swap_page", "keep"), "p"),
+            Step("Y", s("reuse_swap_page", "keep"), "p"),
+            Step(ANY, s("uncharge_page", "skip"), "p"),
+        ),
+    ),
+)
+
+# Type-2 with the uncharge split: page_remove_rmap()'s mem_cgroup_uncharge_page() tests
+# PageSwapCache locklessly, reclaim's add_to_swap() runs, then the uncharge completes.
+UNMAP_UNCHARGE = "mem_cgroup_uncharge_page/ok"  # not the swap cache's uncharge
+PATTERNS += (
+    Pattern(
+        "type-2-late-uncharge",
+        "reclaim's add_to_swap() adds the page after the unmap's mem_cgroup_uncharge_page() "
+        "tested PageSwapCache and before it uncharged: the cache page ends uncharged",
+        NISHIMURA + ", Type-2; found by search with the uncharge after add_to_swap() "
+        "(docs/explore.md, seed 1408 of race-fork)",
+        (
+            Step("X", s("add_to_swap_cache", "reclaim"), "p"),
+            Step("Y", UNMAP_UNCHARGE, "p", unless=(s("commit_charge"),)),
+        ),
+        race="type-2",
+    ),
+    Pattern(
+        "fork-cow-type-2-late-uncharge",
+        "fork-cow-type-2 with the copy's uncharge completing after reclaim's add_to_swap()",
+        "docs/fork.md; docs/explore.md (found by search, seed 1408 of race-fork)",
+        (
+            Step("Y", s("page_cache_get"), "p"),
+            Step("X", s("add_to_swap_cache", "reclaim"), "p"),
+            Step("Y", UNMAP_UNCHARGE, "p", unless=(s("commit_charge"),)),
+        ),
+        race="fork-cow-type-2",
+    ),
+)
+
 BY_NAME = {p.name: p for p in PATTERNS}
+#: Every class, with the summary of its first pattern.
+CLASSES: dict[str, str] = {}
+for _p in PATTERNS:
+    CLASSES.setdefault(_p.cls, _p.summary)
 CATALOGUE = ("example-a", "example-b", "type-1", "type-2")

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from kernsim import version
-from kernsim.explore.patterns import PATTERNS
+from kernsim.explore.patterns import CLASSES
 
 #: One sentence per race class: what the race is (each pattern's own summary).
-RACES = {p.name: p.summary for p in PATTERNS} | {
+RACES = CLASSES | {
     "NEW": "No known race matches: the detail lists the racing pairs of the leaked slot's "
     "last life.",
 }

@@ -131,3 +131,85 @@ def test_new_lists_the_racing_pairs() -> None:
     assert "racing pairs:" in m.detail
     # The zap's steps on the page, then the write completion's: the pair that decides.
     assert any(b == "end_page_writeback" for _, _, b in m.pairs)
+
+
+# Races searches filed as NEW until their patterns were named (scenario, variant, seed,
+# the strategy and window the default swarm search drew for that seed, class, pattern).
+# Found by: kernsim explore --scenario race --variant none (seed 81); the same with
+# --strategy delay (seed 252); kernsim explore --scenario race-fork --variant none (seed 15;
+# with --seed 300 --schedules 1500: seeds 324, 1214, 1301, 1342, 1408, 1450).
+NAMED = [
+    ("race", "none", 81, "delay", 0.001, "writeback", "writeback-gather"),
+    ("race", "none", 252, "delay", 200 * 1e-6, "readahead-eexist", "readahead-eexist"),
+    ("race-fork", "none", 15, "delay", 0.001, "readahead-eexist", "readahead-eexist"),
+    ("race-fork", "none", 1214, "delay", 0.001, "zap-delete-window", "zap-delete-window"),
+    ("race-fork", "none", 1301, "random", 0.001, "reuse-window", "reuse-window-late-add"),
+    ("race-fork", "none", 324, "random", 200 * 1e-6, "fork-cow-zap", "fork-cow-zap"),
+    # The zap after do_wp_page()'s reuse_swap_page() but before its page_cache_get().
+    ("race-fork", "none", 1450, "random", 0.001, "fork-cow-zap", "fork-cow-zap"),
+    ("race-fork", "none", 1342, "pos", 0.001, "fork-cow-both", "fork-cow-both"),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "variant", "seed", "strategy", "window_s", "cls", "name"), NAMED
+)
+def test_races_found_by_search_are_named(
+    scenario: str, variant: str, seed: int, strategy: str, window_s: float, cls: str, name: str
+) -> None:
+    from kernsim.explore.patterns import BY_NAME
+
+    run = execute(Job(scenario, variant, seed, strategy, window_s=window_s))
+    assert run.result is not None and run.result.violations
+    matches = classify_matches(run)
+    assert [m.cls for m in matches] == [cls] * len(matches)
+    pattern = BY_NAME[name]
+    assert all(m.detail == pattern.summary and m.cite == pattern.cite for m in matches)
+    assert "found by search" in pattern.cite
+    # Each is decided by a step of another CPU on the same page or slot.
+    assert all(m.pairs for m in matches)
+
+
+def test_writeback_through_the_mmu_gather_is_decided_by_the_write_completion() -> None:
+    run = execute(Job("race", "none", 81, "delay", window_s=0.001))
+    (m,) = classify_matches(run)
+    assert ("page", "page_flags/writeback", "end_page_writeback") in m.pairs
+    diagram = draw_all(run)[0][1]
+    assert diagram.splitlines()[0].startswith("writeback")
+    assert "free_swap_cache_trylock" in diagram and "end_page_writeback" in diagram
+
+
+def test_readahead_eexist_is_decided_by_reclaims_failed_add() -> None:
+    run = execute(Job("race", "none", 252, "delay", window_s=200 * 1e-6))
+    assert run.result is not None
+    # A stale page nobody maps holds each slot: not a memsw leak, a used slot.
+    assert {v.kind for v in run.result.violations} == {"swap_slot_in_use"}
+    for m in classify_matches(run):
+        # The two add_to_swap_cache() calls on the slot: the readahead's won.
+        assert m.pairs == (("slot", "add_to_swap_cache/read", "add_to_swap_cache/reclaim-fail"),)
+
+
+def test_the_delete_windows_leak_memsw_through_swap_cgroup() -> None:
+    # The zap's delete_from_swap_cache() moves the page's memsw charge into
+    # swap_cgroup; the readahead page that re-added the slot is never charged.
+    for seed, strategy, name in (
+        (1214, "delay", "zap-delete-window"),
+        (1301, "random", "reuse-window"),
+    ):
+        run = execute(Job("race-fork", "none", seed, strategy, window_s=0.001))
+        assert run.result is not None
+        assert "memsw_leak" in {v.kind for v in run.result.violations}
+        (m,) = classify_matches(run)
+        assert m.cls == name and m.also and m.also[0] != m.page
+
+
+def test_type_2_with_the_uncharge_after_add_to_swap() -> None:
+    # page_remove_rmap()'s uncharge tested PageSwapCache before reclaim's add_to_swap()
+    # and uncharged after it: the same end state as Type-2, through the copy of fork.
+    run = execute(Job("race-fork", "none", 1408, "pos", window_s=0.001))
+    from kernsim.explore.patterns import BY_NAME
+
+    late = BY_NAME["fork-cow-type-2-late-uncharge"]
+    m = next(m for m in classify_matches(run) if m.cls == "fork-cow-type-2")
+    assert m.detail == late.summary
+    assert ("page", "add_to_swap_cache/reclaim", "mem_cgroup_uncharge_page/ok") in m.pairs
