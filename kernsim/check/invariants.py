@@ -29,7 +29,7 @@ table :data:`QUIESCENT`, in this order:
   swap cache explain;
 - ``page_cgroup_leak``: a page freed still charged;
 
-and after one pass of global reclaim, :func:`global_reclaim_violations`:
+and after global reclaim (until a pass frees nothing more), :func:`global_reclaim_violations`:
 ``slot_leak_after_global_reclaim``.
 """
 

@@ -54,7 +54,7 @@ class Settleable(Protocol):
         """The mm and memcg state now, and the continuous checks' violations so far."""
 
     async def global_reclaim(self) -> None:
-        """One full pass of global reclaim (kswapd's view: every zone, no memcg)."""
+        """Global reclaim until a pass frees nothing more (kswapd's view: every zone, no memcg)."""
 
     def explain(self, violations: list[Violation]) -> None:
         """Name, where the machine can, the events that led to each violation."""
@@ -76,7 +76,7 @@ class Findings:
 
 
 async def settle_and_check(m: Settleable, say: Callable[[str], None] | None = None) -> Findings:
-    """Quiesce (kill all, I/O, work, pagevec drains), check, then one pass of global reclaim.
+    """Quiesce (kill all, I/O, work, pagevec drains), check, then global reclaim.
 
     ``say``, when given, hears each phase as it begins (a long run's progress lines)."""
     say = say or _quiet
@@ -90,7 +90,7 @@ async def settle_and_check(m: Settleable, say: Callable[[str], None] | None = No
     used = len(slots_in_use(st.mm))
     violations = st.violations + quiescent_violations(st.mm, st.memcg)
     m.explain(violations)  # the events up to the check, not global reclaim's
-    say("one pass of global reclaim")
+    say("global reclaim (until a pass frees nothing more)")
     await m.global_reclaim()
     after = await m.state()
     used_after = len(slots_in_use(after.mm))

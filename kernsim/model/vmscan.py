@@ -374,14 +374,26 @@ async def kswapd(cpu: Cpu) -> None:
 
 @code_path
 async def global_reclaim(cpu: Cpu) -> None:
-    """One pass of global reclaim over the whole zone LRU, as memory pressure from
-    outside the cgroup would cause (the checker's last step)."""
+    """Global reclaim over the whole zone LRU, as memory pressure from outside the
+    cgroup would cause (the checker's last step): what it can free, it frees.
+
+    Two passes at least (the first deactivates, the second reclaims); more while the
+    last one still changed something and pages are left, as balance_pgdat() keeps
+    scanning at falling priorities while the zone stays short (DEF_PRIORITY + 1 passes
+    at most).  A page two passes missed (kept back in a batch while a page deactivated
+    behind it was never reached) is then reclaimed, not reported as a leak.
+    """
     await cpu.call(lru_add_drain_all)
-    n_inactive, n_active, _ = await cpu.call(reclaim_lru_sizes)
+    sizes = await cpu.call(reclaim_lru_sizes)
     sc = ScanControl()
-    for _ in range(2):  # the first pass deactivates, the second reclaims
-        remaining = n_inactive + n_active
+    for npass in range(DEF_PRIORITY + 1):
+        before, reclaimed = sizes, sc.nr_reclaimed
+        remaining = sizes[0] + sizes[1]
         while remaining > 0:
             await shrink_batch(cpu, sc, min(remaining, SWAP_CLUSTER_MAX))
             remaining -= SWAP_CLUSTER_MAX
-        n_inactive, n_active, _ = await cpu.call(reclaim_lru_sizes)
+        sizes = await cpu.call(reclaim_lru_sizes)
+        if npass >= 1 and (
+            not sizes[0] + sizes[1] or (sizes, sc.nr_reclaimed) == (before, reclaimed)
+        ):
+            break

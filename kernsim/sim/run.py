@@ -92,7 +92,7 @@ def simulate(
 
 
 def check(world: World, scenario: str) -> SimResult:
-    """The load is over: settle, check, one pass of global reclaim (check.settle)."""
+    """The load is over: settle, check, then global reclaim (check.settle)."""
     return result(world, scenario, run_now(settle_and_check(world)))
 
 

@@ -54,7 +54,10 @@ def test_settle_and_check_settles_checks_then_reclaims_in_that_order() -> None:
     assert m.calls == [
         "quiesce", "drain", "state", "explain 3", "global_reclaim", "state", "explain 3",
     ]  # fmt: skip
-    assert said == ["draining pagevecs, checking the invariants", "one pass of global reclaim"]
+    assert said == [
+        "draining pagevecs, checking the invariants",
+        "global reclaim (until a pass frees nothing more)",
+    ]
     # The continuous checks' finds first, then the quiescence table's, in its order.
     assert [v.kind for v in found.violations] == [
         "memsw_below_usage", "memsw_leak", "memsw_accounting",

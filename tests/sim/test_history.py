@@ -107,7 +107,7 @@ def test_type2_moves_no_counter_but_keeps_a_slot() -> None:
 @pytest.mark.parametrize("race", ["example-a", "example-b", "type-1", "type-2"])
 def test_global_reclaim_frees_every_stale_slot(race: str) -> None:
     """Kamezawa (<20090317143903.a789cf57...>): "this is not 'leak'... This is a 'delay'"
-    -- stale swap cache stays "until global LRU found it": one pass of global reclaim
+    -- stale swap cache stays "until global LRU found it": global reclaim
     frees every slot; nothing inside the memcg ever does."""
     r = run(race, "none")
     assert r.swap_slots_used >= 1
