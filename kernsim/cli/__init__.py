@@ -62,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except UsageError as exc:
-        print(f"kernsim: error: {exc}", file=sys.stderr)
+        # As argparse words a bad flag of this command, so both read the same.
+        cmd = f"kernsim {args.command}"
+        print(f"{cmd}: error: {exc} (see {cmd} --help)", file=sys.stderr)
         return Exit.USAGE
     except BrokenPipeError:
         # The reader went away (`kernsim replay F | head`): stop quietly with the status a

@@ -22,7 +22,7 @@ def test_kernsim_plot_bad_input_exits_2(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["plot", *argv]) == Exit.USAGE
-    assert "kernsim: error:" in capsys.readouterr().err
+    assert "kernsim plot: error:" in capsys.readouterr().err
 
 
 def test_durations() -> None:

@@ -139,7 +139,7 @@ def test_replay_cli_bad_file(
         path.write_text(json.dumps({"version": replayfile.VERSION, "job": {"scenario": "race"}}))
     assert main(["replay", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("kernsim: error:") and "Traceback" not in err
+    assert err.startswith("kernsim replay: error:") and "Traceback" not in err
     assert str(path) in err
 
 
