@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,12 +243,8 @@ def _tally(kind: str, got: list[Any], closed: bool) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[InProcessCluster]:
-    c = InProcessCluster()
-    try:
-        yield c
-    finally:
-        c.close()
+def cluster(inprocess_cluster: InProcessCluster) -> InProcessCluster:
+    return inprocess_cluster
 
 
 @pytest.fixture(scope="module")

@@ -50,12 +50,8 @@ def reachable_keys(roots: list[Any], limit: int = 3_000_000) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[InProcessCluster]:
-    c = InProcessCluster()
-    try:
-        yield c
-    finally:
-        c.close()
+def cluster(inprocess_cluster: InProcessCluster) -> InProcessCluster:
+    return inprocess_cluster
 
 
 def run_round(c: InProcessCluster, seed: int) -> None:
