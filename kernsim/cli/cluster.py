@@ -147,12 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             run = run_one(cluster, args.duration, args.until_leak, out, measured)
             try:
                 r = asyncio.run(interruptible(run))
-            except ServiceFailure as exc:
-                print(f"kernsim: cluster failure: {exc}", file=sys.stderr)
-                return Exit.SERVICE
-            except SetupError as exc:
-                print(f"kernsim: setup error: {exc}", file=sys.stderr)
-                return Exit.SETUP
+            except (ServiceFailure, SetupError) as exc:
+                return _failed(exc)
             except Interrupted as exc:
                 unfinished.append(record_interrupted(out, variant, exc, measured))
                 print(f"kernsim: {exc}; every service was stopped", file=sys.stderr)
@@ -207,14 +203,20 @@ async def _up(args: argparse.Namespace) -> int:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
         return Exit.OK
-    except ServiceFailure as exc:
-        print(f"kernsim: cluster failure: {exc}", file=sys.stderr)
-        return Exit.SERVICE
-    except SetupError as exc:
-        print(f"kernsim: setup error: {exc}", file=sys.stderr)
-        return Exit.SETUP
+    except (ServiceFailure, SetupError) as exc:
+        return _failed(exc)
     finally:
         await cluster.stop()
+
+
+def _failed(exc: ServiceFailure | SetupError) -> int:
+    """One line on stderr and the exit status of a run or ``up`` that could not go on:
+    a service died or stopped answering (3), or the environment is wrong (4)."""
+    if isinstance(exc, ServiceFailure):
+        print(f"kernsim: cluster failure: {exc}", file=sys.stderr)
+        return Exit.SERVICE
+    print(f"kernsim: setup error: {exc}", file=sys.stderr)
+    return Exit.SETUP
 
 
 def _print_addresses(cluster: Cluster) -> None:
