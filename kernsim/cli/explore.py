@@ -184,7 +184,8 @@ def render(s: dict[str, Any]) -> str:
             lines.append(
                 f"   shrunk: {r['events_before_shrinking']} -> {r['events']} events, "
                 f"{r['switches_before_shrinking']} -> {r['switches']} switches; "
-                f"shrink: {r['shrink_attempts']} attempts; replay: {r['replay']}"
+                f"shrink: {r['shrink_attempts']} attempts; "
+                + (f"replay: {r['replay']}" if r["replay"] else "replay file: with --out DIR")
             )
             if r.get("cite"):
                 lines.append(f"   described in: {'; '.join(r['cite'])}")

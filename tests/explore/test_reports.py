@@ -75,3 +75,12 @@ def test_coverage_is_shown_when_the_search_reports_it(tmp_path: Path) -> None:
         "<h2>Coverage</h2>"
         not in write_explore_report(tmp_path, summary([race()]), command="c").read_text()
     )
+
+
+def test_terminal_summary_names_the_replay_file_or_how_to_get_one() -> None:
+    from kernsim.cli.explore import render
+
+    with_file = render(summary([race()], coverage=12))
+    assert "shrink: 7 attempts; replay: r.json" in with_file
+    without = render(summary([{**race(), "replay": None}], coverage=12))
+    assert "replay file: with --out DIR" in without and "None" not in without
