@@ -56,7 +56,8 @@ PANELS: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...] = (
         "pages",
     ),
 )
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+#: One term of a duration; a duration is one or more, Prometheus-style (``1h30m``).
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_POINTS = 1000  # stays under Prometheus' 11,000-point limit per series
 
@@ -73,11 +74,13 @@ class Series:
 
 
 def parse_duration(text: str) -> float:
-    """``90s``, ``10m``, ``1.5h``, ``2d`` -> seconds (a positive amount)."""
-    m = _DURATION.match(text.strip())
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"not a duration: {text!r} (try 90s, 10m, 1h)")
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
+    """``90s``, ``10m``, ``1.5h``, ``2d``, ``1h30m`` -> seconds (a positive amount)."""
+    terms = list(_DURATION.finditer(text.strip()))
+    joined = "".join(m.group(0) for m in terms)
+    total = sum(float(m.group(1)) * _UNIT_S[m.group(2)] for m in terms)
+    if not terms or joined != text.strip() or total <= 0:
+        raise ValueError(f"not a duration: {text!r} (try 90s, 10m, 1h30m)")
+    return total
 
 
 def check_url(url: str) -> str:

@@ -35,6 +35,8 @@ def read(path: Path) -> tuple[Job, dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ReplayFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ReplayFileError(f"{path}: not a replay file (binary, not UTF-8 JSON)") from None
     try:
         data = json.loads(text)
     except ValueError as exc:

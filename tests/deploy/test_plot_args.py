@@ -14,6 +14,8 @@ from kernsim.plot import parse_duration
     [
         ["--since", "ten minutes"],
         ["--since", "0m"],
+        ["--since", "1h30"],
+        ["--since", "m10"],
         ["--prometheus", "ftp://example"],
         ["--prometheus", "http://127.0.0.1:1"],
     ],
@@ -27,3 +29,4 @@ def test_kernsim_plot_bad_input_exits_2(
 
 def test_durations() -> None:
     assert [parse_duration(t) for t in ("90s", "10m", "1.5h", "2d")] == [90, 600, 5400, 172800]
+    assert parse_duration("1h30m") == 5400 and parse_duration("1m30s") == 90
