@@ -65,6 +65,15 @@ def build_app(
     async def openapi_view(req: web.Request) -> web.Response:
         return web.json_response(openapi.document(service, req.app))
 
+    async def index(req: web.Request) -> web.Response:
+        # Every route, the service's own included (they are added before the app starts).
+        routes = sorted(
+            {f"{r.method} {r.resource.canonical}" for r in req.app.router.routes()
+             if r.resource is not None and r.method != "HEAD"}
+        )  # fmt: skip
+        return web.json_response({"service": service, "endpoints": routes})
+
+    app.router.add_get("/", index)
     app.router.add_get("/openapi.json", openapi_view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)

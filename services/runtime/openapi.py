@@ -68,6 +68,7 @@ _CGROUP = [
 
 #: (method, path) -> operation.
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("get", "/"): _op("this service's endpoints", '{"service": NAME, "endpoints": ["GET /", ...]}'),
     ("get", "/healthz"): _op("liveness", '{"service": NAME, "ok": true}'),
     ("get", "/metrics"): _op("Prometheus metrics (kernsim_ prefix)", "exposition text", _TEXT),
     ("get", "/statistics"): _op("the service's counters as JSON", "counters"),

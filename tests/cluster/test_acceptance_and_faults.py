@@ -150,4 +150,10 @@ async def test_every_admin_port_describes_its_api_as_openapi(idle_cluster: Clust
     assert "put" in docs["memcg"]["paths"]["/cgroup/{name}/{file}"]
     assert "/workload" not in docs["memcg"]["paths"]
     assert {"get", "post"} <= set(docs["tasks"]["paths"]["/workload"])
+    # GET / lists every route of that service, its own ones included.
+    status, text = await get_text(c.admin_url("memcg") + "/")
+    assert status == 200
+    listed = json.loads(text)["endpoints"]
+    assert {"GET /metrics", "PUT /faults", "PUT /cgroup/{name}/{file}"} <= set(listed)
+    assert len(listed) == sum(len(ops) for ops in docs["memcg"]["paths"].values())
     assert "post" in docs["tasks"]["paths"]["/kill_all"]
