@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -92,10 +93,17 @@ class Service:
     async def start(self) -> None:
         cfg = self.config
         check_exposure(cfg)
-        self.port = await self.node.serve(cfg.host, cfg.port)
+        try:
+            self.port = await self.node.serve(cfg.host, cfg.port)
+        except OSError as exc:
+            raise PortUnavailable(f"rpc port {cfg.host}:{cfg.port}: {_why(exc)}") from exc
         app = build_app(self.name, self.metrics, self.statistics, self.fault, cfg.token)
         self.add_routes(app)
-        self._runner, self.admin_port = await start_app(app, cfg.host, cfg.admin_port)
+        try:
+            self._runner, self.admin_port = await start_app(app, cfg.host, cfg.admin_port)
+        except OSError as exc:
+            await self.node.close()
+            raise PortUnavailable(f"admin port {cfg.host}:{cfg.admin_port}: {_why(exc)}") from exc
         log.info(
             "%s serving rpc on %s:%d, admin on %d", self.name, cfg.host, self.port, self.admin_port
         )
@@ -117,6 +125,14 @@ class Service:
             await self.stop()
 
 
+class PortUnavailable(Exception):
+    """A port given to the service cannot be bound (in use, or not allowed)."""
+
+
+def _why(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 def main(cls: type[Service], argv: Sequence[str] | None = None) -> None:
     """``python -m kernsim.services.<name>``: read the config, serve until SIGTERM."""
     try:
@@ -135,4 +151,8 @@ def main(cls: type[Service], argv: Sequence[str] | None = None) -> None:
     async def run() -> None:
         await cls(config).run()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except PortUnavailable as exc:  # a port in use, or not ours to bind: one line, status 2
+        log.error("%s: %s", cls.name, exc)
+        raise SystemExit(Exit.USAGE) from exc

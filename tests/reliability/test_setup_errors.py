@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,21 @@ def test_a_service_refuses_a_bad_value_in_its_environment(env: dict[str, str]) -
         assert name.removeprefix("KERNSIM_").lower() in err, err
     finally:
         svc.stop()
+
+
+@pytest.mark.parametrize("flag", ["--port", "--admin-port"])
+def test_a_port_in_use_is_one_line_and_status_2(flag: str) -> None:
+    # What compose's single-service entry point meets when a port is taken.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KERNSIM_")}
+        r = subprocess.run(
+            [sys.executable, "-m", "kernsim.services.memcg", flag, str(port)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert r.returncode == Exit.USAGE, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    what = "rpc" if flag == "--port" else "admin"
+    assert f"memcg: {what} port 127.0.0.1:{port}: Address already in use" in r.stderr
