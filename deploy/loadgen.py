@@ -33,6 +33,7 @@ from kernsim.protocol import ProtocolError
 from kernsim.services.catalog import registry
 from kernsim.services.runtime import Body, Node, setup_logging
 from kernsim.services.runtime.config import ServiceConfig
+from kernsim.services.runtime.plumbing import loop_factory
 
 log = logging.getLogger("kernsim.loadgen")
 POLL_S = 0.2
@@ -137,15 +138,22 @@ class LoadGen:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    svc = ServiceConfig.load("loadgen", argv)
+    try:
+        svc = ServiceConfig.load("loadgen", argv)
+        factory = loop_factory(svc.event_loop)
+        load = LoadConfig.from_env(os.environ)
+    except ValueError as exc:  # a bad KERNSIM_* value, or uvloop asked for and not installed
+        setup_logging("loadgen", "INFO")
+        log.error("load generator: bad configuration: %s", exc)
+        return 2
     setup_logging("loadgen", svc.log_level)
-    load = LoadConfig.from_env(os.environ)
 
     async def run() -> None:
         await LoadGen(svc, load).run()
 
     try:
-        asyncio.run(run())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(run())
     except (TimeoutError, OSError, ProtocolError) as exc:
         log.error("load generator stopped: %s", exc)
         return 1
