@@ -70,9 +70,10 @@ trap cleanup EXIT
 # of the CPU, however many of them have work.  The engine here gets a cgroup of its
 # own instead, weighted as one process per container (as the six services weigh when
 # `kernsim run` starts them as plain processes); set once the services are known.
+# Only there: under systemd a parent must be a slice, and cgroup v2 has no cpu.shares.
 cpu_root=/sys/fs/cgroup/cpu
 cpu_parent=
-if [[ ${KERNSIM_E2E_FAIR_CPU:-1} == 1 && -f $cpu_root/cpu.shares ]]; then
+if [[ ${KERNSIM_E2E_FAIR_CPU:-1} == 1 && -f $cpu_root/cpu.shares && ! -d /run/systemd/system ]]; then
   cpu_parent=/$project
   mkdir -p "$cpu_root$cpu_parent"
 fi
