@@ -16,6 +16,8 @@
 #                                 a second run reuses the images and takes ~1 min)
 #        KERNSIM_E2E_PROFILES=compare   also run the side-by-side upstream stack
 #        KERNSIM_E2E_KEEP=1       leave the stack and engine running for a look
+#        KERNSIM_E2E_FAIR_CPU=0   leave the containers the engine's default CPU weight
+#                                 (below, "CPU weight")
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${KERNSIM_E2E_WORK:-/tmp/kernsim-e2e}
@@ -55,13 +57,30 @@ cleanup() {
   fi
   # dockerd leaves its default network namespace mounted when stopped.
   if mountpoint -q "$work/exec/netns/default" 2>/dev/null; then umount "$work/exec/netns/default"; fi
+  # ... and the (now empty) parent cgroups that runc made under every controller.
+  if [[ -n ${cpu_parent:-} ]]; then rmdir /sys/fs/cgroup/*"$cpu_parent" 2>/dev/null || true; fi
   say "done (exit $status)"
   exit $status
 }
 trap cleanup EXIT
 
+# CPU weight.  With the cgroupfs driver on cgroup v1, dockerd puts every container
+# in one cgroup, /docker, whose cpu.shares (1024) are those of one process: on a
+# machine with N other busy processes the containers together get 1/(N+1)
+# of the CPU, however many of them have work.  The engine here gets a cgroup of its
+# own instead, weighted as one process per container (as the six services weigh when
+# `kernsim run` starts them as plain processes); set once the services are known.
+# Only there: under systemd a parent must be a slice, and cgroup v2 has no cpu.shares.
+cpu_root=/sys/fs/cgroup/cpu
+cpu_parent=
+if [[ ${KERNSIM_E2E_FAIR_CPU:-1} == 1 && -f $cpu_root/cpu.shares && ! -d /run/systemd/system ]]; then
+  cpu_parent=/$project
+  mkdir -p "$cpu_root$cpu_parent"
+fi
+
 say "starting dockerd (log: $work/dockerd.log)"
 dockerd --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/dockerd.pid" \
+  ${cpu_parent:+--cgroup-parent="$cpu_parent"} \
   -H "unix://$sock" --bridge=none --iptables=false --ip6tables=false >"$work/dockerd.log" 2>&1 &
 for _ in $(seq 300); do docker info >/dev/null 2>&1 && break; sleep 0.1; done
 docker info >/dev/null
@@ -108,6 +127,13 @@ services="mm memcg blockdev vmscan workqueue tasks load prometheus"
 if [[ $profiles == *compare* ]]; then
   services+=" mm-compare memcg-compare blockdev-compare vmscan-compare workqueue-compare"
   services+=" tasks-compare load-compare"
+fi
+if [[ -n $cpu_parent ]]; then
+  n=$(wc -w <<<"$services")
+  echo $(( 1024 * n )) >"$cpu_root$cpu_parent/cpu.shares"
+  say "CPU weight: cgroup $cpu_parent, cpu.shares $(( 1024 * n )) (one process per container)"
+else
+  say "CPU weight: the engine's default"
 fi
 say "docker-compose up -d $services"
 # shellcheck disable=SC2086

@@ -11,7 +11,7 @@ leak (the KernsimMemswLeak alert waits for exactly that); each rest logs that
 reading as one line: ``rest after round 7: memsw-usage 12288 B (12 KiB), ...``.
 
 Settings (besides the services' own KERNSIM_* ones, read by ServiceConfig):
-``KERNSIM_LOAD_S`` 30, ``KERNSIM_REST_S`` 15, ``KERNSIM_ROUNDS`` 0 (forever),
+``KERNSIM_LOAD_S`` 60, ``KERNSIM_REST_S`` 10, ``KERNSIM_ROUNDS`` 0 (forever),
 ``KERNSIM_SETTLE_S`` 120 (how long a cluster that is not quiet may go without
 starting anything new before the round fails), ``KERNSIM_HEARTBEAT`` (file touched
 while alive, for the healthcheck).
@@ -33,6 +33,7 @@ from kernsim.protocol import ProtocolError
 from kernsim.services.catalog import registry
 from kernsim.services.runtime import Body, Node, setup_logging
 from kernsim.services.runtime.config import ServiceConfig
+from kernsim.services.runtime.plumbing import loop_factory
 
 log = logging.getLogger("kernsim.loadgen")
 POLL_S = 0.2
@@ -40,8 +41,8 @@ POLL_S = 0.2
 
 @dataclass(frozen=True, slots=True)
 class LoadConfig:
-    load_s: float = 30.0
-    rest_s: float = 15.0
+    load_s: float = 60.0
+    rest_s: float = 10.0
     rounds: int = 0
     settle_s: float = 120.0
     heartbeat: Path | None = None
@@ -50,8 +51,8 @@ class LoadConfig:
     def from_env(cls, env: Mapping[str, str]) -> LoadConfig:
         beat = env.get("KERNSIM_HEARTBEAT")
         return cls(
-            load_s=float(env.get("KERNSIM_LOAD_S", "30")),
-            rest_s=float(env.get("KERNSIM_REST_S", "15")),
+            load_s=float(env.get("KERNSIM_LOAD_S", "60")),
+            rest_s=float(env.get("KERNSIM_REST_S", "10")),
             rounds=int(env.get("KERNSIM_ROUNDS", "0")),
             settle_s=float(env.get("KERNSIM_SETTLE_S", "120")),
             heartbeat=Path(beat) if beat else None,
@@ -137,15 +138,22 @@ class LoadGen:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    svc = ServiceConfig.load("loadgen", argv)
+    try:
+        svc = ServiceConfig.load("loadgen", argv)
+        factory = loop_factory(svc.event_loop)
+        load = LoadConfig.from_env(os.environ)
+    except ValueError as exc:  # a bad KERNSIM_* value, or uvloop asked for and not installed
+        setup_logging("loadgen", "INFO")
+        log.error("load generator: bad configuration: %s", exc)
+        return 2
     setup_logging("loadgen", svc.log_level)
-    load = LoadConfig.from_env(os.environ)
 
     async def run() -> None:
         await LoadGen(svc, load).run()
 
     try:
-        asyncio.run(run())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(run())
     except (TimeoutError, OSError, ProtocolError) as exc:
         log.error("load generator stopped: %s", exc)
         return 1

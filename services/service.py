@@ -21,7 +21,7 @@ from kernsim.services.runtime.admin import build_app, start_app
 from kernsim.services.runtime.config import InsecureConfig, ServiceConfig, check_exposure
 from kernsim.services.runtime.faultlayer import FaultLayer
 from kernsim.services.runtime.metrics import Metrics, build_info, counter_by
-from kernsim.services.runtime.plumbing import watch_lifeline
+from kernsim.services.runtime.plumbing import loop_factory, loop_name, watch_lifeline
 from prometheus_client.core import Metric
 
 from kernsim.exits import Exit
@@ -58,6 +58,8 @@ class Service:
         self.metrics.add(self._common_families)
         self.port = 0
         self.admin_port = 0
+        #: The event loop it runs on (``asyncio`` or ``uvloop``), set by start().
+        self.event_loop = ""
         self._runner: web.AppRunner | None = None
 
     def _statistics_msg(self, env: Envelope) -> Body:
@@ -69,6 +71,7 @@ class Service:
             "service": self.name,
             "variant": self.variant.name,
             "faults": self.fault.profile.name,
+            "event_loop": self.event_loop,
             "node": self.node.statistics(),
             "fault_layer": dict(self.fault.model.statistics()),
         }
@@ -93,6 +96,7 @@ class Service:
     async def start(self) -> None:
         cfg = self.config
         check_exposure(cfg)
+        self.event_loop = loop_name()
         try:
             self.port = await self.node.serve(cfg.host, cfg.port)
         except OSError as exc:
@@ -148,11 +152,18 @@ def main(cls: type[Service], argv: Sequence[str] | None = None) -> None:
         log.error("%s", exc)
         raise SystemExit(Exit.USAGE) from exc
 
+    try:
+        factory = loop_factory(config.event_loop)
+    except ValueError as exc:  # uvloop asked for and not installed
+        log.error("%s: bad configuration: %s", cls.name, exc)
+        raise SystemExit(Exit.USAGE) from exc
+
     async def run() -> None:
         await cls(config).run()
 
     try:
-        asyncio.run(run())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(run())
     except PortUnavailable as exc:  # a port in use, or not ours to bind: one line, status 2
         log.error("%s: %s", cls.name, exc)
         raise SystemExit(Exit.USAGE) from exc

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 SERVICES = ("mm", "memcg", "blockdev", "vmscan", "workqueue", "tasks")
+#: The event loops a service can run on (``KERNSIM_EVENT_LOOP``).
+EVENT_LOOPS = ("asyncio", "uvloop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class ServiceConfig:
       admin API's mutating requests (``Authorization: Bearer TOKEN``).  Required
       when ``host`` is not a loopback address (see ``check_exposure``).
     - ``log_level`` INFO (``KERNSIM_LOG_LEVEL``).
+    - ``event_loop`` asyncio (``KERNSIM_EVENT_LOOP``): ``asyncio``, or ``uvloop`` (libuv's
+      loop, about 10% less per message on loopback; the compose image installs it).
     - ``limits``: connection bounds, see ``Limits`` (``KERNSIM_MAX_CONNECTIONS``, ...).
     """
 
@@ -89,6 +93,7 @@ class ServiceConfig:
     rpc_timeout_s: float = 30.0
     token: str | None = None
     log_level: str = "INFO"
+    event_loop: str = "asyncio"
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -102,6 +107,10 @@ class ServiceConfig:
             )
         if not 0 < self.rpc_timeout_s < float("inf"):
             raise ValueError(f"rpc_timeout_s must be a positive number, got {self.rpc_timeout_s}")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ValueError(
+                f"event_loop must be one of {', '.join(EVENT_LOOPS)}, got {self.event_loop!r}"
+            )
 
     @classmethod
     def load(
@@ -127,6 +136,7 @@ class ServiceConfig:
         p.add_argument("--rpc-timeout-s", type=float, default=timeout)
         p.add_argument("--token", default=env.get("KERNSIM_TOKEN"))
         p.add_argument("--log-level", default=env.get("KERNSIM_LOG_LEVEL", "INFO"))
+        p.add_argument("--event-loop", default=env.get("KERNSIM_EVENT_LOOP", "asyncio"))
         a = p.parse_args(argv)
         return cls(
             service=service,
@@ -142,6 +152,7 @@ class ServiceConfig:
             rpc_timeout_s=a.rpc_timeout_s,
             token=a.token or None,
             log_level=a.log_level,
+            event_loop=a.event_loop,
             limits=Limits.from_env(env),
         )
 

@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import select
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from kernsim.protocol import FrameDecoder, ProtocolError, RequestTimeout, request_wire
 from kernsim.services.runtime.host import MAX_HANDLERS, MAX_IN_FLIGHT, ConnectionSettings, Host
@@ -127,11 +127,11 @@ class Connection(asyncio.Protocol):
     # --- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH_BYTES)
+        # A stream transport: asyncio's, or uvloop's (the same methods, no common base class).
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_BYTES)
         if self._refused:
-            transport.abort()
+            self.transport.abort()
             return
         if not self.opened.done():
             self.opened.set_result(None)

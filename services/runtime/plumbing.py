@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 #: The environment variable naming the read end of the launcher's lifeline pipe.
@@ -128,3 +130,25 @@ class RateLimitedLog:
             text += f" ({self.suppressed} similar lines suppressed before this one)"
             self.suppressed = 0
         self.log.log(level, "%s", text, exc_info=exc)
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``name`` (ServiceConfig.event_loop) makes: None for asyncio's own,
+    uvloop's ``new_event_loop`` for ``uvloop``.  ValueError, said in one line, when uvloop
+    is asked for and not installed."""
+    if name == "asyncio":
+        return None
+    if name != "uvloop":
+        raise ValueError(f"event_loop must be asyncio or uvloop, got {name!r}")
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        msg = "event_loop uvloop: uvloop is not installed (pip install uvloop)"
+        raise ValueError(msg) from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def loop_name() -> str:
+    """The running event loop's implementation: ``asyncio`` or ``uvloop``."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]

@@ -67,6 +67,6 @@ def test_a_round_that_starts_nothing_new_fails_after_settle_s() -> None:
     assert 3 < tasks.polls < 20
 
 
-def test_defaults_are_thirty_seconds_of_load_and_fifteen_of_rest() -> None:
+def test_defaults_are_sixty_seconds_of_load_and_ten_of_rest() -> None:
     cfg = loadgen().LoadConfig.from_env({})
-    assert (cfg.load_s, cfg.rest_s, cfg.settle_s) == (30.0, 15.0, 120.0)
+    assert (cfg.load_s, cfg.rest_s, cfg.settle_s) == (60.0, 10.0, 120.0)

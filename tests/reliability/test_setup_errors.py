@@ -69,7 +69,13 @@ def test_an_unusable_out_folder_is_a_setup_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "env", [{"KERNSIM_PAGE_CLUSTER": "9"}, {"KERNSIM_SEED": "-1"}, {"KERNSIM_RPC_TIMEOUT_S": "0"}]
+    "env",
+    [
+        {"KERNSIM_PAGE_CLUSTER": "9"},
+        {"KERNSIM_SEED": "-1"},
+        {"KERNSIM_RPC_TIMEOUT_S": "0"},
+        {"KERNSIM_EVENT_LOOP": "libev"},
+    ],
 )
 def test_a_service_refuses_a_bad_value_in_its_environment(env: dict[str, str]) -> None:
     """The compose file configures services through KERNSIM_*: a value the model would
