@@ -34,6 +34,8 @@ INSERT_POINTS = 6
 
 def drawn_rows(run: Run) -> int:
     """The rows of the longest diagram of a failing ``run`` (0 when none is drawn)."""
+    if run.result is None or not run.result.violations:
+        return 0  # a livelock or a clean run: no diagram
     return max((len(d.splitlines()) for _, d in draw_all(run)), default=0)
 
 
@@ -90,8 +92,10 @@ def window_moves(rec: Recorded) -> list[tuple[str, ...]]:
     the window's start, and each drawn step of another CPU inside the window (not a
     step of the race's pattern), that CPU's steps from there through the drawn step
     moved in front.  Nearest to the window's start first."""
+    if rec.run.result is None or not rec.run.result.violations:
+        return []
     m = longest_match(rec.run)
-    if m is None or rec.run.result is None:
+    if m is None:
         return []
     trace = settled_trace(rec.run)
     seq, dec = rec.sequence, rec.decision_of
