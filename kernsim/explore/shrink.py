@@ -61,7 +61,8 @@ RESEED_FOUND = 1
 EARLY_KILL = 0.125
 #: Seeds tried for a failure found at seed s: s * RESEED_STRIDE + 1, + 2, ...
 RESEED_STRIDE = 1_000_003
-#: Rounds of the drawn-race pass, and candidates tried per round.
+#: Rounds of the drawn-race pass, candidates tried per round, and the share of the
+#: budget ddmin leaves it when the diagram is over a screen.
 WINDOW_ROUNDS = 8
 WINDOW_TRIES = 100
 WINDOW_SHARE = 0.25
@@ -122,7 +123,9 @@ class _Shrinker:
         if not self.keeps(best, o, any_switches=fewer_rows):
             return None
         rows = drawn_rows(run)
-        if rows >= self.rows if fewer_rows else rows > SCREEN >= self.rows:
+        if fewer_rows and rows >= self.rows:
+            return None
+        if rows > SCREEN >= self.rows:  # the best fits on a screen: so must this
             return None
         self.rows = rows
         return o
