@@ -25,7 +25,7 @@ from kernsim.explore.strategies import Ready, Replay, Switch
 from kernsim.model.port import PrimitiveInfo
 from kernsim.sim.engine import Engine, Strategy
 
-#: Rows a diagram may take: one screen (the issue's "reads like the mail").
+#: Rows a diagram may take: one screen, a race that reads like the mail.
 SCREEN = 25
 #: Steps of the window's first CPU, counted back from the window's start, in front of
 #: which another CPU's steps are moved.
