@@ -23,19 +23,26 @@ from kernsim.explore.job import Job, execute, run_schedule
 from kernsim.explore.shrink import shrink
 
 OUT = Path(__file__).parent / "results" / "shrink.json"
-#: (class, scenario, variant, seed, strategy, window in us)
+#: (class, scenario, variant, seed, strategy, window in seconds): the windows as the
+#: failures were found, bit for bit (``kernsim explore --window-us 200`` runs with
+#: 200 * 1e-6, which is not 0.0002; tests/explore/test_shrink_rows.py stores the same).
 STORED = [
-    ("example-a", "race", "none", 3, "random", 200),
-    ("example-b", "race", "none", 75, "random", 1000),
-    ("type-1", "race", "none", 445, "random", 1000),
-    ("type-2", "race", "none", 11, "random", 200),
-    ("writeback", "race", "none", 1, "pos", 200),
-    ("gather-trylock", "race", "v5", 502, "random", 1000),
-    ("v5-write-window", "race", "v5", 58, "delay", 1000),
-    ("v5-read-window", "race", "v5", 1379, "pos", 1000),
-    ("v5-hole", "race", "v5", 48, "random", 1000),
-    ("reuse-window", "race", "upstream", 197, "random", 200),
-    ("threads-zap-swapin", "race-threads", "none", 7, "delay", 200),
+    ("example-a", "race", "none", 3, "random", 0.0002),
+    ("example-b", "race", "none", 75, "random", 0.001),
+    ("type-1", "race", "none", 445, "random", 0.001),
+    ("type-2", "race", "none", 11, "random", 0.0002),
+    ("writeback", "race", "none", 1, "pos", 0.0002),
+    ("gather-trylock", "race", "v5", 502, "random", 0.001),
+    ("v5-write-window", "race", "v5", 58, "delay", 0.001),
+    ("v5-read-window", "race", "v5", 1379, "pos", 0.001),
+    ("v5-hole", "race", "v5", 48, "random", 0.001),
+    ("reuse-window", "race", "upstream", 197, "random", 0.0002),
+    ("threads-zap-swapin", "race-threads", "none", 7, "delay", 0.0002),
+    ("readahead-eexist", "race", "none", 252, "delay", 200 * 1e-6),
+    ("zap-delete-window", "race-fork", "none", 1214, "delay", 0.001),
+    ("fork-cow-zap", "race-fork", "none", 324, "random", 200 * 1e-6),
+    ("fork-cow-both", "race-fork", "none", 1078, "pos", 0.001),
+    ("fork-cow-type-2", "race-fork", "none", 1163, "pos", 200 * 1e-6),
 ]
 
 
@@ -44,16 +51,17 @@ def rows(job: Job) -> int:
 
 
 def measure(
-    cls: str, scenario: str, variant: str, seed: int, strategy: str, us: int
+    cls: str, scenario: str, variant: str, seed: int, strategy: str, window_s: float
 ) -> dict[str, Any]:
-    job = Job(scenario, variant, seed, strategy, window_s=us / 1e6)
+    job = Job(scenario, variant, seed, strategy, window_s=window_s)
     o = run_schedule(job)
     t0 = time.process_time()
     sh = shrink(job, o)
     cpu = time.process_time() - t0
     return {
         "class": cls, "scenario": scenario, "variant": variant, "seed": seed,
-        "strategy": strategy, "window_us": us, "classes": list(o.classes),
+        "strategy": strategy, "window_us": round(window_s * 1e6), "window_s": window_s,
+        "classes": list(o.classes),
         "shrunk_classes": list(sh.outcome.classes), "kinds": list(o.kinds),
         "shrunk_kinds": list(sh.outcome.kinds), "events": [o.events, sh.outcome.events],
         "switches": [len(o.switches), len(sh.outcome.switches)],

@@ -125,7 +125,52 @@ def match_pattern(
             extend(k + 1, pos + 1, r2, p2, [*got, pos])
 
     extend(0, 0, {}, {}, [])
-    return best
+    return best if best is None else tighten(pat, trace, life, best)
+
+
+def tighten(
+    pat: Pattern, trace: list[TraceEvent], life: list[tuple[int, Obj]], got: list[int]
+) -> list[int]:
+    """The match of ``pat`` that ends where ``got`` ends and starts latest: each earlier
+    step the last one before the next (a backward search).  The forward search takes
+    the earliest step that fits (a do_swap_page()'s reuse_swap_page() where the same
+    task's do_wp_page() decides again a few steps later); the race is the last time
+    the steps met, and its diagram starts there."""
+    names = [step_name(trace[i]) for i, _ in life]
+    alts = [frozenset(st.name.split("|")) for st in pat.steps]
+    unless = [frozenset(n for u in st.unless for n in u.split("|")) for st in pat.steps]
+    budget = [SEARCH_BUDGET]
+
+    def back(k: int, nxt: int, roles: dict[str, str], pages: dict[str, int]) -> list[int] | None:
+        if k < 0:
+            return []
+        step = pat.steps[k]
+        for pos in range(nxt - 1, -1, -1):
+            if budget[0] <= 0:
+                return None
+            cpu, obj = trace[life[pos][0]].cpu, life[pos][1]
+            if (
+                names[pos] in alts[k]
+                and not (k and names[pos] in unless[k])
+                and _bind_role(roles, step.role, cpu)
+                and not (step.page and (obj[0] != "page" or pages.get(step.page, obj[1]) != obj[1]))
+            ):
+                budget[0] -= 1
+                r2 = {**roles, step.role: cpu} if step.role != ANY else roles
+                p2 = {**pages, step.page: obj[1]} if step.page else pages
+                rest = back(k - 1, pos, r2, p2)
+                if rest is not None:
+                    return [*rest, pos]
+            if names[pos] in unless[k + 1]:
+                return None  # a forbidden step: no earlier one comes before the next step
+        return None
+
+    last, st = got[-1], pat.steps[-1]
+    cpu, obj = trace[life[last][0]].cpu, life[last][1]
+    roles = {st.role: cpu} if st.role != ANY else {}
+    pages = {st.page: obj[1]} if st.page else {}
+    found = back(len(pat.steps) - 2, last, roles, pages)
+    return got if found is None else [*found, last]
 
 
 def _bind_role(roles: dict[str, str], role: str, cpu: str) -> bool:

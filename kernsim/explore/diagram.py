@@ -36,6 +36,7 @@ ACTIVITY = {
     "read_swap_cache_async": "swapin_readahead",
     "swap_duplicate_for_cache": "swapin_readahead",
     "do_swap_page": "do_swap_page",
+    "do_wp_page": "do_wp_page",
     "shrink_page": "shrink_page_list",
     "add_to_swap": "shrink_page_list",
     "end_swap_bio_read": "end_swap_bio_read",

@@ -125,10 +125,16 @@ def _profile(name: str) -> Profile:
     return load_profile(name)
 
 
-def execute(job: Job, observers: tuple[Callable[..., None], ...] = ()) -> Run:
+def execute(
+    job: Job,
+    observers: tuple[Callable[..., None], ...] = (),
+    strategy: Callable[[random.Random], Strategy] | None = None,
+) -> Run:
     """Run ``job`` as simulate() would, keeping the chooser and where the load ended.
 
-    ``observers`` are added to the engine's (e.g. a counter sampler for a plot)."""
+    ``observers`` are added to the engine's (e.g. a counter sampler for a plot);
+    ``strategy`` replaces the job's own chooser (one that makes the same decisions
+    and records more, e.g. the shrinker's)."""
     profile = _profile(job.faults or get_scenario(job.scenario).faults)
     world = build_world(
         job.scenario,
@@ -136,7 +142,7 @@ def execute(job: Job, observers: tuple[Callable[..., None], ...] = ()) -> Run:
         job.seed,
         profile,
         job.page_cluster,
-        make_strategy(job),
+        strategy or make_strategy(job),
         max_steps=job.max_steps,
     )
     engine = world.engine

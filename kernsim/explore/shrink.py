@@ -4,8 +4,8 @@ A failing schedule is first turned into a replay job (the default scheduler
 plus its recorded switches), then reduced in the passes below, each keeping a
 candidate only when it still fails with the same violation kinds and the
 same race class (or a subset of them), with no more switches than the best
-so far and no more kernel events than the original -- so a schedule never
-grows:
+so far (pass 6: with a shorter diagram instead) and no more kernel events
+than the original -- so a schedule never grows:
 
 1. the scenario's size: first every size at its smallest and the earliest
    kill in one run (often enough, and then the passes below work on a much
@@ -17,19 +17,35 @@ grows:
 4. the shortest prefix of the switches that still fails (a bisection: the
    switches after the race are most of a random walk's, and cost ddmin most);
 5. ddmin (Zeller and Hildebrandt, 2002) over the switches that are left;
-6. kernel events again: each switch moved to the earliest step that keeps
+6. the drawn race, when its diagram does not fit on one screen: another CPU's
+   steps inside the race's window moved in front of it
+   (``kernsim.explore.shrink_window``), kept when the diagram gets shorter;
+7. kernel events again: each switch moved to the earliest step that keeps
    the race, when that makes the run shorter.
+
+Once the best's diagram fits on one screen (``SCREEN`` rows), no candidate
+whose diagram does not is kept; an equivalent failure under another seed that
+does not fit does not end the look for one that does.
 
 Every candidate is one schedule run; their number is the shrinking's cost.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from kernsim.explore.job import WINDOW_S, Job, Outcome, job_params, run_schedule
+from kernsim.explore.job import WINDOW_S, Job, Outcome, execute, job_params, outcome_of
+from kernsim.explore.shrink_window import (
+    SCREEN,
+    as_replay,
+    drawn_rows,
+    forced,
+    record,
+    window_moves,
+)
 from kernsim.explore.strategies import Switch
 
 T = TypeVar("T")
@@ -45,6 +61,11 @@ RESEED_FOUND = 1
 EARLY_KILL = 0.125
 #: Seeds tried for a failure found at seed s: s * RESEED_STRIDE + 1, + 2, ...
 RESEED_STRIDE = 1_000_003
+#: Rounds of the drawn-race pass, candidates tried per round, and the share of the
+#: budget ddmin leaves it when the diagram is over a screen.
+WINDOW_ROUNDS = 8
+WINDOW_TRIES = 100
+WINDOW_SHARE = 0.25
 #: Integer parameters that size a scenario (smaller is simpler), tried in this order.
 SIZE_PARAMS = ("tasks", "pages", "rounds", "generations", "passes")
 
@@ -65,8 +86,9 @@ class _Shrinker:
         self.classes = set(target.classes)
         self.budget = budget
         self.runs = 0
+        self.rows = 0  # rows of the best's longest diagram
 
-    def keeps(self, best: Outcome, o: Outcome) -> bool:
+    def keeps(self, best: Outcome, o: Outcome, any_switches: bool = False) -> bool:
         return (
             o.failed
             and o.kinds == self.kinds
@@ -75,17 +97,38 @@ class _Shrinker:
             # Fewer switches first; events may move between candidates, never past
             # the original's.
             and o.events <= self.events
-            and len(o.switches) <= len(best.switches)
+            and (any_switches or len(o.switches) <= len(best.switches))
         )
 
-    def attempt(self, job: Job, best: Outcome, fewer_events: bool = False) -> Outcome | None:
+    def attempt(
+        self,
+        job: Job,
+        best: Outcome,
+        fewer_events: bool = False,
+        same_classes: bool = False,
+        fewer_rows: bool = False,
+    ) -> Outcome | None:
+        """Run ``job``; its outcome when it may replace ``best`` (then its rows are the
+        best's).  ``fewer_rows``: only a shorter diagram, with any number of switches."""
         if self.runs >= self.budget:
             return None
         self.runs += 1
-        o = run_schedule(job)
+        start = time.perf_counter()
+        run = execute(job)
+        o = outcome_of(job, run, start)
         if fewer_events and o.events >= best.events:
             return None
-        return o if self.keeps(best, o) else None
+        if same_classes and set(o.classes) != self.classes:
+            return None
+        if not self.keeps(best, o, any_switches=fewer_rows):
+            return None
+        rows = drawn_rows(run)
+        if fewer_rows and rows >= self.rows:
+            return None
+        if rows > SCREEN >= self.rows:  # the best fits on a screen: so must this
+            return None
+        self.rows = rows
+        return o
 
 
 def shrink(job: Job, outcome: Outcome, budget: int = BUDGET) -> Shrunk:
@@ -93,11 +136,19 @@ def shrink(job: Job, outcome: Outcome, budget: int = BUDGET) -> Shrunk:
     s = _Shrinker(outcome, budget)
     base = replace(job, strategy="replay", switches=outcome.switches, check_determinism=False)
     best_job, best = base, outcome
+    s.runs += 1  # the original's diagram (replayed): does it fit on a screen?
+    s.rows = drawn_rows(execute(base))
     best_job, best = _shrink_size(s, best_job, best)
     best_job, best = _fewest_events(s, job, best_job, best)
     best_job, best = _earlier_kill(s, best_job, best)
     best_job, best = _shortest_prefix(s, best_job, best)
+    # ddmin leaves the drawn-race pass its share when the diagram is over a screen.
+    budget = s.budget
+    if s.rows > SCREEN:
+        s.budget -= int(budget * WINDOW_SHARE)
     best_job, best = _ddmin_switches(s, best_job, best)
+    s.budget = budget
+    best_job, best = _tighter_window(s, best_job, best)
     best_job, best = _earlier_switches(s, best_job, best)
     return Shrunk(best_job, best, s.runs, outcome.events, len(outcome.switches))
 
@@ -107,7 +158,8 @@ def _fewest_events(s: _Shrinker, job: Job, best_job: Job, best: Outcome) -> tupl
     same strategy (and a random walk) under other seeds, every task killed early in
     the scenario's range (most of a long run is memcg reclaim retrying in the tiny
     cgroup before the kill).  A candidate counts only with the same violation kinds and the
-    same classes, exactly; the fewest events of up to ``RESEED_FOUND`` such wins."""
+    same classes, exactly; the fewest events of up to ``RESEED_FOUND`` such wins, of
+    those whose diagram fits on a screen (a longer one is kept while the look goes on)."""
 
     params: dict[str, Any] = job_params(job)  # scaled by the job's fault profile, as run
     early, late = params.get("kill_min_s"), params.get("kill_max_s")
@@ -124,14 +176,39 @@ def _fewest_events(s: _Shrinker, job: Job, best_job: Job, best: Outcome) -> tupl
         cand = replace(job, seed=job.seed * RESEED_STRIDE + k, strategy=strategy,
                        window_s=window_s, check_determinism=False)  # fmt: skip
         cand = cand.with_params(kill_min_s=kill[0], kill_max_s=kill[1])
-        o = s.attempt(cand, best, fewer_events=True)
-        if o is None or set(o.classes) != s.classes:
+        o = s.attempt(cand, best, fewer_events=True, same_classes=True)
+        if o is None:
             continue
         best_job = replace(cand, strategy="replay", switches=o.switches)
-        best, found = o, found + 1
+        best = o
+        if s.rows <= SCREEN:
+            found += 1
         if found >= RESEED_FOUND:
             break
     return best_job, best
+
+
+def _tighter_window(s: _Shrinker, job: Job, best: Outcome) -> tuple[Job, Outcome]:
+    """The drawn race, while its diagram does not fit on a screen: record the schedule
+    and try the orders of ``window_moves()`` (another CPU's steps inside the race's
+    window run in front of it), keeping the first that fails the same way with a
+    shorter diagram; then, while it does not fit, again from there.  At most
+    ``WINDOW_SHARE`` of the budget, which ddmin leaves it."""
+    budget, s.budget = s.budget, min(s.budget, s.runs + int(s.budget * WINDOW_SHARE))
+    for _ in range(WINDOW_ROUNDS):
+        if s.rows <= SCREEN or s.runs >= s.budget:
+            break
+        s.runs += 1
+        rec, shorter = record(job), False
+        for order in window_moves(rec)[:WINDOW_TRIES]:
+            o = s.attempt(forced(job, order), best, fewer_rows=True)
+            if o is not None:
+                job, best, shorter = as_replay(job, o.switches), o, True
+                break
+        if not shorter:
+            break
+    s.budget = budget
+    return job, best
 
 
 def _earlier_kill(s: _Shrinker, job: Job, best: Outcome) -> tuple[Job, Outcome]:

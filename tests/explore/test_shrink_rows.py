@@ -34,24 +34,13 @@ STORED = {
     "fork-cow-both": ("race-fork", "none", 1078, "pos", 0.001),
     "fork-cow-type-2": ("race-fork", "none", 1163, "pos", 200 * 1e-6),
 }
-#: Classes whose shrunk diagram does not fit yet: a fork race keeps both mms' swap-ins
-#: (fork-cow-zap 32 rows, fork-cow-both 39).  Strict: the day they fit, this fails.
-TOO_LONG = {"fork-cow-zap", "fork-cow-both"}
 
 
 def test_every_known_class_has_a_stored_failure() -> None:
     assert set(STORED) == set(KNOWN)
 
 
-@pytest.mark.parametrize(
-    "cls",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="fork diagram > 25 rows"))
-        if c in TOO_LONG
-        else c
-        for c in sorted(STORED)
-    ],
-)
+@pytest.mark.parametrize("cls", sorted(STORED))
 def test_the_shrunk_diagram_fits_on_one_screen(cls: str) -> None:
     scenario, variant, seed, strategy, window_s = STORED[cls]
     job = Job(scenario, variant, seed, strategy, window_s=window_s)
