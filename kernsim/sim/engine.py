@@ -27,6 +27,7 @@ code keeps every trace hash and every replay file valid (kernsim.sim.trace).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import random
@@ -235,7 +236,21 @@ class Engine:
     def run(self, until_s: float | None = None) -> None:
         """Run until nothing is pending (or the clock would pass ``until_s``).
 
-        The hot loop: a step is picked; a primitive runs, its event is recorded and
+        The cyclic garbage collector pauses meanwhile: a step makes no reference cycle
+        (a run's cycles, World to engine to CPUs, are made when it is built), yet
+        the objects steps allocate would start a collection every 700, and the full
+        ones walk the whole trace again and again."""
+        if not gc.isenabled():
+            self._run(until_s)
+            return
+        gc.disable()
+        try:
+            self._run(until_s)
+        finally:
+            gc.enable()
+
+    def _run(self, until_s: float | None) -> None:
+        """The hot loop: a step is picked; a primitive runs, its event is recorded and
         its result sent into the coroutine, all inline (else ``_resume``); what the
         coroutine asks next is pushed as the CPU's one pending entry."""
         heap = self._heap
