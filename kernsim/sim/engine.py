@@ -121,8 +121,8 @@ class SimCpu(Cpu):
         ) -> Awaitable[R]: ...
 
     else:
-        # Positional arguments only, and no ``**kwargs`` at run time: an empty dict
-        # made at every call was about 3 % of a step.
+        # Positional arguments only, and no ``**kwargs`` at run time: it made an empty
+        # dict at every call (about 220 of a step's 48,000 instructions).
         def call(self, fn, *args):
             return _Req(CALL, PRIMITIVE_BY_FN[fn], args, sys._getframe(1).f_code.co_name)
 
