@@ -63,6 +63,7 @@ def test_the_collector_is_back_after_a_primitive_raised(monkeypatch: pytest.Monk
 def test_a_step_makes_no_reference_cycle() -> None:
     """What makes the pause safe: a whole run leaves no cyclic garbage behind its steps
     (its world, kept by the result, is still alive)."""
+    simulate("race", "v5", 5, keep_trace=False)  # imports and caches filled first
     gc.collect()
     gc.disable()
     try:
