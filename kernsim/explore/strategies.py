@@ -120,26 +120,25 @@ class Chooser(Strategy):
         """
         self.engine = engine
         first = ready[0]
+        default = 0
         if len(ready) == 1:
             due = [0]
         else:
-            horizon = first[0] + self.window_s
-            due = [i for i, e in enumerate(ready) if e[0] <= horizon]
+            # One pass finds the due steps and the default: non-preemptive, the last
+            # CPU while it is due now (at t itself), else the root.
+            t = first[0]
+            horizon = t + self.window_s
+            last = self.last
+            due = []
+            for i, e in enumerate(ready):
+                if e[0] <= horizon:
+                    due.append(i)
+                    if e[3] is last and e[0] <= t:
+                        default = i
         if len(due) == 1 and self.skip_single:
             cpu = first[3]
             pick = 0
         else:
-            default = 0
-            last = self.last
-            if last is not None and first[3] is not last:
-                # Non-preemptive: the last CPU while it is due now (at t itself).
-                t = first[0]
-                for i in due:
-                    e = ready[i]
-                    if e[3] is last:
-                        if e[0] <= t:
-                            default = i
-                        break
             pick = self.pick(ready, due, default)
             cpu = ready[pick][3]
             if pick != default:
