@@ -28,6 +28,7 @@ import msgpack  # type: ignore[import-untyped]
 from kernsim.services.catalog import registry
 from kernsim.services.runtime import Node
 from kernsim.services.runtime.faultlayer import FaultLayer
+from kernsim.services.runtime.plumbing import loop_factory
 
 from kernsim.faults import load_profile
 
@@ -220,8 +221,14 @@ def main() -> None:
     p.add_argument("--n", type=int, default=20000)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--json", default="bench/results/cluster.json")
+    p.add_argument(
+        "--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
+        help="the loop both the baselines and the runtime run on (compose runs uvloop)",
+    )  # fmt: skip
     a = p.parse_args()
-    out = asyncio.run(main_async(a.n, a.duration))
+    factory = loop_factory(a.event_loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        out = {"event_loop": a.event_loop, **runner.run(main_async(a.n, a.duration))}
     print(json.dumps(out, indent=2))
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
