@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import aiohttp
 from kernsim.protocol import ProtocolError, RequestTimeout
 from kernsim.services.catalog import registry
+from kernsim.services.launch.patience import START_IDLE_S, START_MAX_S, StartWatch
 from kernsim.services.launch.records import proc_state
 from kernsim.services.runtime import Body, Node
 from kernsim.services.runtime.config import SERVICES, format_peers
@@ -115,7 +116,15 @@ class Cluster:
             return {n: {"host": h, "rpc": p} for n, (h, p) in self.remote.items()}
         return {n: {"host": HOST, "rpc": p[0], "admin": p[1]} for n, p in self.ports.items()}
 
-    async def start(self, health_timeout_s: float = 30.0) -> None:
+    async def start(
+        self, health_max_s: float = START_MAX_S, health_idle_s: float = START_IDLE_S
+    ) -> None:
+        """Spawn the six services and wait until each answers /healthz.
+
+        The wait is judged by the services' CPU time, not the wall clock (patience.py):
+        a loaded machine starts them slowly; one that exits, is stopped, or uses no CPU
+        for ``health_idle_s`` fails the start at once, naming it; ``health_max_s`` bounds
+        the whole start."""
         if self.remote is not None:
             self.node = Node(
                 "launcher",
@@ -141,7 +150,15 @@ class Cluster:
                 self.procs[name] = self._spawn(name, peers, lifeline_r)
         finally:
             os.close(lifeline_r)
-        await self.watched(self._wait_healthy(), health_timeout_s, "health check")
+        loop = asyncio.get_running_loop()
+        healthy: set[str] = set()
+        watch = StartWatch(self.pids(), loop.time(), health_idle_s)
+        await self.watched(
+            self._wait_healthy(healthy),
+            health_max_s,
+            "health check",
+            stuck=lambda: watch.check(loop.time(), [s for s in SERVICES if s not in healthy]),
+        )
         self.node = Node(
             "launcher",
             registry(),
@@ -213,14 +230,23 @@ class Cluster:
         finally:
             log.close()
 
-    async def _wait_healthy(self) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            for name in SERVICES:
-                while True:
-                    with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                        async with http.get(self.admin_url(name) + "/healthz") as resp:
-                            if resp.status == 200:
-                                break
+    async def _wait_healthy(self, healthy: set[str]) -> None:
+        """Poll every service not yet in ``healthy`` until all six answer /healthz."""
+
+        async def healthz(http: aiohttp.ClientSession, name: str) -> None:
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with http.get(self.admin_url(name) + "/healthz") as resp:
+                    if resp.status == 200:
+                        healthy.add(name)
+
+        # One request's timeout is generous: a loaded machine answers late, not never.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            while True:
+                waiting = [name for name in SERVICES if name not in healthy]
+                if not waiting:
+                    return
+                await asyncio.gather(*(healthz(http, name) for name in waiting))
+                if len(healthy) < len(SERVICES):
                     await asyncio.sleep(POLL_S)
 
     def dead(self) -> tuple[str, int] | None:
@@ -230,8 +256,15 @@ class Cluster:
                 return name, code
         return None
 
-    async def watched(self, aw: Awaitable[T], timeout_s: float, what: str) -> T:
-        """Await ``aw`` while watching the processes; a death or the deadline fails it."""
+    async def watched(
+        self,
+        aw: Awaitable[T],
+        timeout_s: float,
+        what: str,
+        stuck: Callable[[], tuple[str, str] | None] | None = None,
+    ) -> T:
+        """Await ``aw`` while watching the processes; a death or the deadline fails it,
+        and so does ``stuck`` when it names a service (and why)."""
         task = asyncio.ensure_future(aw)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -244,6 +277,8 @@ class Cluster:
                     raise ServiceFailure(dead[0], f"exited with status {dead[1]} ({what})")
                 if self.unresponsive is not None:
                     raise ServiceFailure(*self.unresponsive)
+                if stuck is not None and (found := stuck()) is not None:
+                    raise ServiceFailure(found[0], f"{found[1]} ({what})")
                 if loop.time() > deadline:
                     raise ServiceFailure("cluster", f"did not finish {what} in {timeout_s:.0f} s")
         finally:
