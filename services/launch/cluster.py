@@ -33,7 +33,13 @@ from typing import Any, TypeVar
 import aiohttp
 from kernsim.protocol import ProtocolError, RequestTimeout
 from kernsim.services.catalog import registry
-from kernsim.services.launch.patience import START_IDLE_S, START_MAX_S, StartWatch
+from kernsim.services.launch.patience import (
+    START_IDLE_S,
+    START_MAX_S,
+    Stalled,
+    StartWatch,
+    until_done_or_stalled,
+)
 from kernsim.services.launch.records import proc_state
 from kernsim.services.runtime import Body, Node
 from kernsim.services.runtime.config import SERVICES, format_peers
@@ -83,8 +89,12 @@ class Cluster:
     rpc_timeout_s: float = 30.0
     #: A service that does not answer a ping within this is reported as stuck.
     liveness_timeout_s: float = 5.0
-    #: The longest wait for quiescence once every task is killed, and for global reclaim.
+    #: How long a wait for the workload to end or for quiescence may see no kernel step
+    #: (the wait itself takes what the machine makes it; patience.py), and the longest
+    #: global reclaim.
     settle_timeout_s: float = 120.0
+    #: The longest any such wait, however the kernel progresses.
+    wait_max_s: float = 3600.0
     token: str | None = None
     #: Services already running elsewhere (name -> RPC host, port): nothing is
     #: spawned or stopped, the launcher only connects (``kernsim run --services``).
@@ -344,16 +354,30 @@ class Cluster:
         """pkill: every task of /A gets SIGKILL (tasks service)."""
         await self.rpc("tasks", "kill_all")
 
-    async def wait_quiescent(
-        self, timeout_s: float | None = None, what: str = "quiescence"
-    ) -> None:
-        """Until no workload, no task and no code path is left (tasks' quiesce_status)."""
+    async def wait_quiescent(self, what: str = "quiescence") -> None:
+        """Until no workload, no task and no code path is left (tasks' quiesce_status).
+
+        However long the machine makes it take, while the kernel makes progress: it
+        fails when mm and memcg ran no primitive for ``settle_timeout_s``."""
 
         async def until_quiet() -> None:
             while not (await self.rpc("tasks", "quiesce_status"))["quiescent"]:
                 await asyncio.sleep(0.1)
 
-        await self.watched(until_quiet(), timeout_s or self.settle_timeout_s, what)
+        async def or_stalled() -> None:
+            try:
+                await until_done_or_stalled(until_quiet(), self.kernel_ops, self.settle_timeout_s)
+            except Stalled as exc:
+                raise ServiceFailure("cluster", f"did not finish {what}: {exc}") from exc
+
+        await self.watched(or_stalled(), self.wait_max_s, what)
+
+    async def kernel_ops(self) -> int:
+        """Primitives mm and memcg have run so far: grows while the kernel works."""
+        ops = 0
+        for name in ("mm", "memcg"):
+            ops += int((await self.rpc(name, "statistics"))["stats"]["ops"])
+        return ops
 
     async def quiesce(self) -> None:
         await self.kill_all()

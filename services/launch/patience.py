@@ -9,19 +9,36 @@ the CPU time each service uses (``utime + stime`` in /proc/PID/stat), not by
 the wall time it takes: :class:`StartWatch` names a service that has not
 answered its /healthz yet and is stopped, or has used no CPU for ``idle_s``
 seconds; a hard bound (``max_s``) still ends a start that never finishes.
+
+Once started, the same holds for the waits of a run (the workload to end, the
+machine to quiesce): they take as long as the machine makes them, so they are
+judged by the kernel's progress, the primitives mm and memcg have run
+(:func:`until_done_or_stalled`): a wait fails when the kernel has made no step
+for ``stall_s`` seconds, not when a wall-clock deadline a quiet machine would
+meet has passed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import TypeVar
 
 from kernsim.services.launch.records import proc_state
 
+T = TypeVar("T")
 #: A starting service that has used no CPU for this long is stuck, not slow.
 START_IDLE_S = 30.0
 #: The longest start, however much CPU the services use (a start that never ends).
 START_MAX_S = 600.0
+#: How often a wait reads the kernel's progress.
+PROGRESS_EVERY_S = 1.0
+
+
+class Stalled(Exception):
+    """The kernel made no step for the wait's ``stall_s`` seconds."""
 
 
 def cpu_ticks(pid: int) -> int | None:
@@ -81,3 +98,37 @@ class StartWatch:
                     f"used no CPU for {self.idle_s:g} s before answering its health check"
                 )
         return None
+
+
+async def until_done_or_stalled(
+    aw: Awaitable[T],
+    progress: Callable[[], Awaitable[int]],
+    stall_s: float,
+    every_s: float = PROGRESS_EVERY_S,
+) -> T:
+    """Await ``aw``; raise Stalled when ``progress()`` (a count that grows while the
+    kernel works) has not grown for ``stall_s`` seconds first."""
+    loop = asyncio.get_running_loop()
+
+    async def watch() -> None:
+        last, since = await progress(), loop.time()
+        while True:
+            await asyncio.sleep(every_s)  # the reading period, not a wait for a state
+            now = await progress()
+            if now != last:
+                last, since = now, loop.time()
+            elif loop.time() - since > stall_s:
+                return
+
+    work, watcher = asyncio.ensure_future(aw), asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            return work.result()
+        watcher.result()  # a failed reading is the caller's to see
+        raise Stalled(f"the kernel made no step for {stall_s:g} s")
+    finally:
+        for t in (work, watcher):
+            t.cancel()
+            with contextlib.suppress(BaseException):
+                await t

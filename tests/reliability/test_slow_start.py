@@ -8,13 +8,14 @@ named at once.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 
 import pytest
 from kernsim.services.launch.cluster import Cluster, ServiceFailure
-from kernsim.services.launch.patience import StartWatch, cpu_ticks
+from kernsim.services.launch.patience import Stalled, StartWatch, cpu_ticks, until_done_or_stalled
 
 
 class _Clock:
@@ -90,3 +91,31 @@ async def test_a_service_stopped_while_starting_is_named_not_waited_out() -> Non
         assert "stopped" in str(got.value) and "health check" in str(got.value), got.value
     finally:
         await cluster.stop()
+
+
+async def test_a_wait_that_sees_the_kernel_progress_is_never_cut_short() -> None:
+    steps = 0
+    done = asyncio.Event()
+
+    async def progress() -> int:
+        nonlocal steps
+        steps += 1
+        if steps == 50:  # many readings, far past stall_s, each with a new step
+            done.set()
+        return steps
+
+    async def workload() -> str:
+        await done.wait()
+        return "ended"
+
+    assert await until_done_or_stalled(workload(), progress, 0.05, every_s=0.01) == "ended"
+
+
+async def test_a_wait_on_a_kernel_that_makes_no_step_is_a_stall() -> None:
+    forever = asyncio.Event()
+
+    async def progress() -> int:
+        return 7
+
+    with pytest.raises(Stalled, match=r"no step for 0\.05 s"):
+        await until_done_or_stalled(forever.wait(), progress, 0.05, every_s=0.01)
