@@ -38,7 +38,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("verdict", "memsw_leak_bytes", "load_rounds", "load_s", "swapin_reads", "ended")
-KEYS += ("min_rounds",)
+KEYS += ("min_rounds", "other_failures")
 CGROUP = Path("/sys/fs/cgroup")
 PERIOD_US = 100_000
 
@@ -106,9 +106,16 @@ def summary(path: Path, batch: str | None = None) -> str:
 
 
 def _batch_line(name: str, runs: list[dict[str, Any]]) -> str:
-    leaks = sum(1 for r in runs if (r.get("none") or {}).get("memsw_leak_bytes", 0) > 0)
-    up = sum(1 for r in runs if (r.get("upstream") or {}).get("memsw_leak_bytes", 0) > 0)
+    leaks = sum(1 for r in runs if _leaked(r.get("none")))
+    up = sum(1 for r in runs if _leaked(r.get("upstream")))
     failed = sum(1 for r in runs if r["exit"] not in (0, 1))
+    # A code path that failed (service_error) leaves the model half-way: no verdict.
+    broken = sum(
+        1
+        for r in runs
+        for v in ("none", "upstream")
+        if "service_error" in ((r.get(v) or {}).get("other_failures") or [])
+    )
     loads = [r["load_start"] for r in runs] + [r["load_end"] for r in runs]
     walls = [r["wall_s"] for r in runs]
     rounds = [r["none"]["load_rounds"] for r in runs if r.get("none")]
@@ -116,10 +123,15 @@ def _batch_line(name: str, runs: list[dict[str, Any]]) -> str:
     how = runs[0].get("load", "the shared machine as it was")
     return (
         f"{name} ({how}): {len(runs)} runs: leak under none in {leaks}, under upstream "
-        f"in {up}; {failed} failed (exit not 0/1); load average {min(loads):.1f}-"
+        f"in {up}; {failed} failed (exit not 0/1), {broken} with a failed code path; "
+        f"load average {min(loads):.1f}-"
         f"{max(loads):.1f}; wall {min(walls):.0f}-{max(walls):.0f} s; rounds under none "
         f"{_span(rounds)}, under upstream {_span(up_rounds)}"
     )
+
+
+def _leaked(row: dict[str, Any] | None) -> bool:
+    return bool(row) and (row or {}).get("memsw_leak_bytes", 0) > 0
 
 
 def _span(xs: list[int]) -> str:

@@ -87,6 +87,13 @@ class Cluster:
     page_cluster: int | None = None
     log_level: str = "WARNING"
     rpc_timeout_s: float = 30.0
+    #: The services' calls to one another (KERNSIM_RPC_TIMEOUT_S).  A kernel call its
+    #: caller stops waiting for still runs on its owner, whose reply then finds no one:
+    #: the code path is left half-way, and the model with it (a page reference taken and
+    #: never dropped).  A loaded machine must make such a call slow, never abandoned;
+    #: a stopped or wedged service is the liveness monitor's to name, and a kernel that
+    #: makes no step the waits' (patience.py), so this bound is the last resort.
+    service_rpc_timeout_s: float = 3600.0
     #: A service that does not answer a ping within this is reported as stuck.
     liveness_timeout_s: float = 5.0
     #: How long a wait for the workload to end or for quiescence may see no kernel step
@@ -220,7 +227,7 @@ class Cluster:
             "KERNSIM_FAULTS": self.faults,
             "KERNSIM_SEED": str(self.seed),
             "KERNSIM_LOG_LEVEL": self.log_level,
-            "KERNSIM_RPC_TIMEOUT_S": str(self.rpc_timeout_s),
+            "KERNSIM_RPC_TIMEOUT_S": str(self.service_rpc_timeout_s),
             ENV_LIFELINE_FD: str(lifeline),
         }
         if self.token is not None:
@@ -361,7 +368,9 @@ class Cluster:
         fails when mm and memcg ran no primitive for ``settle_timeout_s``."""
 
         async def until_quiet() -> None:
-            while not (await self.rpc("tasks", "quiesce_status"))["quiescent"]:
+            # Asking the code-path services how busy they are takes longer under load.
+            wait_s = self.settle_timeout_s
+            while not (await self.rpc("tasks", "quiesce_status", None, wait_s))["quiescent"]:
                 await asyncio.sleep(0.1)
 
         async def or_stalled() -> None:
@@ -376,7 +385,8 @@ class Cluster:
         """Primitives mm and memcg have run so far: grows while the kernel works."""
         ops = 0
         for name in ("mm", "memcg"):
-            ops += int((await self.rpc(name, "statistics"))["stats"]["ops"])
+            stats = await self.rpc(name, "statistics", timeout_s=self.settle_timeout_s)
+            ops += int(stats["stats"]["ops"])
         return ops
 
     async def quiesce(self) -> None:
