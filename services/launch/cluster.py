@@ -6,7 +6,9 @@ waits on the services goes through ``watched``/``rpc``: a process that exits
 or a call that times out becomes a ``ServiceFailure`` naming the service, so
 a run can fail but never hang.  A liveness monitor pings every service a few
 times a second with its own short timeout, so that a stopped (SIGSTOP) or
-wedged service is named as itself, not as the caller stuck behind it.
+wedged service is named as itself, not as the caller stuck behind it.  Its
+waits are judged by progress, not by deadlines a quiet machine meets
+(patience.py).
 
 ``Cluster`` is also the checks' ``Settleable`` (kernsim.check.settle): kill all
 and quiesce, drain, the state (rebuilt from mm's and memcg's snapshots) and
@@ -87,12 +89,10 @@ class Cluster:
     page_cluster: int | None = None
     log_level: str = "WARNING"
     rpc_timeout_s: float = 30.0
-    #: The services' calls to one another (KERNSIM_RPC_TIMEOUT_S).  A kernel call its
-    #: caller stops waiting for still runs on its owner, whose reply then finds no one:
-    #: the code path is left half-way, and the model with it (a page reference taken and
-    #: never dropped).  A loaded machine must make such a call slow, never abandoned;
-    #: a stopped or wedged service is the liveness monitor's to name, and a kernel that
-    #: makes no step the waits' (patience.py), so this bound is the last resort.
+    #: The services' calls to one another (KERNSIM_RPC_TIMEOUT_S).  An abandoned kernel
+    #: call still runs on its owner, leaving its code path (and the model) half-way: a
+    #: loaded machine makes it slow, never abandoned.  The liveness monitor and the
+    #: waits (patience.py) name what is stuck; this bound is the last resort.
     service_rpc_timeout_s: float = 3600.0
     #: A service that does not answer a ping within this is reported as stuck.
     liveness_timeout_s: float = 5.0
@@ -143,15 +143,7 @@ class Cluster:
         for ``health_idle_s`` fails the start at once, naming it; ``health_max_s`` bounds
         the whole start."""
         if self.remote is not None:
-            self.node = Node(
-                "launcher",
-                registry(),
-                peers=self.remote,
-                rpc_timeout_s=self.rpc_timeout_s,
-                token=self.token,
-            )
-            self._monitor = asyncio.ensure_future(self._watch_liveness())
-            return
+            return self._connect(self.remote)
         ports = free_ports(2 * len(SERVICES))
         self.ports = {s: (ports[2 * i], ports[2 * i + 1]) for i, s in enumerate(SERVICES)}
         peers = format_peers({s: (HOST, p[0]) for s, p in self.ports.items()})
@@ -176,12 +168,12 @@ class Cluster:
             "health check",
             stuck=lambda: watch.check(loop.time(), [s for s in SERVICES if s not in healthy]),
         )
+        self._connect({s: (HOST, p[0]) for s, p in self.ports.items()})
+
+    def _connect(self, peers: dict[str, tuple[str, int]]) -> None:
+        """The launcher's node to the services, and the liveness monitor."""
         self.node = Node(
-            "launcher",
-            registry(),
-            peers={s: (HOST, p[0]) for s, p in self.ports.items()},
-            rpc_timeout_s=self.rpc_timeout_s,
-            token=self.token,
+            "launcher", registry(), peers=peers, rpc_timeout_s=self.rpc_timeout_s, token=self.token
         )
         self._monitor = asyncio.ensure_future(self._watch_liveness())
 
@@ -258,13 +250,10 @@ class Cluster:
 
         # One request's timeout is generous: a loaded machine answers late, not never.
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            while True:
-                waiting = [name for name in SERVICES if name not in healthy]
-                if not waiting:
-                    return
-                await asyncio.gather(*(healthz(http, name) for name in waiting))
-                if len(healthy) < len(SERVICES):
-                    await asyncio.sleep(POLL_S)
+            while waiting := [name for name in SERVICES if name not in healthy]:
+                await asyncio.gather(
+                    *(healthz(http, name) for name in waiting), asyncio.sleep(POLL_S)
+                )
 
     def dead(self) -> tuple[str, int] | None:
         for name, proc in self.procs.items():
