@@ -72,7 +72,8 @@ def register(sub: Any) -> None:
         "the live services.  Exit 1 on a memsw leak, on a swap slot the variant never gives "
         "back by itself, or on another broken invariant; 0 otherwise (slots the variant gives "
         "back by design are reported, not failed; see --strict); 2 for bad usage; 3 when a "
-        "service died or stopped answering; 4 for a setup or environment error (bad token, a "
+        "service died, stopped answering, or the kernel made no step for 120 s (a loaded machine "
+        "makes a run slower, not a failure); 4 for a setup or environment error (bad token, a "
         "service that refused its configuration); 128+N when signal N (SIGTERM, SIGINT) "
         "stopped it.  KERNSIM_TOKEN, when set, is given to the services and said in every "
         "hello.",
