@@ -82,9 +82,9 @@ async def experiment(
     above usage with no task left (``leak seen``), or until ``min_rounds`` rounds have
     run and the next round (``duration_s`` at least) would pass ``until_leak_s`` seconds
     of rounds in all, as the wall clock counts them (load, kill, quiescence): ``bound
-    reached``.  A quiet machine reaches the bound in more rounds than the minimum; a
-    loaded one, whose rounds are longer, still runs the minimum, so that its verdict
-    rests on as many kills as a quiet machine's first rounds make.  ``swapin_reads``
+    reached``.  ``kernsim run``'s minimum is what a quiet machine runs within its
+    README bound anyway; a loaded one, whose rounds are longer, still runs that many,
+    so that its verdict rests on as many kills.  ``swapin_reads``
     says how many chances a kill had to catch a swap-in in flight.  A leak, once
     there, stays (nothing inside the memcg reclaims it), so the rounds only add kill
     rounds as Kamezawa's loop did, and the check at the end sees them all.
