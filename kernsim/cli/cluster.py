@@ -44,7 +44,7 @@ UNTIL_LEAK_MAX_S = 3600
 #: With --until-leak, the rounds its wall-time bound may not stop before: as many as a
 #: quiet machine runs within the README's bound (four 9 s rounds of about 12 s in 54 s),
 #: so that a loaded machine's verdict rests on as many kills.  Measured at a load whose
-#: rounds took minutes, one round in five showed no leak (bench/results/main-job.jsonl).
+#: rounds took minutes, one round in four showed no leak (bench/results/main-job.jsonl).
 MIN_ROUNDS = 4
 #: The most rounds --min-rounds may ask for.
 MIN_ROUNDS_MAX = 100
