@@ -54,6 +54,8 @@ from kernsim.check.settle import State
 T = TypeVar("T")
 HOST = "127.0.0.1"
 POLL_S = 0.05
+#: How many times the services start on new ports when one found its port taken.
+PORT_TRIES = 3
 #: How often the liveness monitor pings each service.
 LIVENESS_EVERY_S = 0.5
 
@@ -144,13 +146,29 @@ class Cluster:
         the whole start."""
         if self.remote is not None:
             return self._connect(self.remote)
-        ports = free_ports(2 * len(SERVICES))
-        self.ports = {s: (ports[2 * i], ports[2 * i + 1]) for i, s in enumerate(SERVICES)}
-        peers = format_peers({s: (HOST, p[0]) for s, p in self.ports.items()})
         if self.log_dir is None:
             self.log_dir = Path(tempfile.mkdtemp(prefix="kernsim-"))
             self._own_log_dir = True
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # A port found free may be taken before its service binds it (another cluster
+        # starting at the same time): the services then start again on other ports.
+        for tries_left in reversed(range(PORT_TRIES)):
+            try:
+                return await self._start_local(health_max_s, health_idle_s)
+            except ServiceFailure:
+                if not tries_left or not self._lost_a_port():
+                    raise
+                await self._end_procs()
+
+    def _lost_a_port(self) -> bool:
+        """Whether a service exited because its port was taken."""
+        dead = self.dead()
+        return dead is not None and "address already in use" in self.log_tail(dead[0])
+
+    async def _start_local(self, health_max_s: float, health_idle_s: float) -> None:
+        ports = free_ports(2 * len(SERVICES))
+        self.ports = {s: (ports[2 * i], ports[2 * i + 1]) for i, s in enumerate(SERVICES)}
+        peers = format_peers({s: (HOST, p[0]) for s, p in self.ports.items()})
         # Every service gets the read end; only this process holds the write end
         # (os.pipe's descriptors are not inherited), so its exit closes it.
         lifeline_r, self._lifeline = os.pipe()
@@ -323,6 +341,13 @@ class Cluster:
                 await self._monitor
         if self.node is not None:
             await self.node.close()
+        await self._end_procs()
+        if self._own_log_dir and self.log_dir is not None:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+            self._own_log_dir = False
+
+    async def _end_procs(self) -> None:
+        """SIGTERM every service process, SIGKILL after a grace period; close the lifeline."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
@@ -340,9 +365,6 @@ class Cluster:
         if self._lifeline is not None:
             os.close(self._lifeline)
             self._lifeline = None
-        if self._own_log_dir and self.log_dir is not None:
-            shutil.rmtree(self.log_dir, ignore_errors=True)
-            self._own_log_dir = False
 
     # --- kernsim.check.settle.Settleable, over RPC -----------------------------------
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 
 import pytest
+from kernsim.services.launch import cluster as launch_cluster
 from kernsim.services.launch.cluster import Cluster, ServiceFailure
 from kernsim.services.launch.patience import Stalled, StartWatch, cpu_ticks, until_done_or_stalled
 
@@ -119,3 +121,33 @@ async def test_a_wait_on_a_kernel_that_makes_no_step_is_a_stall() -> None:
 
     with pytest.raises(Stalled, match=r"no step for 0\.05 s"):
         await until_done_or_stalled(forever.wait(), progress, 0.05, every_s=0.01)
+
+
+async def test_a_port_taken_before_its_service_binds_it_starts_the_services_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another cluster starting at the same time may bind a port found free before the
+    # service it was meant for does: the services start again on other ports.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    calls: list[list[int]] = []
+
+    free_ports = launch_cluster.free_ports
+
+    def ports_once_taken(n: int) -> list[int]:
+        ports = free_ports(n)
+        if not calls:
+            ports[0] = taken.getsockname()[1]  # mm's RPC port
+        calls.append(ports)
+        return ports
+
+    monkeypatch.setattr(launch_cluster, "free_ports", ports_once_taken)
+    cluster = Cluster(variant="none", scenario="kamezawa", faults="none")
+    try:
+        await cluster.start()
+        assert len(calls) == 2, calls
+        assert (await cluster.rpc("mm", "ping")) is not None
+    finally:
+        await cluster.stop()
+        taken.close()
