@@ -44,7 +44,7 @@ def test_main_job_shows_the_leak_under_none_only(run: int) -> None:
         [sys.executable, "-m", "kernsim", *main_job(), "--json"],
         capture_output=True,
         text=True,
-        timeout=1800,  # a loaded machine: three rounds of a few minutes each per variant
+        timeout=1800,  # a loaded machine: four rounds of a few minutes each per variant
     )
     rows: dict[str, dict[str, Any]] = {
         d["variant"]: d for d in map(json.loads, r.stdout.splitlines())
