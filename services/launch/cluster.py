@@ -6,7 +6,9 @@ waits on the services goes through ``watched``/``rpc``: a process that exits
 or a call that times out becomes a ``ServiceFailure`` naming the service, so
 a run can fail but never hang.  A liveness monitor pings every service a few
 times a second with its own short timeout, so that a stopped (SIGSTOP) or
-wedged service is named as itself, not as the caller stuck behind it.
+wedged service is named as itself, not as the caller stuck behind it.  Its
+waits are judged by progress, not by deadlines a quiet machine meets
+(patience.py).
 
 ``Cluster`` is also the checks' ``Settleable`` (kernsim.check.settle): kill all
 and quiesce, drain, the state (rebuilt from mm's and memcg's snapshots) and
@@ -25,7 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +35,13 @@ from typing import Any, TypeVar
 import aiohttp
 from kernsim.protocol import ProtocolError, RequestTimeout
 from kernsim.services.catalog import registry
+from kernsim.services.launch.patience import (
+    START_IDLE_S,
+    START_MAX_S,
+    Stalled,
+    StartWatch,
+    until_done_or_stalled,
+)
 from kernsim.services.launch.records import proc_state
 from kernsim.services.runtime import Body, Node
 from kernsim.services.runtime.config import SERVICES, format_peers
@@ -45,6 +54,8 @@ from kernsim.check.settle import State
 T = TypeVar("T")
 HOST = "127.0.0.1"
 POLL_S = 0.05
+#: How many times the services start on new ports when one found its port taken.
+PORT_TRIES = 3
 #: How often the liveness monitor pings each service.
 LIVENESS_EVERY_S = 0.5
 
@@ -80,10 +91,19 @@ class Cluster:
     page_cluster: int | None = None
     log_level: str = "WARNING"
     rpc_timeout_s: float = 30.0
+    #: The services' calls to one another (KERNSIM_RPC_TIMEOUT_S).  An abandoned kernel
+    #: call still runs on its owner, leaving its code path (and the model) half-way: a
+    #: loaded machine makes it slow, never abandoned.  The liveness monitor and the
+    #: waits (patience.py) name what is stuck; this bound is the last resort.
+    service_rpc_timeout_s: float = 3600.0
     #: A service that does not answer a ping within this is reported as stuck.
     liveness_timeout_s: float = 5.0
-    #: The longest wait for quiescence once every task is killed, and for global reclaim.
+    #: How long a wait for the workload to end or for quiescence may see no kernel step
+    #: (the wait itself takes what the machine makes it; patience.py), and the longest
+    #: global reclaim.
     settle_timeout_s: float = 120.0
+    #: The longest any such wait, however the kernel progresses.
+    wait_max_s: float = 3600.0
     token: str | None = None
     #: Services already running elsewhere (name -> RPC host, port): nothing is
     #: spawned or stopped, the launcher only connects (``kernsim run --services``).
@@ -115,24 +135,40 @@ class Cluster:
             return {n: {"host": h, "rpc": p} for n, (h, p) in self.remote.items()}
         return {n: {"host": HOST, "rpc": p[0], "admin": p[1]} for n, p in self.ports.items()}
 
-    async def start(self, health_timeout_s: float = 30.0) -> None:
+    async def start(
+        self, health_max_s: float = START_MAX_S, health_idle_s: float = START_IDLE_S
+    ) -> None:
+        """Spawn the six services and wait until each answers /healthz.
+
+        The wait is judged by the services' CPU time, not the wall clock (patience.py):
+        a loaded machine starts them slowly; one that exits, is stopped, or uses no CPU
+        for ``health_idle_s`` fails the start at once, naming it; ``health_max_s`` bounds
+        the whole start."""
         if self.remote is not None:
-            self.node = Node(
-                "launcher",
-                registry(),
-                peers=self.remote,
-                rpc_timeout_s=self.rpc_timeout_s,
-                token=self.token,
-            )
-            self._monitor = asyncio.ensure_future(self._watch_liveness())
-            return
-        ports = free_ports(2 * len(SERVICES))
-        self.ports = {s: (ports[2 * i], ports[2 * i + 1]) for i, s in enumerate(SERVICES)}
-        peers = format_peers({s: (HOST, p[0]) for s, p in self.ports.items()})
+            return self._connect(self.remote)
         if self.log_dir is None:
             self.log_dir = Path(tempfile.mkdtemp(prefix="kernsim-"))
             self._own_log_dir = True
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # A port found free may be taken before its service binds it (another cluster
+        # starting at the same time): the services then start again on other ports.
+        for tries_left in reversed(range(PORT_TRIES)):
+            try:
+                return await self._start_local(health_max_s, health_idle_s)
+            except ServiceFailure:
+                if not tries_left or not self._lost_a_port():
+                    raise
+                await self._end_procs()
+
+    def _lost_a_port(self) -> bool:
+        """Whether a service exited because its port was taken."""
+        dead = self.dead()
+        return dead is not None and "address already in use" in self.log_tail(dead[0])
+
+    async def _start_local(self, health_max_s: float, health_idle_s: float) -> None:
+        ports = free_ports(2 * len(SERVICES))
+        self.ports = {s: (ports[2 * i], ports[2 * i + 1]) for i, s in enumerate(SERVICES)}
+        peers = format_peers({s: (HOST, p[0]) for s, p in self.ports.items()})
         # Every service gets the read end; only this process holds the write end
         # (os.pipe's descriptors are not inherited), so its exit closes it.
         lifeline_r, self._lifeline = os.pipe()
@@ -141,13 +177,21 @@ class Cluster:
                 self.procs[name] = self._spawn(name, peers, lifeline_r)
         finally:
             os.close(lifeline_r)
-        await self.watched(self._wait_healthy(), health_timeout_s, "health check")
+        loop = asyncio.get_running_loop()
+        healthy: set[str] = set()
+        watch = StartWatch(self.pids(), loop.time(), health_idle_s)
+        await self.watched(
+            self._wait_healthy(healthy),
+            health_max_s,
+            "health check",
+            stuck=lambda: watch.check(loop.time(), [s for s in SERVICES if s not in healthy]),
+        )
+        self._connect({s: (HOST, p[0]) for s, p in self.ports.items()})
+
+    def _connect(self, peers: dict[str, tuple[str, int]]) -> None:
+        """The launcher's node to the services, and the liveness monitor."""
         self.node = Node(
-            "launcher",
-            registry(),
-            peers={s: (HOST, p[0]) for s, p in self.ports.items()},
-            rpc_timeout_s=self.rpc_timeout_s,
-            token=self.token,
+            "launcher", registry(), peers=peers, rpc_timeout_s=self.rpc_timeout_s, token=self.token
         )
         self._monitor = asyncio.ensure_future(self._watch_liveness())
 
@@ -193,7 +237,7 @@ class Cluster:
             "KERNSIM_FAULTS": self.faults,
             "KERNSIM_SEED": str(self.seed),
             "KERNSIM_LOG_LEVEL": self.log_level,
-            "KERNSIM_RPC_TIMEOUT_S": str(self.rpc_timeout_s),
+            "KERNSIM_RPC_TIMEOUT_S": str(self.service_rpc_timeout_s),
             ENV_LIFELINE_FD: str(lifeline),
         }
         if self.token is not None:
@@ -213,15 +257,21 @@ class Cluster:
         finally:
             log.close()
 
-    async def _wait_healthy(self) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            for name in SERVICES:
-                while True:
-                    with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                        async with http.get(self.admin_url(name) + "/healthz") as resp:
-                            if resp.status == 200:
-                                break
-                    await asyncio.sleep(POLL_S)
+    async def _wait_healthy(self, healthy: set[str]) -> None:
+        """Poll every service not yet in ``healthy`` until all six answer /healthz."""
+
+        async def healthz(http: aiohttp.ClientSession, name: str) -> None:
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with http.get(self.admin_url(name) + "/healthz") as resp:
+                    if resp.status == 200:
+                        healthy.add(name)
+
+        # One request's timeout is generous: a loaded machine answers late, not never.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            while waiting := [name for name in SERVICES if name not in healthy]:
+                await asyncio.gather(
+                    *(healthz(http, name) for name in waiting), asyncio.sleep(POLL_S)
+                )
 
     def dead(self) -> tuple[str, int] | None:
         for name, proc in self.procs.items():
@@ -230,8 +280,15 @@ class Cluster:
                 return name, code
         return None
 
-    async def watched(self, aw: Awaitable[T], timeout_s: float, what: str) -> T:
-        """Await ``aw`` while watching the processes; a death or the deadline fails it."""
+    async def watched(
+        self,
+        aw: Awaitable[T],
+        timeout_s: float,
+        what: str,
+        stuck: Callable[[], tuple[str, str] | None] | None = None,
+    ) -> T:
+        """Await ``aw`` while watching the processes; a death or the deadline fails it,
+        and so does ``stuck`` when it names a service (and why)."""
         task = asyncio.ensure_future(aw)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -244,6 +301,8 @@ class Cluster:
                     raise ServiceFailure(dead[0], f"exited with status {dead[1]} ({what})")
                 if self.unresponsive is not None:
                     raise ServiceFailure(*self.unresponsive)
+                if stuck is not None and (found := stuck()) is not None:
+                    raise ServiceFailure(found[0], f"{found[1]} ({what})")
                 if loop.time() > deadline:
                     raise ServiceFailure("cluster", f"did not finish {what} in {timeout_s:.0f} s")
         finally:
@@ -282,6 +341,13 @@ class Cluster:
                 await self._monitor
         if self.node is not None:
             await self.node.close()
+        await self._end_procs()
+        if self._own_log_dir and self.log_dir is not None:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+            self._own_log_dir = False
+
+    async def _end_procs(self) -> None:
+        """SIGTERM every service process, SIGKILL after a grace period; close the lifeline."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
@@ -299,9 +365,6 @@ class Cluster:
         if self._lifeline is not None:
             os.close(self._lifeline)
             self._lifeline = None
-        if self._own_log_dir and self.log_dir is not None:
-            shutil.rmtree(self.log_dir, ignore_errors=True)
-            self._own_log_dir = False
 
     # --- kernsim.check.settle.Settleable, over RPC -----------------------------------
 
@@ -309,16 +372,33 @@ class Cluster:
         """pkill: every task of /A gets SIGKILL (tasks service)."""
         await self.rpc("tasks", "kill_all")
 
-    async def wait_quiescent(
-        self, timeout_s: float | None = None, what: str = "quiescence"
-    ) -> None:
-        """Until no workload, no task and no code path is left (tasks' quiesce_status)."""
+    async def wait_quiescent(self, what: str = "quiescence") -> None:
+        """Until no workload, no task and no code path is left (tasks' quiesce_status).
+
+        However long the machine makes it take, while the kernel makes progress: it
+        fails when mm and memcg ran no primitive for ``settle_timeout_s``."""
 
         async def until_quiet() -> None:
-            while not (await self.rpc("tasks", "quiesce_status"))["quiescent"]:
+            # Asking the code-path services how busy they are takes longer under load.
+            wait_s = self.settle_timeout_s
+            while not (await self.rpc("tasks", "quiesce_status", None, wait_s))["quiescent"]:
                 await asyncio.sleep(0.1)
 
-        await self.watched(until_quiet(), timeout_s or self.settle_timeout_s, what)
+        async def or_stalled() -> None:
+            try:
+                await until_done_or_stalled(until_quiet(), self.kernel_ops, self.settle_timeout_s)
+            except Stalled as exc:
+                raise ServiceFailure("cluster", f"did not finish {what}: {exc}") from exc
+
+        await self.watched(or_stalled(), self.wait_max_s, what)
+
+    async def kernel_ops(self) -> int:
+        """Primitives mm and memcg have run so far: grows while the kernel works."""
+        ops = 0
+        for name in ("mm", "memcg"):
+            stats = await self.rpc(name, "statistics", timeout_s=self.settle_timeout_s)
+            ops += int(stats["stats"]["ops"])
+        return ops
 
     async def quiesce(self) -> None:
         await self.kill_all()

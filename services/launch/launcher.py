@@ -44,6 +44,7 @@ async def run_one(
     until_leak_s: float | None = None,
     out: RecordWriter | None = None,
     measured: dict[str, Any] | None = None,
+    min_rounds: int = 1,
 ) -> ClusterResult:
     """Start ``cluster``, run :func:`experiment` on it, stop it whatever happens.
 
@@ -61,7 +62,9 @@ async def run_one(
                 "cluster_started", variant=variant, pids=cluster.pids(), ports=cluster.addresses()
             )
             sampler = asyncio.ensure_future(sample_progress(cluster, out, last=measured))
-        result = await experiment(cluster, duration_s, out=out, until_leak_s=until_leak_s)
+        result = await experiment(
+            cluster, duration_s, out=out, until_leak_s=until_leak_s, min_rounds=min_rounds
+        )
         if out is not None:
             out.write("result", **result.to_dict())
         return result

@@ -44,7 +44,7 @@ def test_main_job_shows_the_leak_under_none_only(run: int) -> None:
         [sys.executable, "-m", "kernsim", *main_job(), "--json"],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,  # a loaded machine: four rounds of a few minutes each per variant
     )
     rows: dict[str, dict[str, Any]] = {
         d["variant"]: d for d in map(json.loads, r.stdout.splitlines())
@@ -53,16 +53,24 @@ def test_main_job_shows_the_leak_under_none_only(run: int) -> None:
     none, upstream = rows["none"], rows["upstream"]
     assert none["memsw_leak_bytes"] > 0 and none["ended"] == "leak seen", none
     assert "memsw_leak" in {v["kind"] for v in none["violations"]}
+    # Nothing else broke: a code path that failed half-way (service_error) would leave
+    # the model half-way too, and its "leak" would be no kernel's.
+    assert none["other_failures"] == [] and upstream["other_failures"] == [], (none, upstream)
     assert upstream["memsw_leak_bytes"] == 0 and upstream["ended"] == "bound reached", upstream
     args = main_job()
     duration = float(args[args.index("--duration") + 1])
     bound = float(args[args.index("--until-leak") + 1])
-    # The bound counts the rounds' wall time (a loaded machine runs fewer, longer ones):
-    # upstream stopped because another round would pass it, not before.
-    assert upstream["load_s"] + duration > bound and upstream["load_rounds"] >= 1, upstream
+    assert none["until_leak_s"] == upstream["until_leak_s"] == bound
+    least = upstream["min_rounds"]
+    assert none["min_rounds"] == least >= 2
+    # The bound counts the rounds' wall time (a loaded machine runs fewer, longer ones),
+    # but never stops them before the minimum: upstream ran at least that many, and
+    # stopped because another round would pass the bound, not before.
+    assert upstream["load_s"] + duration > bound and upstream["load_rounds"] >= least, upstream
     assert upstream["load_s"] >= upstream["load_rounds"] * duration, upstream
     # none stopped at the round that showed the leak, with swap-ins for its kills to catch.
-    assert none["load_rounds"] <= int(bound // duration) and none["swapin_reads"] > 0, none
+    most = max(least, int(bound // duration))
+    assert none["load_rounds"] <= most and none["swapin_reads"] > 0, none
     assert not {v["kind"] for v in upstream["violations"]} & {"memsw_leak", "memsw_accounting"}
 
 
@@ -79,3 +87,23 @@ def test_until_leak_outside_duration_to_an_hour_is_refused(bound: str) -> None:
     # its validator, one outside --duration..3600 s by the run command.
     (line,) = r.stderr.strip().splitlines()
     assert " error: " in line and "--until-leak" in line, line
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--min-rounds", "2"], "--min-rounds needs --until-leak"),
+        (["--until-leak", "54", "--min-rounds", "0"], "--min-rounds"),
+        (["--until-leak", "54", "--min-rounds", "101"], "--min-rounds must be at most 100"),
+    ],
+)
+def test_min_rounds_is_refused_without_a_bound_or_out_of_range(flags: list[str], says: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "kernsim", "run", "--duration", "9", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert " error: " in line and says in line, line
