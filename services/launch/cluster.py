@@ -163,7 +163,7 @@ class Cluster:
     def _lost_a_port(self) -> bool:
         """Whether a service exited because its port was taken."""
         dead = self.dead()
-        return dead is not None and "address already in use" in self.log_tail(dead[0])
+        return dead is not None and "address already in use" in self.log_tail(dead[0]).lower()
 
     async def _start_local(self, health_max_s: float, health_idle_s: float) -> None:
         ports = free_ports(2 * len(SERVICES))
