@@ -37,6 +37,8 @@ from kernsim.services.runtime.plumbing import loop_factory
 
 log = logging.getLogger("kernsim.loadgen")
 POLL_S = 0.2
+#: The services that run kernel code paths (and count the ones abandoned half-way).
+CODE_PATH_SERVICES = ("tasks", "vmscan", "workqueue", "blockdev")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +87,20 @@ class LoadGen:
         memcg = (await self.call("statistics", to="memcg"))["stats"]["cgroups"]["/A"]
         mm = (await self.call("statistics", to="mm"))["stats"]
         gap = int(memcg["memsw_usage_bytes"]) - int(memcg["usage_bytes"])
-        return (
+        line = (
             f"rest after round {n}: memsw-usage {gap} B ({gap / 1024:.0f} KiB), "
             f"usage {memcg['usage_bytes']} B, memsw.usage {memcg['memsw_usage_bytes']} B, "
             f"tasks {memcg['tasks']}, stale {mm['stale_swapcache_pages']}, "
             f"slots {mm['mm']['swap_slots_used']}"
         )
+        # A code path whose RPC failed stopped half-way and left the model half-way too:
+        # from then on the readings are the cluster's, not the kernel's.
+        abandoned = 0
+        for svc in CODE_PATH_SERVICES:
+            abandoned += len((await self.call("statistics", to=svc))["stats"]["abandoned_texts"])
+        if abandoned:
+            line += f"; NOT the kernel's: {abandoned} code paths abandoned half-way (RPC failed)"
+        return line
 
     async def until_quiet(self, what: str) -> None:
         """Poll tasks' quiesce_status until the cluster is quiet.  A round has no fixed

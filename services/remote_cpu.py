@@ -21,7 +21,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from errno import EINVAL
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from kernsim.protocol import Envelope, InvalidArgument
+from kernsim.protocol import (
+    Envelope,
+    HandshakeRefused,
+    InvalidArgument,
+    NodeNotFound,
+    RequestTimeout,
+    TemporarilyUnavailable,
+)
 from kernsim.services.catalog import CODEC_BY_NAME
 from kernsim.services.runtime import Body, Node
 from kernsim.services.runtime.metrics import Metrics
@@ -34,6 +41,9 @@ R = TypeVar("R")
 log = logging.getLogger("kernsim.services")
 #: The longest delay a ``post`` may ask for (the kernel's longest is HZ-scale work).
 MAX_POST_DELAY_S = 3600.0
+#: What makes a code path stop half-way without the kernel failing: its RPC got no reply
+#: in time, the link was lost, the owner was unreachable or busy.
+ABANDONED = (RequestTimeout, TemporarilyUnavailable, NodeNotFound, HandshakeRefused, OSError)
 
 
 class RemoteCpu(Cpu):
@@ -104,6 +114,7 @@ class CpuHost:
         self.vmscan_results: dict[str, int] = {}
         self.work_items: dict[str, int] = {}
         self.crash_texts: list[str] = []
+        self.abandoned_texts: list[str] = []
         self.local: dict[str, Callable[..., None]] = {}  # post targets that are not kernel code
         self._names: dict[str, int] = {}
         self._hist = {c.type: metrics.rpc_latency.labels(op=c.type) for c in CODEC_BY_NAME.values()}
@@ -168,6 +179,11 @@ class CpuHost:
             await coro
         except asyncio.CancelledError:
             raise
+        except ABANDONED as exc:
+            # The kernel did not fail: its RPC did (no reply in time, a lost link).  The
+            # owner may still run the primitive, so the model is left half-way and no
+            # verdict can be drawn from it; the run reports it apart from kernel crashes.
+            self.note_abandoned(f"{cpu.name} {what}: {type(exc).__name__}: {exc}", exc)
         except Exception as exc:
             self.note_crash(f"{cpu.name} {what}: {type(exc).__name__}: {exc}", exc)
         finally:
@@ -177,6 +193,11 @@ class CpuHost:
         if len(self.crash_texts) < 20:
             self.crash_texts.append(text)
         log.error("code path failed: %s", text, exc_info=exc)
+
+    def note_abandoned(self, text: str, exc: BaseException) -> None:
+        if len(self.abandoned_texts) < 20:
+            self.abandoned_texts.append(text)
+        log.error("code path abandoned half-way: %s", text, exc_info=exc)
 
     async def run_path(self, base: str, path: str) -> None:
         """Run a code path, or a primitive that takes no argument, to completion."""
@@ -227,4 +248,5 @@ class CpuHost:
             "vmscan_results": dict(sorted(self.vmscan_results.items())),
             "work_items": dict(sorted(self.work_items.items())),
             "crash_texts": list(self.crash_texts),
+            "abandoned_texts": list(self.abandoned_texts),
         }

@@ -174,7 +174,18 @@ async def _load_round(
 
 
 def _crashes(stats: dict[str, Any]) -> list[Violation]:
-    """A kernel BUG_ON or a failed code path anywhere is a violation, named by service."""
+    """A kernel BUG_ON or a failed code path anywhere is a violation, named by service.
+
+    A code path abandoned half-way because its RPC failed (no reply in time, a lost link)
+    is no finding of the kernel's: the owner may have run the primitive anyway, so the
+    model is half-way and any verdict drawn from it would be the cluster's, not the
+    kernel's.  That ends the run as a ServiceFailure (exit 3), naming the code path."""
+    for name, s in stats.items():
+        abandoned = s.get("abandoned_texts", [])
+        if abandoned:
+            raise ServiceFailure(
+                name, f"a kernel code path was abandoned half-way, no verdict: {abandoned[0]}"
+            )
     out = []
     for name, s in stats.items():
         for text in s["node"]["crash_texts"] + s.get("crash_texts", []):

@@ -59,9 +59,12 @@ def test_compose_services_healthchecks_and_order() -> None:
             assert env["KERNSIM_ADMIN_PORT"] == str(rpc_base + 2000 + i + 1)
             assert svc["command"] == ["python", "-m", f"kernsim.services.{name}"]
             assert "healthcheck" in svc
+            # Kernel calls slow under load, never abandoned half-way (the model with them).
+            assert float(env["KERNSIM_RPC_TIMEOUT_S"]) >= 3600
         assert set(cfg["tasks" + suffix]["depends_on"]) == {
             s + suffix for s in SERVICES if s != "tasks"
         }
+        assert float(cfg["load" + suffix]["environment"]["KERNSIM_RPC_TIMEOUT_S"]) <= 120
         for dep in cfg["load" + suffix]["depends_on"].values():
             assert dep["condition"] == "service_healthy"
     # The .env defaults reach the services: vanilla beside the 2.6.31 fix.

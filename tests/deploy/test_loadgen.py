@@ -70,3 +70,30 @@ def test_a_round_that_starts_nothing_new_fails_after_settle_s() -> None:
 def test_defaults_are_sixty_seconds_of_load_and_ten_of_rest() -> None:
     cfg = loadgen().LoadConfig.from_env({})
     assert (cfg.load_s, cfg.rest_s, cfg.settle_s) == (60.0, 10.0, 120.0)
+
+
+class ScriptedStats:
+    """``statistics`` of memcg, mm and the code-path services, after a rest."""
+
+    def __init__(self, abandoned: dict[str, int]) -> None:
+        self.abandoned = abandoned
+
+    async def call(self, type_: str, body: Any = None, to: str = "tasks") -> dict[str, Any]:
+        assert type_ == "statistics"
+        if to == "memcg":
+            a = {"memsw_usage_bytes": 12288, "usage_bytes": 0, "tasks": 0}
+            return {"stats": {"cgroups": {"/A": a}}}
+        if to == "mm":
+            return {"stats": {"stale_swapcache_pages": 3, "mm": {"swap_slots_used": 3}}}
+        return {"stats": {"abandoned_texts": ["x"] * self.abandoned.get(to, 0)}}
+
+
+def test_the_rest_line_says_when_a_reading_is_not_the_kernels() -> None:
+    gen = generator(ScriptedTasks(0, 0), settle_s=1)
+    gen.call = ScriptedStats({}).call
+    clean = asyncio.run(gen.verdict(4))
+    assert clean.startswith("rest after round 4: memsw-usage 12288 B (12 KiB)")
+    assert "NOT the kernel's" not in clean
+    gen.call = ScriptedStats({"tasks": 2, "vmscan": 1}).call
+    line = asyncio.run(gen.verdict(5))
+    assert line.endswith("; NOT the kernel's: 3 code paths abandoned half-way (RPC failed)")
