@@ -197,7 +197,7 @@ class _Row:
         self.verdict, self.memsw_leak_bytes = r.verdict, r.memsw_leak_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self._r.to_dict(), "trace_sha256": "(cluster)", "virtual_s": self._r.wall_s}
+        return {**self._r.to_dict(), "trace_sha256": "(cluster)"}
 
 
 def cmd_up(args: argparse.Namespace) -> int:

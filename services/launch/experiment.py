@@ -53,6 +53,8 @@ class ClusterResult(RunResult):
 
     def to_dict(self) -> dict[str, Any]:
         d = RunResult.to_dict(self)
+        # A cluster runs on the real clock: no virtual seconds; wall_s and load_s say it.
+        del d["virtual_s"]
         d.update(
             wall_s=round(self.wall_s, 3),
             ops=self.events,

@@ -51,6 +51,8 @@ def test_main_job_shows_the_leak_under_none_only(run: int) -> None:
     }
     assert r.returncode == 1, r.stdout + r.stderr
     none, upstream = rows["none"], rows["upstream"]
+    # The real clock: wall seconds, never a virtual time the cluster does not have.
+    assert "virtual_s" not in none and none["wall_s"] >= none["load_s"] > 0, none
     assert none["memsw_leak_bytes"] > 0 and none["ended"] == "leak seen", none
     assert "memsw_leak" in {v["kind"] for v in none["violations"]}
     # Nothing else broke: a code path that failed half-way (service_error) would leave
