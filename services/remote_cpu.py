@@ -179,25 +179,22 @@ class CpuHost:
             await coro
         except asyncio.CancelledError:
             raise
-        except ABANDONED as exc:
-            # The kernel did not fail: its RPC did (no reply in time, a lost link).  The
-            # owner may still run the primitive, so the model is left half-way and no
-            # verdict can be drawn from it; the run reports it apart from kernel crashes.
-            self.note_abandoned(f"{cpu.name} {what}: {type(exc).__name__}: {exc}", exc)
         except Exception as exc:
-            self.note_crash(f"{cpu.name} {what}: {type(exc).__name__}: {exc}", exc)
+            self.note_failure(f"{cpu.name} {what}: {type(exc).__name__}: {exc}", exc)
         finally:
             self.busy -= 1
 
-    def note_crash(self, text: str, exc: BaseException) -> None:
-        if len(self.crash_texts) < 20:
-            self.crash_texts.append(text)
-        log.error("code path failed: %s", text, exc_info=exc)
-
-    def note_abandoned(self, text: str, exc: BaseException) -> None:
-        if len(self.abandoned_texts) < 20:
-            self.abandoned_texts.append(text)
-        log.error("code path abandoned half-way: %s", text, exc_info=exc)
+    def note_failure(self, text: str, exc: BaseException) -> None:
+        """A code path that raised: a kernel crash, or abandoned half-way when its RPC
+        failed (no reply in time, a lost link).  The owner may still run an abandoned
+        call's primitive, so the model is left half-way and no verdict can be drawn from
+        it: the run reports those apart from the kernel's crashes."""
+        abandoned = isinstance(exc, ABANDONED)
+        texts = self.abandoned_texts if abandoned else self.crash_texts
+        if len(texts) < 20:
+            texts.append(text)
+        what = "code path abandoned half-way" if abandoned else "code path failed"
+        log.error("%s: %s", what, text, exc_info=exc)
 
     async def run_path(self, base: str, path: str) -> None:
         """Run a code path, or a primitive that takes no argument, to completion."""

@@ -138,14 +138,14 @@ class TasksService(RunnerService, TaskGroup[RemoteCpu]):
         add_task_routes(app, self)
 
     async def _guard(self, run: Awaitable[None], cpu: RemoteCpu | None = None) -> None:
-        """Run a task's life (``cpu``) or the workload: a failure is a crash, named."""
+        """Run a task's life (``cpu``) or the workload: a failure is noted, named."""
         try:
             await run
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             who = cpu.name if cpu is not None else "workload"
-            self.host.note_crash(f"{who}: {type(exc).__name__}: {exc}", exc)
+            self.host.note_failure(f"{who}: {type(exc).__name__}: {exc}", exc)
         finally:
             if cpu is not None:
                 self.reap(cpu)

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TypeVar
 
-from kernsim.services.launch.records import proc_state
+from kernsim.services.launch.records import proc_stat, proc_state
 
 T = TypeVar("T")
 #: A starting service that has used no CPU for this long is stuck, not slow.
@@ -43,19 +42,9 @@ class Stalled(Exception):
 
 def cpu_ticks(pid: int) -> int | None:
     """CPU time ``pid`` has used so far (user + system, in clock ticks), None when gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # After the parenthesised command name: state is field 3, utime 14, stime 15.
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def tick_s() -> float:
-    """Seconds per clock tick (usually 0.01)."""
-    return 1.0 / os.sysconf("SC_CLK_TCK")
+    fields = proc_stat(pid)
+    # State is field 3 of the line, utime 14, stime 15: 0, 11 and 12 after the name.
+    return None if fields is None else int(fields[11]) + int(fields[12])
 
 
 class StartWatch:

@@ -77,12 +77,18 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
-def proc_state(pid: int) -> str | None:
-    """The one-letter state of ``pid`` (R, S, T for stopped, Z...), None when gone."""
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), None when gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         return None
     # The command name is in parentheses and may contain spaces: split after it.
-    return stat.rsplit(")", 1)[1].split()[0]
+    return stat.rsplit(")", 1)[1].split()
+
+
+def proc_state(pid: int) -> str | None:
+    """The one-letter state of ``pid`` (R, S, T for stopped, Z...), None when gone."""
+    fields = proc_stat(pid)
+    return None if fields is None else fields[0]

@@ -13,6 +13,7 @@ import aiohttp
 from kernsim.services.catalog import registry
 from kernsim.services.launch.cluster import HOST
 from kernsim.services.runtime import Node
+from kernsim.services.runtime.plumbing import loop_name
 
 from kernsim.exits import Exit
 from tests.support.processes import ServiceProcess
@@ -31,7 +32,7 @@ async def ping(port: int) -> str:
     try:
         conn = await client.peer("mm")
         assert await conn.call("ping", {}) == {}
-        return type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        return loop_name()
     finally:
         await client.close()
 
