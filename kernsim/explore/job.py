@@ -64,6 +64,9 @@ class Outcome:
     index: int
     seed: int
     status: str  # "ok", "failed", "livelock", "diverged"
+    # The trace's identity, for a schedule that did not pass (what a replay file pins).
+    # A passing one is not hashed: formatting every event's identity line was an
+    # eighth of a search's CPU.  Run.result_hash() hashes any run on demand.
     trace_sha256: str
     events: int
     decisions: int
@@ -92,7 +95,7 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def result_hash(self) -> str:
-        return self.result.trace_sha256 if self.result is not None else ""
+        return self.result.sha256() if self.result is not None else ""
 
 
 def make_strategy(job: Job) -> Callable[[random.Random], Strategy]:
@@ -153,7 +156,7 @@ def execute(
     try:
         get_scenario(job.scenario).run(world, job_params(job, profile))
         run.load_events = len(engine.trace)
-        run.result = check(world, job.scenario)
+        run.result = check(world, job.scenario, hash_trace=False)
     except SimulationError as exc:
         run.livelock = str(exc)
     return run
@@ -181,14 +184,14 @@ def outcome_of(job: Job, run: Run, start: float) -> Outcome:
     if r is None:
         return Outcome(job.index, job.seed, "livelock", "", job.max_steps, run.chooser.decision)
     status = "failed" if r.violations else "ok"
-    if job.check_determinism and execute(job).result_hash() != r.trace_sha256:
+    if job.check_determinism and execute(job).result_hash() != run.result_hash():
         status = "diverged"
     failed = status == "failed"
     return Outcome(
         index=job.index,
         seed=job.seed,
         status=status,
-        trace_sha256=r.trace_sha256,
+        trace_sha256=run.result_hash() if status != "ok" else "",
         events=r.events,
         decisions=run.chooser.decision,
         kinds=kinds_of(r),

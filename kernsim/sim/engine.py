@@ -44,6 +44,7 @@ from kernsim.sim.strategy import STEP_COST_S, SimulationError, Strategy
 from kernsim.sim.trace import (
     HASH_BATCH,
     LISTS,
+    NEVER,
     TRACE_IDENTITY,
     TraceEvent,
     TraceHash,
@@ -168,7 +169,7 @@ class Engine:
     _waitq: dict[tuple[str, int], list[SimCpu]] = field(default_factory=dict)
     _hash: TraceHash = field(default_factory=TraceHash)
     _events: list[TraceEvent] = field(init=False)  # the trace, or events not hashed yet
-    _hash_at: int = HASH_BATCH  # the length of _events that triggers a hash
+    _hash_at: int = field(init=False)  # the length of _events that triggers a hash
     _names: dict[str, int] = field(default_factory=dict)
     _owners: dict[str, Any] = field(init=False)
     _net: bool = field(init=False)
@@ -185,6 +186,7 @@ class Engine:
         self.strategy = self.strategy_factory(self.rng)
         self._owners = {"mm": self.mm, "memcg": self.memcg}
         self._events = self.trace if self.keep_trace else []
+        self._hash_at = NEVER if self.keep_trace else HASH_BATCH
         # Without link rules every message is delivered at once: skip the fault model.
         self._net = bool(self.profile.rules)
         self._bind(self.strategy)

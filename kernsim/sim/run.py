@@ -35,7 +35,13 @@ class SimResult(RunResult):
     world: World | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**RunResult.to_dict(self), "trace_sha256": self.trace_sha256}
+        return {**RunResult.to_dict(self), "trace_sha256": self.sha256()}
+
+    def sha256(self) -> str:
+        """The trace hash, computed now if the run left it out (check(hash_trace=False))."""
+        if not self.trace_sha256 and self.world is not None:
+            self.trace_sha256 = self.world.engine.trace_sha256()
+        return self.trace_sha256
 
 
 def build_world(
@@ -91,12 +97,15 @@ def simulate(
         return _crashed(world, scenario, exc)
 
 
-def check(world: World, scenario: str) -> SimResult:
-    """The load is over: settle, check, then global reclaim (check.settle)."""
-    return result(world, scenario, run_now(settle_and_check(world)))
+def check(world: World, scenario: str, hash_trace: bool = True) -> SimResult:
+    """The load is over: settle, check, then global reclaim (check.settle).
+
+    Without ``hash_trace`` the result's ``trace_sha256`` is left empty: a search
+    hashes only the schedules it reports (SimResult.sha256())."""
+    return result(world, scenario, run_now(settle_and_check(world)), hash_trace)
 
 
-def result(world: World, scenario: str, findings: Findings) -> SimResult:
+def result(world: World, scenario: str, findings: Findings, hash_trace: bool = True) -> SimResult:
     """The result of a run on ``world``: what it was, what it found, its trace hash."""
     engine = world.engine
     return SimResult.build(
@@ -108,7 +117,7 @@ def result(world: World, scenario: str, findings: Findings) -> SimResult:
         events=engine.steps,
         virtual_s=engine.now,
         vmscan_results=dict(engine.results),
-        trace_sha256=engine.trace_sha256(),
+        trace_sha256=engine.trace_sha256() if hash_trace else "",
         world=world,
     )
 

@@ -11,13 +11,14 @@ NamedTuple included) shown as a plain tuple, the lines hashed in order.
 ``TRACE_IDENTITY`` names this scheme; it changes only when the hashed bytes do.
 
 An event is a tuple, so that the engine's hot loop builds it with one C call;
-the hash formats events in batches, and the same record serves the trace and
-the hash.
+the hash formats events in batches (a trace that is not kept) or when it is
+asked for (a kept one), and the same record serves the trace and the hash.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -26,8 +27,12 @@ from kernsim.model.port import PrimitiveInfo
 #: The trace identity scheme: what the trace hash covers (see the module docstring).
 TRACE_IDENTITY = "kernel-events/2"
 
-#: Events hashed at once (bounds the text formatted in one go).
+#: Events hashed at once when the trace is not kept (bounds the text formatted in
+#: one go).  A kept trace is hashed when its hash is asked for: a search keeps
+#: every schedule's trace and hashes only those it reports.
 HASH_BATCH = 512
+#: "Never": the hash point of a kept trace.
+NEVER = sys.maxsize
 
 
 class TraceEvent(NamedTuple):
@@ -72,13 +77,14 @@ class TraceHash:
 
     def update(self, events: list[TraceEvent], keep: bool) -> int:
         """Hash the events not hashed yet; unless ``keep``, drop them from the list.
-        Returns the length of ``events`` at which to call again."""
+        Returns the length of ``events`` at which the engine calls again: a batch
+        later when they are dropped, never when they are kept (see HASH_BATCH)."""
         self._lines(events[self._done :] if self._done else events)
         if keep:
             self._done = len(events)
-        else:
-            events.clear()
-        return self._done + HASH_BATCH
+            return NEVER
+        events.clear()
+        return HASH_BATCH
 
     def _lines(self, events: Sequence[TraceEvent]) -> None:
         out: list[str] = []

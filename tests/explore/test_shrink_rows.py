@@ -53,7 +53,7 @@ def test_the_shrunk_diagram_fits_on_one_screen(cls: str) -> None:
     assert sh.outcome.events <= o.events
     # The shrunk job replays to that very outcome, and its diagram fits on a screen.
     run = execute(sh.job)
-    assert run.result is not None and run.result.trace_sha256 == sh.outcome.trace_sha256
+    assert run.result is not None and run.result.sha256() == sh.outcome.trace_sha256
     drawn = [(m.cls, d) for m, d in draw_all(run)]
     assert any(c == cls for c, _ in drawn)
     for c, d in drawn:

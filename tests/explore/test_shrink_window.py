@@ -40,7 +40,7 @@ def test_a_run_forced_through_its_recorded_order_is_the_same_run() -> None:
     assert o.failed
     replay = replace(job, strategy="replay", switches=o.switches)
     rec = record(replay)
-    assert rec.run.result is not None and rec.run.result.trace_sha256 == o.trace_sha256
+    assert rec.run.result is not None and rec.run.result.sha256() == o.trace_sha256
     assert len(rec.decision_of) == o.events  # every kernel event has its decision
     again = execute(forced(replay, tuple(rec.sequence)))
     assert again.result_hash() == o.trace_sha256
