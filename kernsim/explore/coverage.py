@@ -62,40 +62,50 @@ def step_name(ev: TraceEvent) -> str:
 
 
 def objects_of(ev: TraceEvent) -> list[Obj]:
-    plan = _PLANS.get(ev.prim)
+    """The racing objects (kernsim.explore.footprint's kinds) step ``ev`` touched."""
+    return _objects(ev, _plan_of(ev[3]))
+
+
+#: name -> (the (argument index, kind) of each object argument, look at the result)
+Plan = tuple[tuple[tuple[int, str], ...], bool]
+_PLANS: dict[str, Plan] = {}
+
+
+def _plan_of(name: str) -> Plan:
+    plan = _PLANS.get(name)
     if plan is None:
-        plan = _PLANS[ev.prim] = _plan(ev.prim)
-    kind0, extra, by_result = plan
-    args = ev.args
-    out: list[Obj] = []
-    if kind0 is not None and args and type(args[0]) is int:
-        out.append((kind0, args[0]))
-    for i, k in extra:
-        if i < len(args) and type(args[i]) is int:
-            out.append((k, args[i]))
-    if by_result:
-        r = ev.result
-        page = getattr(r, "page", None)
-        if type(page) is int and page:
-            out.append(("page", page))
-        elif ev.prim == "zap_pte" and r[1]:  # the page or slot it unmapped
-            out.append(("page" if _present(ev) else "slot", r[1]))
-    return out
+        plan = _PLANS[name] = _plan(name)
+    return plan
 
 
-#: name -> (kind of the first argument, extra (index, kind), look at the result)
-_PLANS: dict[str, tuple[str | None, tuple[tuple[int, str], ...], bool]] = {}
-
-
-def _plan(name: str) -> tuple[str | None, tuple[tuple[int, str], ...], bool]:
+def _plan(name: str) -> Plan:
     info = PRIMITIVES.get(name)
     if info is None:  # a step kernsim.explore.classify sums up from several
         kind = FOLDED.get(name)
-        return kind, (), kind is not None and name in BY_RESULT
+        return ((0, kind),) if kind is not None else (), kind is not None and name in BY_RESULT
     kind = KIND.get(info.obj)
+    first = ((0, kind),) if kind in RACING_KINDS else ()
     extra = tuple((i, k) for i, k in EXTRA.get(name, ()) if k in RACING_KINDS)
-    by_result = name in BY_RESULT
-    return (kind if kind in RACING_KINDS else None), extra, by_result
+    return first + extra, name in BY_RESULT
+
+
+def _objects(ev: TraceEvent, plan: Plan) -> list[Obj]:
+    """The objects of ``ev`` in a fixed order: its arguments', then its result's."""
+    slots, by_result = plan
+    args = ev[4]
+    n = len(args)
+    out: list[Obj] = []
+    for i, k in slots:
+        if i < n and type(args[i]) is int:
+            out.append((k, args[i]))
+    if by_result:
+        r = ev[5]
+        page = getattr(r, "page", None)
+        if type(page) is int and page:
+            out.append(("page", page))
+        elif ev[3] == "zap_pte" and r[1]:  # the page or slot it unmapped
+            out.append((("page" if _present(ev) else "slot"), r[1]))
+    return out
 
 
 def _present(ev: TraceEvent) -> bool:
@@ -107,16 +117,27 @@ def _present(ev: TraceEvent) -> bool:
 def racing_steps(
     trace: Iterable[TraceEvent], keep: Callable[[Obj], bool] | None = None
 ) -> list[tuple[Obj, int, int]]:
-    """(object, index of A, index of B) for every racing pair of ``trace``."""
+    """(object, index of A, index of B) for every racing pair of ``trace``.
+
+    Every search schedule's trace goes through here (its coverage): the steps
+    that touch no racing object (LRU, zone, counters) are skipped on their plan,
+    before any object is built."""
     last: dict[Obj, int] = {}
     events = trace if isinstance(trace, list) else list(trace)
     out: list[tuple[Obj, int, int]] = []
+    plans = _PLANS
     for i, ev in enumerate(events):
-        for o in objects_of(ev):
+        plan = plans.get(ev[3])
+        if plan is None:
+            plan = _plan_of(ev[3])
+        if not plan[0] and not plan[1]:
+            continue
+        cpu = ev[1]
+        for o in _objects(ev, plan):
             if keep is not None and not keep(o):
                 continue
             j = last.get(o)
-            if j is not None and events[j].cpu != ev.cpu:
+            if j is not None and events[j][1] != cpu:
                 out.append((o, j, i))
             last[o] = i
     return out

@@ -23,7 +23,7 @@ from kernsim.explore.strategies import (
     Switch,
 )
 from kernsim.faults import Profile, load_profile
-from kernsim.sim.engine import SimulationError, Strategy
+from kernsim.sim.engine import SimulationError, Strategy, collector_paused
 from kernsim.sim.run import SimResult, build_world, check
 from kernsim.sim.scenarios import get_scenario
 
@@ -171,9 +171,15 @@ def job_params(job: Job, profile: Profile | None = None) -> dict[str, Any]:
 
 
 def run_schedule(job: Job) -> Outcome:
-    """The per-seed job: run one schedule and say whether it broke an invariant."""
+    """The per-seed job: run one schedule and say whether it broke an invariant.
+
+    The cyclic collector pauses for the whole schedule, setting up and checking
+    included, not only while the engine runs: the run is dropped when this
+    returns, and the next collection frees its cycles in one pass (a search
+    collected each schedule's objects in about 20 passes, a tenth of its CPU)."""
     start = time.perf_counter()
-    return outcome_of(job, execute(job), start)
+    with collector_paused():
+        return outcome_of(job, execute(job), start)
 
 
 def outcome_of(job: Job, run: Run, start: float) -> Outcome:

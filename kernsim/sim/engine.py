@@ -32,7 +32,8 @@ import heapq
 import itertools
 import random
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -67,6 +68,24 @@ __all__ = [
 CALL, POST, SLEEP, BIO = 0, 1, 2, 3
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (unless it is off already).
+
+    A step makes no reference cycle (a run's cycles, World to engine to CPUs, are
+    made when it is built), yet the objects steps allocate would start a
+    collection every 700, and the older generations' ones walk the whole trace
+    again and again.  A schedule's cycles are collected after it, at once."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class _Req:
@@ -243,18 +262,9 @@ class Engine:
     def run(self, until_s: float | None = None) -> None:
         """Run until nothing is pending (or the clock would pass ``until_s``).
 
-        The cyclic garbage collector pauses meanwhile: a step makes no reference cycle
-        (a run's cycles, World to engine to CPUs, are made when it is built), yet
-        the objects steps allocate would start a collection every 700, and the full
-        ones walk the whole trace again and again."""
-        if not gc.isenabled():
+        The cyclic garbage collector pauses meanwhile (collector_paused())."""
+        with collector_paused():
             self._run(until_s)
-            return
-        gc.disable()
-        try:
-            self._run(until_s)
-        finally:
-            gc.enable()
 
     def _run(self, until_s: float | None) -> None:
         """The hot loop: a step is picked; a primitive runs, its event is recorded and
