@@ -93,21 +93,38 @@ COUNTERS: Obj = ("res_counter", 0)
 
 def static_objects(name: str, owner: str, obj: str, args: tuple[Any, ...]) -> list[Obj]:
     """The objects named by a primitive's arguments (no state needed)."""
+    plan = _STATIC.get(name)
+    if plan is None:
+        plan = _STATIC[name] = _static_plan(name, owner, obj)
+    slots, fixed = plan
     out: list[Obj] = []
-    kind = KIND.get(obj)
-    if kind is not None and args and isinstance(args[0], int):
-        out.append((kind, args[0]))
-    for i, k in EXTRA.get(name, ()):
-        if i < len(args) and isinstance(args[i], int):
+    n = len(args)
+    for i, k in slots:
+        if i < n and isinstance(args[i], int):
             out.append((k, args[i]))
+    out.extend(fixed)
+    return out
+
+
+#: name -> (the (argument index, kind) of its object arguments, the objects it always
+#: touches): worked out once per primitive, as every step of POS and delay asks.
+_STATIC: dict[str, tuple[tuple[tuple[int, str], ...], tuple[Obj, ...]]] = {}
+
+
+def _static_plan(
+    name: str, owner: str, obj: str
+) -> tuple[tuple[tuple[int, str], ...], tuple[Obj, ...]]:
+    kind = KIND.get(obj)
+    slots = (((0, kind),) if kind is not None else ()) + EXTRA.get(name, ())
+    fixed: list[Obj] = []
     g = GLOBAL.get(name)
     if g is not None:
-        out.append((g, 0))
+        fixed.append((g, 0))
     elif kind is None:
-        out.append((f"{UNKNOWN}:{owner}", 0))
+        fixed.append((f"{UNKNOWN}:{owner}", 0))
     if owner == "memcg":
-        out.append(COUNTERS)
-    return out
+        fixed.append(COUNTERS)
+    return slots, tuple(fixed)
 
 
 def scheduling_footprint(cpu: SimCpu, mm: MmState) -> frozenset[Obj]:
