@@ -59,12 +59,14 @@ class Delay(Chooser):
         return frozenset(objs)
 
     def pick(self, ready: Ready, due: list[int], default: int) -> int:
-        names = {ready[i][3].name: i for i in due}
         held = self.held
-        for x, (y, _, _) in list(held.items()):
-            if y not in names:  # the other CPU blocked, slept or ended: no more waiting
-                del held[x]
-        free = [i for i in due if ready[i][3].name not in held] or due
+        free = due
+        if held:  # most decisions hold no CPU back: nothing to update
+            names = {ready[i][3].name for i in due}
+            for x, (y, _, _) in list(held.items()):
+                if y not in names:  # the other CPU blocked, slept or ended: no more waiting
+                    del held[x]
+            free = [i for i in due if ready[i][3].name not in held] or due
         rng = self.rng
         best = free[int(rng.random() * len(free))] if len(free) > 1 else free[0]
         me = ready[best][3]
@@ -88,6 +90,8 @@ class Delay(Chooser):
 
     def _count(self, cpu: SimCpu) -> None:
         """``cpu`` runs a step: the CPUs waiting on it count it if it touches their objects."""
+        if not self.held:
+            return
         waiting = [x for x, (y, _, _) in self.held.items() if y == cpu.name]
         if not waiting:
             return
