@@ -11,7 +11,7 @@ import random
 
 from kernsim.explore.footprint import Obj
 from kernsim.explore.strategies import Chooser, Ready
-from kernsim.sim.engine import SimCpu
+from kernsim.sim.cpu import SimCpu
 
 #: ``delay``: the chance that a step on an object another CPU will touch is held back.
 DELAY_P = 0.5

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kernsim.model.mm import MmState
-    from kernsim.sim.engine import SimCpu
+    from kernsim.sim.cpu import SimCpu
 
 #: An object: (kind, id).  Kinds: page, slot, memcg, mm (a task's page tables),
 #: and the global ones below (id 0).

@@ -41,7 +41,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kernsim.explore.footprint import Obj, scheduling_footprint
-from kernsim.sim.engine import Engine, SimCpu, Strategy
+from kernsim.sim.cpu import SimCpu
+from kernsim.sim.engine import Engine, Strategy
 
 Ready = list[tuple[float, float, int, SimCpu]]
 #: ``swarm``: each schedule draws one of these (strategy, window as a multiple of

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kernsim.model.memory import PTE_SWAP, do_swap_page
-from kernsim.sim.engine import SimCpu
+from kernsim.sim.cpu import SimCpu
 from kernsim.sim.scripting import Run, Script, call
 from kernsim.sim.world import World
 

@@ -31,16 +31,16 @@ import gc
 import heapq
 import itertools
 import random
-import sys
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from kernsim.faults import FaultModel, Profile
 from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import MmState
-from kernsim.model.port import CODE_PATHS, PRIMITIVE_BY_FN, Cpu, PrimitiveInfo, WouldBlock
+from kernsim.model.port import CODE_PATHS, PrimitiveInfo, WouldBlock
+from kernsim.sim.cpu import CALL, POST, SLEEP, Request, SimCpu
 from kernsim.sim.strategy import STEP_COST_S, SimulationError, Strategy
 from kernsim.sim.trace import (
     HASH_BATCH,
@@ -59,15 +59,12 @@ __all__ = [
     "STEP_COST_S",
     "TRACE_IDENTITY",
     "Engine",
-    "SimCpu",
     "SimulationError",
     "Strategy",
     "TraceEvent",
 ]
 
-CALL, POST, SLEEP, BIO = 0, 1, 2, 3
-P = ParamSpec("P")
-R = TypeVar("R")
+_new = tuple.__new__
 
 
 @contextmanager
@@ -86,81 +83,6 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-class _Req:
-    """What a coroutine yields to the engine; ``await req`` returns the engine's answer."""
-
-    __slots__ = ("args", "func", "info", "kind")
-
-    def __init__(self, kind: int, info: Any, args: tuple[Any, ...], func: str) -> None:
-        self.kind = kind
-        self.info = info
-        self.args = args
-        self.func = func
-
-    def __await__(self) -> Generator[_Req, Any, Any]:
-        return (yield self)
-
-
-_new = tuple.__new__
-
-
-class SimCpu(Cpu):
-    """A CPU of the simulation: one coroutine, its pending request, its task state."""
-
-    __slots__ = (
-        "coro",
-        "engine",
-        "killed",
-        "name",
-        "pending",
-        "pvec",
-        "service",
-        "steps",
-        "task",
-        "value",
-        "waiting",
-    )
-
-    def __init__(
-        self, engine: Engine, name: str, service: str, pvec: str, memcg: int = 0, task: int = 0
-    ) -> None:
-        self.engine = engine
-        self._init_cpu(name, service, pvec, engine.variant, memcg, task)
-        self.coro: Coroutine[Any, Any, Any] | None = None
-        self.pending: _Req | None = None
-        self.value: Any = None
-        self.waiting = False
-        self.steps = 0
-
-    if TYPE_CHECKING:
-
-        def call(
-            self, fn: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs
-        ) -> Awaitable[R]: ...
-
-    else:
-        # Positional arguments only, and no ``**kwargs`` at run time: it made an empty
-        # dict at every call (about 220 of a step's 48,000 instructions).
-        def call(self, fn, *args):
-            return _Req(CALL, PRIMITIVE_BY_FN[fn], args, sys._getframe(1).f_code.co_name)
-
-    def post(self, service: str, path: str, *args: int, delay_s: float = 0.0) -> Awaitable[None]:
-        return _Req(POST, (service, path, delay_s), args, sys._getframe(1).f_code.co_name)
-
-    def submit_bio(self, rw: str, pfn: int) -> Awaitable[None]:
-        return _Req(BIO, rw, (pfn,), sys._getframe(1).f_code.co_name)
-
-    def sleep(self, delay_s: float) -> Awaitable[None]:
-        return _Req(SLEEP, delay_s, (), "")
-
-    def fatal_signal_pending(self) -> bool:
-        return self.killed
-
-    def note_result(self, label: str) -> None:
-        r = self.engine.results
-        r[label] = r.get(label, 0) + 1
 
 
 @dataclass(slots=True)
@@ -377,7 +299,7 @@ class Engine:
         cpu.pending = req
         self._schedule(cpu, req, now)
 
-    def _schedule(self, cpu: SimCpu, req: _Req, now: float) -> None:
+    def _schedule(self, cpu: SimCpu, req: Request, now: float) -> None:
         """Push the step ``cpu`` asks for (``req``, its pending request) from ``now``."""
         kind = req.kind
         if kind == CALL:

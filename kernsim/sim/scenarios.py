@@ -54,7 +54,7 @@ class Scenario:
 
 
 def _load(world: World, controller: Callable[..., Any], params: dict[str, Any]) -> None:
-    from kernsim.sim.engine import SimCpu
+    from kernsim.sim.cpu import SimCpu
 
     world.shell = SimCpu(world.engine, "shell", "tasks", "shell")
     world.engine.start(world.shell, controller(world, params))
@@ -307,7 +307,7 @@ def _two_readers(world: World) -> list[tuple[Any, Any]]:
     every one on the same page.  Its schedule count is worked out by hand in
     tests/explore/test_systematic.py."""
     from kernsim.model.filemap import page_flags
-    from kernsim.sim.engine import SimCpu
+    from kernsim.sim.cpu import SimCpu
     from kernsim.sim.scripting import Script
 
     s = Script(world)

@@ -13,7 +13,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kernsim.sim.engine import CALL, Engine, SimCpu, Strategy
+from kernsim.sim.cpu import CALL, SimCpu
+from kernsim.sim.engine import Engine, Strategy
 
 Match = Callable[[str, tuple[object, ...]], bool]
 

@@ -31,7 +31,7 @@ from kernsim.faults import load_profile
 from kernsim.model.memcontrol import MemcgState
 from kernsim.model.mm import MmConfig, MmState
 from kernsim.model.mm_types import Pte
-from kernsim.sim.engine import SimCpu
+from kernsim.sim.cpu import SimCpu
 from kernsim.sim.scripted import Run, Scripted, call
 from kernsim.sim.world import World
 from kernsim.variants import get_variant

@@ -6,7 +6,8 @@ import random
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kernsim.sim.engine import Engine, SimCpu
+    from kernsim.sim.cpu import SimCpu
+    from kernsim.sim.engine import Engine
 
 #: Virtual CPU time one critical section takes; keeps busy loops from freezing time.
 STEP_COST_S = 1e-6

@@ -24,7 +24,8 @@ from kernsim.model.port import Cpu
 from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.vmscan import global_reclaim
 from kernsim.sim.checker import ContinuousChecker, attach_events
-from kernsim.sim.engine import Engine, SimCpu, Strategy
+from kernsim.sim.cpu import SimCpu
+from kernsim.sim.engine import Engine, Strategy
 from kernsim.variants.base import Variant
 from kernsim.workloads import Program, TaskGroup
 

@@ -13,7 +13,7 @@ import pytest
 
 from kernsim.cli import main
 from kernsim.explore.replayfile import verdict as replay_verdict
-from kernsim.sim import engine as engine_module
+from kernsim.sim import cpu as cpu_module
 from kernsim.sim.run import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def test_the_python_call_site_is_not_part_of_the_identity(
     before = simulate("race", "v5", 5, keep_trace=True)
     renamed = SimpleNamespace(_getframe=lambda depth=0: SimpleNamespace(
         f_code=SimpleNamespace(co_name="renamed_by_a_refactor")))  # fmt: skip
-    monkeypatch.setattr(engine_module, "sys", renamed)
+    monkeypatch.setattr(cpu_module, "sys", renamed)
     after = simulate("race", "v5", 5, keep_trace=True)
     assert after.world is not None
     assert {e.func for e in after.world.engine.trace} == {"renamed_by_a_refactor"}

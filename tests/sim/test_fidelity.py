@@ -10,7 +10,7 @@ from __future__ import annotations
 from kernsim.model.memory import handle_mm_fault
 from kernsim.model.mm_types import PAGE_SIZE, SWAP_CLUSTER_MAX
 from kernsim.model.vmscan import try_to_free_mem_cgroup_pages
-from kernsim.sim.engine import SimCpu
+from kernsim.sim.cpu import SimCpu
 from kernsim.sim.scripting import Run, Script, call
 
 

@@ -15,7 +15,7 @@ from kernsim.model.port import WouldBlock
 from kernsim.model.rmap import page_referenced, try_to_unmap
 from kernsim.model.swap_state import add_to_swap_cache, read_swap_cache_async
 from kernsim.model.swapfile import get_swap_page, reuse_swap_page_check
-from kernsim.sim.engine import SimCpu
+from kernsim.sim.cpu import SimCpu
 from kernsim.sim.scripting import Run, Script, call
 
 VARIANTS = ["none", "v4", "v5", "v5-as-intended", "v6", "v7", "type2-fix", "upstream"]

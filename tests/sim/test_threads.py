@@ -18,7 +18,8 @@ from kernsim.model.mmap import do_munmap
 from kernsim.model.port import Cpu
 from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.vmscan import ScanControl, shrink_page_list
-from kernsim.sim.engine import SimCpu, TraceEvent
+from kernsim.sim.cpu import SimCpu
+from kernsim.sim.engine import TraceEvent
 from kernsim.sim.scripted import Run, call
 from kernsim.sim.scripting import Script, isolate
 from kernsim.sim.world import World

@@ -18,7 +18,7 @@ from kernsim.model.swap import lru_add_drain_all
 from kernsim.model.swap_state import add_to_swap_cache
 from kernsim.model.swapfile import get_swap_page
 from kernsim.model.vmscan import ScanControl, shrink_batch
-from kernsim.sim.engine import SimCpu
+from kernsim.sim.cpu import SimCpu
 from kernsim.sim.scripting import Script
 
 #: A small machine: enough RAM that no watermark is near, 16 swap slots.

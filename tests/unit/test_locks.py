@@ -31,7 +31,7 @@ from kernsim.model.mm_types import Pte
 from kernsim.model.port import PRIMITIVES, WouldBlock
 from kernsim.model.rmap import page_referenced, try_to_unmap
 from kernsim.model.swapfile import swap_duplicate, swap_free
-from kernsim.sim.engine import SimCpu
+from kernsim.sim.cpu import SimCpu
 from kernsim.sim.scripted import Run, Scripted, call
 from tests.support.unitkit import make_machine, swapcache_page
 

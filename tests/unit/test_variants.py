@@ -15,7 +15,7 @@ from kernsim.model.vmscan import (
     putback_lru_page,
     shrink_page_list,
 )
-from kernsim.sim.engine import SimCpu
+from kernsim.sim.cpu import SimCpu
 from kernsim.variants import VARIANTS, get_variant
 from kernsim.variants.upstream import scan_swap_map_reuse
 from kernsim.variants.v5 import (

@@ -17,7 +17,7 @@ from kernsim.model.vmscan import (
     putback_lru_page,
     shrink_page_list,
 )
-from kernsim.sim.engine import SimCpu
+from kernsim.sim.cpu import SimCpu
 from kernsim.variants.v4 import (
     STALE_ENTS,
     _ssc,
