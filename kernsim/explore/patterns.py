@@ -38,6 +38,10 @@ P = {
     "page_flags": "page_flags",
     "staleswap_hint": "mem_cgroup_staleswap_hint",
     "unlock_page": "unlock_page",
+    # Where reclaim lets go of a page it locked: unlock_page() (keep_locked, and every
+    # other exit), or swap_writepage(), which unlocks the page as it sets PG_writeback
+    # (the model's set_page_writeback_unlock(), one critical section).
+    "reclaim_unlock": "unlock_page|set_page_writeback_unlock",
     "reuse_swap_page": "reuse_swap_page_check",
     "delete_from_swap_cache": "__delete_from_swap_cache",
     "free_swap_cache": "free_swap_cache_trylock",
@@ -98,6 +102,21 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
     ),
     Pattern(
+        "example-b-eexist",
+        "zap while a readahead holds a swap_duplicate() reference whose add_to_swap_cache() "
+        "fails with -EEXIST (another readahead's page is in the cache): swap_entry_free() "
+        "leaves the slot referenced, and the readahead's swap_free() then leaves the cache "
+        "page the slot's only user",
+        SEED + ', Ex. B ("there are many patterns of this kind of race"); docs/explore.md '
+        "(found by search, seed 24320 of race); 2.6.30 mm/swap_state.c "
+        "read_swap_cache_async() (swap_free() after add_to_swap_cache() fails)",
+        (
+            Step("X", s("swap_duplicate")),
+            Step("Y", s("free_swap_and_cache", "nopage")),
+            Step("X", s("swap_free"), unless=(s("add_to_swap_cache", "read"),)),
+        ),
+    ),
+    Pattern(
         "type-1",
         "zap while the readahead page is locked for read I/O: trylock_page() fails",
         NISHIMURA + ", Type-1",
@@ -114,12 +133,13 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
     Pattern(
         "example-a",
-        "zap while reclaim holds the page lock: its trylock_page() fails, reclaim keeps the page",
+        "zap while reclaim holds the page lock: its trylock_page() fails, and the page stays "
+        "in the swap cache whether reclaim keeps it or writes it out",
         SEED + ", Ex. A",
         (
             Step("X", s("trylock_page", "ok"), "p"),
-            Step("Y", s("free_swap_and_cache", "busy"), "p", unless=(s("unlock_page"),)),
-            Step("X", s("unlock_page"), "p"),
+            Step("Y", s("free_swap_and_cache", "busy"), "p", unless=(s("reclaim_unlock"),)),
+            Step("X", s("reclaim_unlock"), "p"),
         ),
     ),
     Pattern(
@@ -131,8 +151,8 @@ PATTERNS: tuple[Pattern, ...] = (
         + ")",
         (
             Step("X", s("trylock_page", "ok"), "p"),
-            Step("Y", s("free_swap_cache", "fail"), "p", unless=(s("unlock_page"),)),
-            Step("X", s("unlock_page"), "p"),
+            Step("Y", s("free_swap_cache", "fail"), "p", unless=(s("reclaim_unlock"),)),
+            Step("X", s("reclaim_unlock"), "p"),
         ),
         fallback=True,
     ),
@@ -220,6 +240,23 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
     ),
     Pattern(
+        "reuse-window-eexist",
+        "reuse_swap_page() deletes the page before swap_free(); a readahead's "
+        "swap_duplicate() takes the slot in between, loses add_to_swap_cache() to another "
+        "readahead's page (-EEXIST) and swap_free()s: that page is left as the slot's only "
+        "user",
+        "docs/explore.md (found by search, seed 33722 of race); docs/v5-hole.md; 2.6.30 "
+        "mm/swap_state.c read_swap_cache_async()",
+        (
+            Step("X", s("reuse_swap_page", "reuse"), "q"),
+            Step("Y", s("swap_duplicate")),
+            Step("X", s("swap_free")),
+            Step(ANY, s("add_to_swap_cache", "read"), "p"),
+            Step("Y", s("swap_free")),
+        ),
+        race="reuse-window",
+    ),
+    Pattern(
         "zap-delete-window",
         "free_swap_and_cache() deletes the unmapped page from the swap cache before "
         "delete_from_swap_cache()'s swap_free(); a readahead re-adds the slot in between "
@@ -256,6 +293,35 @@ PATTERNS: tuple[Pattern, ...] = (
         "opened by the zap instead of reuse_swap_page()",
         (
             Step("X", s("free_swap_and_cache", "locked"), "q"),
+            Step("X", s("delete_from_swap_cache"), "q"),
+            Step("Y", s("swap_duplicate")),
+            Step("X", s("swap_free")),
+            Step("Y", s("add_to_swap_cache", "read"), "p"),
+        ),
+        race="zap-delete-window",
+    ),
+    Pattern(
+        "zap-delete-window-gather",
+        "the zap's mmu_gather free_swap_cache() deletes the unmapped page from the swap "
+        "cache (try_to_free_swap(), delete_from_swap_cache()) before its swap_free(); a "
+        "readahead re-adds the slot in between and is left as its only user",
+        "docs/explore.md (found by search, seed 3286 of race); 2.6.30 mm/swap_state.c "
+        "free_swap_cache() and delete_from_swap_cache(): the window of zap-delete-window",
+        (
+            Step("X", s("free_swap_cache", "ok"), "q"),
+            Step("X", s("delete_from_swap_cache"), "q"),
+            Step("Y", s("add_to_swap_cache", "read"), "p"),
+            Step("X", s("swap_free")),
+        ),
+        race="zap-delete-window",
+    ),
+    Pattern(
+        "zap-delete-window-gather-late-add",
+        "zap-delete-window-gather with the readahead's swap_duplicate() in the window and "
+        "its add_to_swap_cache() after the swap_free()",
+        "docs/explore.md (found by search, seed 3286 of race)",
+        (
+            Step("X", s("free_swap_cache", "ok"), "q"),
             Step("X", s("delete_from_swap_cache"), "q"),
             Step("Y", s("swap_duplicate")),
             Step("X", s("swap_free")),

@@ -19,6 +19,7 @@ SCREEN = 25
 STORED = {
     "example-a": ("race", "none", 3, "random", 0.0002),
     "example-b": ("race", "none", 75, "random", 0.001),
+    "example-b-eexist": ("race", "none", 24320, "delay", 0.001),
     "type-1": ("race", "none", 445, "random", 0.001),
     "type-2": ("race", "none", 11, "random", 0.0002),
     "writeback": ("race", "none", 1, "pos", 0.0002),
