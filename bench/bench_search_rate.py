@@ -67,7 +67,8 @@ def main() -> None:
         "shrink_and_report_s": round(shrink_s, 1),
         "total_s": round(total, 1),
         "search_schedules_per_s": round(rate, 1),
-        "races_shrunk": len(s["races"]),
+        "races": len(s["races"]),
+        "races_shrunk": sum(1 for r in s["races"] if "shrink_attempts" in r),
         "coverage": s["coverage"],
         # Shrinking is per distinct race (at most 8), not per schedule: it does not grow
         # with the number of schedules.
