@@ -2,7 +2,8 @@
 
 For every leaked swap slot the trace is cut down to the slot's last life:
 the steps on the slot since it was last allocated, and the steps on every
-page that cached it in that life, since the page was last allocated.  The
+page that cached it in that life, from the page's last allocation until it
+joins another slot's swap cache or is allocated again.  The
 steps of that life are matched against the named patterns of
 ``kernsim.explore.patterns`` (each an ordered sequence of racing steps of
 different CPUs, citing where the race was described).  The pattern whose
@@ -66,18 +67,28 @@ def slot_life(trace: list[TraceEvent], slot: int) -> list[tuple[int, Obj]]:
             begin = i
     pages: dict[int, int] = {}  # pfn -> where its last allocation was
     born: dict[int, int] = {}
+    # pfn -> where the page stopped being this slot's: it joined another slot's swap
+    # cache, or it was allocated again.  Its later steps belong to that other life
+    # (a page reclaim writes out to slot 5, then, faulted back in, to slot 7).
+    until: dict[int, int] = {}
     for i, ev in enumerate(trace):
         if ev.prim == "alloc_page" and isinstance(ev.result, tuple):
-            born[ev.result[0]] = i
-        elif (
-            i >= begin and ev.prim == "add_to_swap_cache" and ev.args[1] == slot and ev.result == 0
-        ):
-            pages[ev.args[0]] = born.get(ev.args[0], 0)
+            pfn = ev.result[0]
+            born[pfn] = i
+            if pfn in pages and pfn not in until:
+                until[pfn] = i
+        elif ev.prim == "add_to_swap_cache" and ev.result == 0:
+            pfn = ev.args[0]
+            if i >= begin and ev.args[1] == slot:
+                pages[pfn] = born.get(pfn, 0)
+                until.pop(pfn, None)
+            elif pfn in pages and pfn not in until:
+                until[pfn] = i
     out: list[tuple[int, Obj]] = []
     for i, ev in enumerate(trace):
         hit: Obj | None = None
         for kind, ident in objects_of(ev):
-            if kind == "page" and ident in pages and i >= pages[ident]:
+            if kind == "page" and ident in pages and pages[ident] <= i < until.get(ident, i + 1):
                 hit = (kind, ident)
                 break
             if kind == "slot" and ident == slot and i >= begin:

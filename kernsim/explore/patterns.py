@@ -204,6 +204,21 @@ PATTERNS: tuple[Pattern, ...] = (
         variants=("v5",),
     ),
     Pattern(
+        "v5-write-window-gather",
+        "v5's check at end_swap_bio_write() runs before the zap, whose mmu_gather "
+        "free_swap_cache() then finds PG_writeback (try_to_free_swap() skips the page)",
+        "docs/explore.md (v5's write window; found by search through "
+        "free_pages_and_swap_cache(), seed 1920 of race/v5); " + V6_LOG,
+        (
+            Step("Z", s("staleswap_hint", "stable"), "p"),
+            Step("Y", s("free_swap_cache", "ok"), "p", unless=(s("end_page_writeback"),)),
+            Step("Y", s("page_flags", "writeback"), "p", unless=(s("end_page_writeback"),)),
+            Step("Z", s("end_page_writeback"), "p"),
+        ),
+        variants=("v5",),
+        race="v5-write-window",
+    ),
+    Pattern(
         "v5-read-window",
         "zap's trylock fails after v5's check at end_swap_bio_read(), before unlock_page()",
         "docs/v5-hole.md; M<20090430184738.752858ea> (zap against read_swap_cache_async)",

@@ -219,6 +219,26 @@ def test_the_delete_windows_leak_memsw_through_swap_cgroup() -> None:
         assert m.cls == name and m.also and m.also[0] != m.page
 
 
+def test_v5_write_window_through_the_mmu_gather() -> None:
+    # v5's check at end_swap_bio_write() sees the page mapped; the zap's mmu_gather then
+    # takes the lock and try_to_free_swap() skips the page for PG_writeback.  Filed as
+    # plain writeback until the v5 pattern took the gather's path (100,000 schedules of
+    # race/v5: 11 failures, seed 1920 the first).
+    run = execute(Job("race", "v5", 1920, "delay", window_s=0.001))
+    (m,) = classify_matches(run)
+    assert m.cls == "v5-write-window"
+    assert ("page", "mem_cgroup_staleswap_hint/stable", "free_swap_cache_trylock/ok") in m.pairs
+
+
+def test_a_page_leaves_a_slots_life_when_it_caches_another_slot() -> None:
+    # Page 10 cached slot 5, was faulted back in (reuse_swap_page()), then written out
+    # again to slot 7, where v5's worker freed it.  Its steps for slot 7 (a writeback
+    # race, a stale-swap check) are not slot 5's: slot 5 leaked through the v5 hole
+    # (race/v5, seed 58075 of 100,000, filed as writeback before).
+    run = execute(Job("race", "v5", 58075, "pos", window_s=200 * 1e-6))
+    assert [m.cls for m in classify_matches(run)] == ["v5-hole"]
+
+
 @pytest.mark.parametrize("seed", [1052, 19743])
 def test_example_a_when_reclaim_writes_the_page_out(seed: int) -> None:
     # Reclaim holds the lock from trylock_page() through add_to_swap() and pageout();
