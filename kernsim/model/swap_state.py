@@ -17,6 +17,9 @@ from kernsim.model.mm_types import PAGEVEC_SIZE
 from kernsim.model.port import Cpu, primitive
 from kernsim.model.swap import lru_add_drain, lru_cache_add, release_pages
 
+#: The time one turn of a busy-wait loop takes (read_swap_cache_async()'s -EEXIST retry).
+SPIN_S = 1e-6
+
 
 @primitive("mm", "page")
 def add_to_swap_cache(mm: MmState, pfn: int, entry: int, new_page: bool) -> int:
@@ -107,6 +110,12 @@ async def read_swap_cache_async(cpu: Cpu, entry: int) -> int:
         # Swap entry may have been freed since our caller observed it.
         claimed = await cpu.variant.swap_duplicate_for_cache(cpu, entry)
         if claimed == "retry":
+            # 2.6.31 loops straight back ("seems racy"): a busy wait until the cache page
+            # being added for ``entry`` is in the swap cache.  Each turn takes this CPU
+            # some time; in the model time passes only by the clock, and a schedule
+            # search's steps cost none, so without it a spinning CPU froze the clock at
+            # one instant and the bio completion it waited for never came due.
+            await cpu.sleep(SPIN_S)
             continue
         if claimed == "fail":
             break
