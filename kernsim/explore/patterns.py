@@ -355,6 +355,22 @@ PATTERNS: tuple[Pattern, ...] = (
             Step("X", s("pte_same", "changed")),
         ),
     ),
+    Pattern(
+        "threads-zap-swapin-charge-fails",
+        "a thread's zap of the swap pte fails its trylock while another thread's "
+        "do_swap_page() holds the page lock; the fault's memcg charge then fails "
+        "(mem_cgroup_try_charge_swapin()) and it unlocks the page without mapping it",
+        "docs/explore.md (found by search, seed 1112 of race-threads); 2.6.30 mm/memory.c "
+        "do_swap_page() (out_page)",
+        (
+            Step("X", s("lock_page"), "p"),
+            Step("Y", s("free_swap_and_cache", "busy"), "p"),
+            Step(
+                "X", s("unlock_page"), "p", unless=(s("pte_same", "same"), s("pte_same", "changed"))
+            ),
+        ),
+        race="threads-zap-swapin",
+    ),
 )
 
 # --- fork (docs/fork.md) ---------------------------------------------------------------
@@ -412,6 +428,26 @@ PATTERNS += (
             Step("X", s("reuse_swap_page", "keep"), "p"),
             Step("Y", s("free_swap_and_cache", "locked"), "p"),
             Step("X", s("uncharge_page", "skip"), "p"),
+        ),
+    ),
+)
+
+# Both mms that fork left sharing a page exit at once: one mm's mmu_gather holds the page
+# lock in free_swap_cache() (try_to_free_swap() keeps the page, as the other mm's swap
+# pte still counts), and the other mm's free_swap_and_cache() fails its trylock.
+PATTERNS += (
+    Pattern(
+        "fork-zap-gather",
+        "the two mms fork left sharing a page exit together: one's mmu_gather "
+        "free_swap_cache() holds the page lock (try_to_free_swap() keeps the page, as the "
+        "other's swap pte still counts) while the other's free_swap_and_cache() fails its "
+        "trylock: the page stays cache-only",
+        "docs/explore.md (found by search, seed 5669 of race-fork); 2.6.30 mm/swap_state.c "
+        "free_swap_cache() and mm/swapfile.c free_swap_and_cache()",
+        (
+            Step("X", s("free_swap_cache", "ok"), "p"),
+            Step("Y", s("free_swap_and_cache", "busy"), "p", unless=(s("unlock_page"),)),
+            Step("X", s("unlock_page"), "p"),
         ),
     ),
 )

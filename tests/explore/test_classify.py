@@ -161,6 +161,20 @@ NAMED = [
     # The zap after do_wp_page()'s reuse_swap_page() but before its page_cache_get().
     ("race-fork", "none", 1450, "random", 0.001, "fork-cow-zap", "fork-cow-zap"),
     ("race-fork", "none", 1342, "pos", 0.001, "fork-cow-both", "fork-cow-both"),
+    # kernsim explore --scenario race-fork --variant none --schedules 20000 (seeds 5669,
+    # 18481; under v5, 6447).
+    ("race-fork", "none", 5669, "delay", 0.001, "fork-zap-gather", "fork-zap-gather"),
+    ("race-fork", "v5", 6447, "pos", 200 * 1e-6, "fork-zap-gather", "fork-zap-gather"),
+    # kernsim explore --scenario race-threads --variant none --schedules 20000.
+    (
+        "race-threads",
+        "none",
+        1112,
+        "delay",
+        200 * 1e-6,
+        "threads-zap-swapin",
+        "threads-zap-swapin-charge-fails",
+    ),
 ]
 
 
