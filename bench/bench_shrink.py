@@ -29,6 +29,7 @@ OUT = Path(__file__).parent / "results" / "shrink.json"
 STORED = [
     ("example-a", "race", "none", 3, "random", 0.0002),
     ("example-b", "race", "none", 75, "random", 0.001),
+    ("example-b-eexist", "race", "none", 24320, "delay", 0.001),
     ("type-1", "race", "none", 445, "random", 0.001),
     ("type-2", "race", "none", 11, "random", 0.0002),
     ("writeback", "race", "none", 1, "pos", 0.0002),
@@ -43,6 +44,7 @@ STORED = [
     ("fork-cow-zap", "race-fork", "none", 324, "random", 200 * 1e-6),
     ("fork-cow-both", "race-fork", "none", 1078, "pos", 0.001),
     ("fork-cow-type-2", "race-fork", "none", 1163, "pos", 200 * 1e-6),
+    ("fork-zap-gather", "race-fork", "none", 5669, "delay", 0.001),
 ]
 
 
