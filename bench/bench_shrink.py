@@ -45,6 +45,7 @@ STORED = [
     ("fork-cow-both", "race-fork", "none", 1078, "pos", 0.001),
     ("fork-cow-type-2", "race-fork", "none", 1163, "pos", 200 * 1e-6),
     ("fork-zap-gather", "race-fork", "none", 5669, "delay", 0.001),
+    ("fork-cow-reclaim", "race-fork", "none", 14201, "delay", 0.001),
 ]
 
 

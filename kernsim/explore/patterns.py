@@ -86,6 +86,10 @@ class Pattern:
         return self.race or self.name
 
 
+#: do_wp_page()'s decision under the page lock, and do_swap_page()'s pte check.
+WP_DECIDES = (s("reuse_swap_page", "keep"), s("reuse_swap_page", "reuse"))
+PTE_SAME = (s("pte_same", "same"), s("pte_same", "changed"))
+
 SEED = "seed mail, v5 (LKML, 30 Apr 2009; lkml.iu.edu/hypermail/linux/kernel/0904.3/02992.html)"
 NISHIMURA = "M<20090317135702.4222e62e.nishimura@mxp.nes.nec.co.jp> (Type-1/Type-2)"
 V6_LOG = "v5->v6 changelog in M<20090512133238.0fb41722.nishimura@mxp.nes.nec.co.jp>"
@@ -364,10 +368,9 @@ PATTERNS: tuple[Pattern, ...] = (
         "do_swap_page() (out_page)",
         (
             Step("X", s("lock_page"), "p"),
-            Step("Y", s("free_swap_and_cache", "busy"), "p"),
-            Step(
-                "X", s("unlock_page"), "p", unless=(s("pte_same", "same"), s("pte_same", "changed"))
-            ),
+            # do_wp_page() takes the page lock too, for reuse_swap_page(): not this race.
+            Step("Y", s("free_swap_and_cache", "busy"), "p", unless=WP_DECIDES),
+            Step("X", s("unlock_page"), "p", unless=(*WP_DECIDES, *PTE_SAME)),
         ),
         race="threads-zap-swapin",
     ),
@@ -427,6 +430,39 @@ PATTERNS += (
         (
             Step("X", s("reuse_swap_page", "keep"), "p"),
             Step("Y", s("free_swap_and_cache", "locked"), "p"),
+            Step("X", s("uncharge_page", "skip"), "p"),
+        ),
+    ),
+    Pattern(
+        "fork-cow-zap-busy",
+        "fork-cow-zap with the other mm's zap while do_wp_page() still holds the page "
+        "lock: its trylock fails and it leaves the page in the swap cache all the same",
+        "docs/explore.md (found by search, seed 12696 of race-fork under v5); 2.6.30 "
+        "mm/memory.c do_wp_page() and mm/swapfile.c free_swap_and_cache()",
+        (
+            Step("X", s("reuse_swap_page", "keep"), "p"),
+            Step("Y", s("free_swap_and_cache", "busy"), "p"),
+            Step("X", s("uncharge_page", "skip"), "p"),
+        ),
+        race="fork-cow-zap",
+    ),
+)
+
+# do_wp_page() decides to copy a page fork shares and takes its reference; reclaim's
+# add_to_swap() then gives the page a slot (the other mm has unmapped it meanwhile);
+# the copy's page_remove_rmap() unmaps the last mapping of a swap cache page (no
+# uncharge: PageSwapCache), and nothing in do_wp_page() frees its swap cache.
+PATTERNS += (
+    Pattern(
+        "fork-cow-reclaim",
+        "a write copies a page fork shares (do_wp_page()); reclaim's add_to_swap() gives "
+        "the page a slot while the copy is in flight, and the copy's page_remove_rmap() "
+        "then unmaps its last mapping: nothing frees its swap cache",
+        "docs/explore.md (found by search, seed 14201 of race-fork); 2.6.30 mm/memory.c "
+        "do_wp_page() and mm/vmscan.c shrink_page_list() (add_to_swap())",
+        (
+            Step("X", s("page_cache_get"), "p"),
+            Step("Y", s("add_to_swap_cache", "reclaim"), "p"),
             Step("X", s("uncharge_page", "skip"), "p"),
         ),
     ),

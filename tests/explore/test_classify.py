@@ -165,6 +165,8 @@ NAMED = [
     # 18481; under v5, 6447).
     ("race-fork", "none", 5669, "delay", 0.001, "fork-zap-gather", "fork-zap-gather"),
     ("race-fork", "v5", 6447, "pos", 200 * 1e-6, "fork-zap-gather", "fork-zap-gather"),
+    ("race-fork", "none", 14201, "delay", 0.001, "fork-cow-reclaim", "fork-cow-reclaim"),
+    ("race-fork", "v5", 12696, "random", 200 * 1e-6, "fork-cow-zap", "fork-cow-zap-busy"),
     # kernsim explore --scenario race-threads --variant none --schedules 20000.
     (
         "race-threads",
