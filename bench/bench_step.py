@@ -40,7 +40,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from kernsim.explore.job import Job, execute, run_schedule
+from kernsim.explore.job import Job, chooser_rng, execute, run_schedule
 from kernsim.explore.strategies import RandomWalk
 
 OUT = Path(__file__).parent / "results" / "step.json"
@@ -131,10 +131,9 @@ class _Played(RandomWalk):
 
 
 def _chooser(cls: type[RandomWalk], seed: int) -> Any:
-    # The job's own random source (kernsim.explore.job.make_strategy), so that the
-    # recording is the random walk's run itself.
+    # The job's own random source, so that the recording is the random walk's run itself.
     job = Job("race", "none", seed, "random")
-    return lambda _: cls(random.Random(job.seed * 7919 + 17), job.window_s)
+    return lambda _: cls(chooser_rng(job), job.window_s)
 
 
 def record_picks(schedules: int) -> list[list[int]]:

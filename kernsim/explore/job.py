@@ -98,9 +98,14 @@ class Run:
         return self.result.sha256() if self.result is not None else ""
 
 
+def chooser_rng(job: Job) -> random.Random:
+    """The chooser's own random source, derived from the job's seed (never the engine's:
+    see kernsim.explore.strategies)."""
+    return random.Random(job.seed * 7919 + 17)
+
+
 def make_strategy(job: Job) -> Callable[[random.Random], Strategy]:
-    # Its own source, derived from the seed: see kernsim.explore.strategies.
-    rng = random.Random(job.seed * 7919 + 17)
+    rng = chooser_rng(job)
     w = job.window_s
     if job.strategy == "random":
         return lambda _: RandomWalk(rng, w)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from kernsim.explore.classify import Match, settled_trace
 from kernsim.explore.diagram import draw_all, race_events
-from kernsim.explore.job import Job, Run, execute
+from kernsim.explore.job import Job, Run, chooser_rng, execute
 from kernsim.explore.strategies import Ready, Replay, Switch
 from kernsim.model.port import PrimitiveInfo
 from kernsim.sim.engine import Engine, Strategy
@@ -67,8 +67,7 @@ def record(job: Job) -> Recorded:
     made: list[_Recording] = []
 
     def strategy(_: random.Random) -> Strategy:
-        # The seed's own source, as kernsim.explore.job.make_strategy derives it.
-        made.append(_Recording(random.Random(job.seed * 7919 + 17), job.window_s, job.switches))
+        made.append(_Recording(chooser_rng(job), job.window_s, job.switches))
         return made[-1]
 
     decision_of: list[int] = []

@@ -45,18 +45,9 @@ def test_a_kernel_bug_in_the_model_is_reported_not_raised(
 ) -> None:
     """A BUG_ON firing inside a primitive ends the run with a `kernel_bug` violation
     naming the last events, and leaves no coroutine behind."""
-    from kernsim.model import filemap
-    from kernsim.model.mm import KernelBug, MmState
-    from kernsim.model.port import PRIMITIVE_BY_FN, PrimitiveInfo
+    from tests.support.unitkit import break_unlock_page
 
-    def broken_unlock_page(mm: MmState, pfn: int) -> None:
-        raise KernelBug(f"unlock_page({pfn}): injected")
-
-    monkeypatch.setitem(
-        PRIMITIVE_BY_FN,
-        filemap.unlock_page,
-        PrimitiveInfo("unlock_page", "mm", "page", broken_unlock_page),
-    )
+    break_unlock_page(monkeypatch)
     r = simulate("type-1", "none", 1)
     bug = r.violations[-1]
     assert bug.kind == "kernel_bug" and "injected" in bug.message

@@ -7,12 +7,11 @@ import gc
 import pytest
 
 from kernsim.check.spec import fault_profile, workload_params
-from kernsim.model import filemap
-from kernsim.model.mm import KernelBug, MmState
-from kernsim.model.port import PRIMITIVE_BY_FN, PrimitiveInfo
+from kernsim.model.mm import KernelBug
 from kernsim.sim.engine import Engine
 from kernsim.sim.run import build_world, simulate
 from kernsim.sim.scenarios import get_scenario
+from tests.support.unitkit import break_unlock_page
 
 
 def test_the_collector_is_paused_during_steps_and_back_after_the_run() -> None:
@@ -36,14 +35,7 @@ def test_a_run_with_the_collector_off_leaves_it_off() -> None:
 
 
 def test_the_collector_is_back_after_a_primitive_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken_unlock_page(mm: MmState, pfn: int) -> None:
-        raise KernelBug(f"unlock_page({pfn}): injected")
-
-    monkeypatch.setitem(
-        PRIMITIVE_BY_FN,
-        filemap.unlock_page,
-        PrimitiveInfo("unlock_page", "mm", "page", broken_unlock_page),
-    )
+    break_unlock_page(monkeypatch)
     raised: list[Engine] = []
     real_run = Engine.run
 

@@ -85,3 +85,19 @@ def make_machine(variant: str = "none", **mm_overrides: int) -> Machine:
     """A fresh Machine running ``variant``; the swap_map encoding follows the variant
     (2.6.31's for ``upstream``)."""
     return Script.create(variant, seed=0, **{**SMALL, **mm_overrides})
+
+
+def break_unlock_page(monkeypatch: Any) -> None:
+    """Make every unlock_page() a BUG_ON (KernelBug), for the tests of a crashing run."""
+    from kernsim.model import filemap
+    from kernsim.model.mm import KernelBug
+    from kernsim.model.port import PRIMITIVE_BY_FN, PrimitiveInfo
+
+    def broken_unlock_page(mm: MmState, pfn: int) -> None:
+        raise KernelBug(f"unlock_page({pfn}): injected")
+
+    monkeypatch.setitem(
+        PRIMITIVE_BY_FN,
+        filemap.unlock_page,
+        PrimitiveInfo("unlock_page", "mm", "page", broken_unlock_page),
+    )
